@@ -1,0 +1,11 @@
+module github.com/slurm-dmtcp/slurm-dmtcp
+
+go 1.26.8
+
+require (
+	github.com/coreos/go-systemd/v22 v22.7.0 // indirect
+	github.com/mattn/go-sqlite3 v1.14.53 // indirect
+	github.com/sirupsen/logrus v1.10.2 // indirect
+	github.com/stretchr/testify v1.12.1 // indirect
+	golang.org/x/sys v0.13.0 // indirect
+)
