@@ -1,0 +1,30 @@
+package proto
+
+// Protocol version 1 of the ready message (see the package documentation).
+const (
+	ReadyHeader = "sdmtcp/1 ready"
+	ErrorHeader = "sdmtcp/1 error"
+	EndLine     = "end"
+	ReadyFD     = 3
+)
+
+// Environment variables the plugin sets for the tasks it runs under DMTCP.
+const (
+	EnvPrefix      = "SLURM_DMTCP_"
+	EnvArgv0       = "SLURM_DMTCP_ARGV0"
+	EnvDMTCPPrefix = "SLURM_DMTCP_DMTCP_PREFIX"
+	EnvError       = "SLURM_DMTCP_ERROR"
+	EnvCoordHost   = "SLURM_DMTCP_COORD_HOST"
+	EnvCoordPort   = "SLURM_DMTCP_COORD_PORT"
+)
+
+// Keys of the ready message. Each reaches the tasks as EnvPrefix + upper-case key.
+const (
+	KeyCoordHost = "coord_host"
+	KeyCoordPort = "coord_port"
+	KeyCkptDir   = "ckptdir"
+	KeyStepDir   = "stepdir"
+	KeyRunDir    = "rundir"
+	KeyTmpDir    = "tmpdir"
+	KeyMessage   = "message"
+)
