@@ -1,0 +1,455 @@
+/*
+ * stepd.c: slurmstepd, the step's main process (runs as root) and the forked task children.
+ *
+ *   user_init (main process, before tasks fork): start the agent as the job's user, read its
+ *     ready message (coordinator host and port, checkpoint folder), put them in the job's
+ *     environment.
+ *   task_init (each forked task child, as the user, just before exec): replace argv[0] by the
+ *     task launcher, which runs the original command under dmtcp_launch. C only: no Go here.
+ *   task_exit (main process): after the last local task, close the agent's lifeline and wait,
+ *     bounded, for it to stop the coordinator and exit.
+ *   exit: the same, in case no task ever ran.
+ *
+ * Between fork and exec the child calls only async-signal-safe functions: slurmstepd has threads.
+ */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <slurm/slurm.h>
+#include <slurm/spank.h>
+
+#include "proto.h"
+#include "sdmtcp.h"
+#include "stepd.h"
+
+#define STOP_TIMEOUT_MS 15000
+#define MSG_MAX 8192
+#define MAX_ARGS 40
+
+enum mode { MODE_OFF, MODE_AGENT, MODE_JOIN };
+
+static struct {
+	const struct sdmtcp_config *cfg;
+	int on;
+	long interval;
+	enum mode mode;
+	pid_t agent;
+	int lifeline; /* write end of the agent's stdin: closing it asks the agent to stop */
+	int ready;    /* read end of the agent's fd 3: EOF once the agent has exited */
+	uint32_t local_tasks;
+	uint32_t exited;
+	char error[SDMTCP_ERRLEN]; /* non-empty: each task prints it and fails */
+} st = { .agent = -1, .lifeline = -1, .ready = -1 };
+
+int sdmtcp_stepd_post_opt(spank_t sp, const struct sdmtcp_config *c,
+			  const struct sdmtcp_request *r)
+{
+	char err[SDMTCP_ERRLEN];
+	(void)sp;
+	st.cfg = c;
+	if (sdmtcp_resolve(c, r, &st.on, &st.interval, err, sizeof(err)) < 0) {
+		/* srun/sbatch refused this already; a node with another plugstack.conf may not. */
+		slurm_error("dmtcp: %s", err);
+		st.on = c->default_on;
+		st.interval = c->default_interval;
+	}
+	return 0;
+}
+
+static long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+/* Reads until the message's "end" line, EOF or the deadline. Returns bytes read or -1. */
+static int read_message(int fd, char *buf, size_t len, long timeout_ms)
+{
+	size_t n = 0;
+	long deadline = now_ms() + timeout_ms;
+
+	buf[0] = '\0';
+	while (n + 1 < len) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		long left = deadline - now_ms();
+		ssize_t r;
+		if (left <= 0)
+			return -1;
+		if (poll(&p, 1, (int)left) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (!p.revents)
+			continue;
+		r = read(fd, buf + n, len - 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+		buf[n] = '\0';
+		if (strstr(buf, "\n" SDMTCP_PROTO_END "\n"))
+			break;
+	}
+	return (int)n;
+}
+
+int sdmtcp_parse_ready(char *msg, void (*set)(void *ctx, const char *key, const char *val),
+		       void *ctx, char *err, size_t errlen)
+{
+	char *save = NULL;
+	char *line = strtok_r(msg, "\n", &save);
+	int ready;
+
+	if (!line) {
+		snprintf(err, errlen, "the agent exited without a word");
+		return -1;
+	}
+	if (!strcmp(line, SDMTCP_PROTO_READY))
+		ready = 1;
+	else if (!strcmp(line, SDMTCP_PROTO_ERROR))
+		ready = 0;
+	else {
+		snprintf(err, errlen, "the agent spoke another protocol: '%.80s' (want '%s')", line,
+			 SDMTCP_PROTO_READY);
+		return -1;
+	}
+	snprintf(err, errlen, "the agent failed without saying why");
+	while ((line = strtok_r(NULL, "\n", &save))) {
+		char *eq;
+		if (!strcmp(line, SDMTCP_PROTO_END))
+			return ready;
+		eq = strchr(line, '=');
+		if (!eq || eq == line) {
+			snprintf(err, errlen, "malformed line from the agent: '%.80s'", line);
+			return -1;
+		}
+		*eq = '\0';
+		for (char *k = line; *k; k++)
+			if (!(islower((unsigned char)*k) || *k == '_')) {
+				snprintf(err, errlen, "malformed key from the agent: '%.80s'", line);
+				return -1;
+			}
+		if (ready)
+			set(ctx, line, eq + 1);
+		else if (!strcmp(line, "message"))
+			snprintf(err, errlen, "%s", eq + 1);
+	}
+	snprintf(err, errlen, "the agent's message ended early (no '%s' line)", SDMTCP_PROTO_END);
+	return -1;
+}
+
+static void set_job_env(void *ctx, const char *key, const char *val)
+{
+	spank_t sp = ctx;
+	char name[128];
+	size_t n = strlen(SDMTCP_ENV_PREFIX);
+
+	if (strlen(key) + n >= sizeof(name))
+		return;
+	memcpy(name, SDMTCP_ENV_PREFIX, n);
+	for (const char *k = key; *k; k++)
+		name[n++] = (char)toupper((unsigned char)*k);
+	name[n] = '\0';
+	spank_setenv(sp, name, val, 1);
+	/* dmtcp_command and dmtcp_launch read these: users can type dmtcp_command -s in the job. */
+	if (!strcmp(key, "coord_host"))
+		spank_setenv(sp, "DMTCP_COORD_HOST", val, 1);
+	if (!strcmp(key, "coord_port"))
+		spank_setenv(sp, "DMTCP_COORD_PORT", val, 1);
+}
+
+static void close_from(int lowfd)
+{
+#ifdef SYS_close_range
+	if (syscall(SYS_close_range, (unsigned)lowfd, ~0U, 0) == 0)
+		return;
+#endif
+	for (int fd = lowfd; fd < 65536; fd++)
+		close(fd);
+}
+
+/* Starts the agent as the job's user and waits for its ready message. 0, or -1 with st.error. */
+static int start_agent(spank_t sp, uint32_t stepid)
+{
+	const struct sdmtcp_config *c = st.cfg;
+	uid_t uid;
+	gid_t gid;
+	gid_t *gids = NULL;
+	int ngids = 0;
+	uint32_t jobid, restarts = 0, nnodes = 1, nodeid = 0;
+	char a[MAX_ARGS][1100];
+	char *argv[MAX_ARGS + 1];
+	char envbuf[4][1100];
+	char *envp[8];
+	int na = 0, ne = 0;
+	char failmsg[1400];
+	int life[2], rdy[2], devnull;
+	int child_life, child_rdy;
+	char msg[MSG_MAX];
+	char err[SDMTCP_ERRLEN];
+	pid_t pid;
+	int rc;
+
+	if (spank_get_item(sp, S_JOB_UID, &uid) || spank_get_item(sp, S_JOB_GID, &gid) ||
+	    spank_get_item(sp, S_JOB_ID, &jobid)) {
+		snprintf(st.error, sizeof(st.error), "cannot read the job's user and id from Slurm");
+		return -1;
+	}
+	spank_get_item(sp, S_SLURM_RESTART_COUNT, &restarts);
+	spank_get_item(sp, S_JOB_NNODES, &nnodes);
+	spank_get_item(sp, S_JOB_NODEID, &nodeid);
+	if (spank_get_item(sp, S_JOB_SUPPLEMENTARY_GIDS, &gids, &ngids))
+		ngids = 0;
+	if (uid == 0) {
+		snprintf(st.error, sizeof(st.error), "the agent never runs as root");
+		return -1;
+	}
+
+#define ARG(...) snprintf(a[na], sizeof(a[na]), __VA_ARGS__), argv[na] = a[na], na++
+	ARG("%s", c->agent);
+	ARG("--protocol=1");
+	ARG("--job-id=%u", jobid);
+	if (stepid == SLURM_BATCH_SCRIPT)
+		ARG("--step=batch");
+	else
+		ARG("--step=%u", stepid);
+	ARG("--restart-count=%u", restarts);
+	ARG("--node-id=%u", nodeid);
+	ARG("--nodes=%u", nnodes);
+	ARG("--tasks=%u", st.local_tasks);
+	ARG("--interval=%ld", st.interval);
+	ARG("--keep=%ld", c->keep);
+	ARG("--checkpoint-dir=%s", c->checkpoint_dir);
+	ARG("--runtime-dir=%s", c->runtime_dir);
+	if (c->dmtcp_prefix[0])
+		ARG("--dmtcp-prefix=%s", c->dmtcp_prefix);
+	argv[na] = NULL;
+#undef ARG
+	snprintf(envbuf[ne], sizeof(envbuf[ne]), "PATH=/usr/local/bin:/usr/bin:/bin");
+	envp[ne] = envbuf[ne], ne++;
+	snprintf(envbuf[ne], sizeof(envbuf[ne]), "LANG=C");
+	envp[ne] = envbuf[ne], ne++;
+	snprintf(envbuf[ne], sizeof(envbuf[ne]), "SLURM_CONF=");
+	if (spank_getenv(sp, "SLURM_CONF", envbuf[ne] + 11, (int)sizeof(envbuf[ne]) - 11) ==
+	    ESPANK_SUCCESS)
+		envp[ne] = envbuf[ne], ne++;
+	envp[ne] = NULL;
+	snprintf(failmsg, sizeof(failmsg),
+		 "%s\nmessage=cannot execute the agent %s (plugstack.conf agent=)\n%s\n",
+		 SDMTCP_PROTO_ERROR, c->agent, SDMTCP_PROTO_END);
+
+	if (pipe2(life, O_CLOEXEC) < 0) {
+		snprintf(st.error, sizeof(st.error), "pipe: %s", strerror(errno));
+		return -1;
+	}
+	if (pipe2(rdy, O_CLOEXEC) < 0) {
+		snprintf(st.error, sizeof(st.error), "pipe: %s", strerror(errno));
+		close(life[0]);
+		close(life[1]);
+		return -1;
+	}
+	/* Child ends moved above 10, so the dup2 calls below cannot clobber each other. */
+	child_life = fcntl(life[0], F_DUPFD_CLOEXEC, 10);
+	child_rdy = fcntl(rdy[1], F_DUPFD_CLOEXEC, 10);
+	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	close(life[0]);
+	close(rdy[1]);
+	if (child_life < 0 || child_rdy < 0 || devnull < 0) {
+		snprintf(st.error, sizeof(st.error), "cannot set up the agent's pipes: %s",
+			 strerror(errno));
+		goto fail_fds;
+	}
+
+	pid = fork();
+	if (pid < 0) {
+		snprintf(st.error, sizeof(st.error), "fork: %s", strerror(errno));
+		goto fail_fds;
+	}
+	if (pid == 0) {
+		if (dup2(child_life, 0) < 0 || dup2(devnull, 1) < 0 || dup2(devnull, 2) < 0 ||
+		    dup2(child_rdy, SDMTCP_AGENT_READY_FD) < 0)
+			_exit(126);
+		close_from(SDMTCP_AGENT_READY_FD + 1);
+		setsid();
+		if (setgroups((size_t)ngids, gids) < 0 || setgid(gid) < 0 || setuid(uid) < 0 ||
+		    getuid() == 0 || geteuid() == 0)
+			_exit(126);
+		execve(argv[0], argv, envp);
+		if (write(SDMTCP_AGENT_READY_FD, failmsg, strlen(failmsg)) < 0)
+			_exit(127);
+		_exit(127);
+	}
+	close(child_life);
+	close(child_rdy);
+	close(devnull);
+	st.agent = pid;
+	st.lifeline = life[1];
+	st.ready = rdy[0];
+
+	if (read_message(st.ready, msg, sizeof(msg), c->agent_timeout * 1000) < 0) {
+		snprintf(st.error, sizeof(st.error),
+			 "the agent %s did not get ready within %lds (plugstack.conf agent_timeout)",
+			 c->agent, c->agent_timeout);
+		return -1;
+	}
+	rc = sdmtcp_parse_ready(msg, set_job_env, sp, err, sizeof(err));
+	if (rc != 1) {
+		snprintf(st.error, sizeof(st.error), "%s", err);
+		return -1;
+	}
+	return 0;
+
+fail_fds:
+	if (child_life >= 0)
+		close(child_life);
+	if (child_rdy >= 0)
+		close(child_rdy);
+	if (devnull >= 0)
+		close(devnull);
+	close(life[1]);
+	close(rdy[0]);
+	return -1;
+}
+
+/* Asks the agent to stop (EOF on its stdin), waits for it, bounded, then kills what is left. */
+static void stop_agent(void)
+{
+	long deadline = now_ms() + STOP_TIMEOUT_MS;
+	char buf[256];
+
+	if (st.agent <= 0)
+		return;
+	close_fd(&st.lifeline);
+	while (st.ready >= 0) {
+		struct pollfd p = { .fd = st.ready, .events = POLLIN };
+		long left = deadline - now_ms();
+		ssize_t r;
+		if (left <= 0) {
+			slurm_error("dmtcp: the agent (pid %d) did not stop within %ds; killing it",
+				    (int)st.agent, STOP_TIMEOUT_MS / 1000);
+			break;
+		}
+		if (poll(&p, 1, (int)left) <= 0)
+			continue;
+		r = read(st.ready, buf, sizeof(buf));
+		if (r == 0 || (r < 0 && errno != EINTR))
+			close_fd(&st.ready); /* EOF: the agent and its children are gone */
+	}
+	kill(-st.agent, SIGKILL);
+	kill(st.agent, SIGKILL);
+	waitpid(st.agent, NULL, WNOHANG); /* slurmstepd may have reaped it already */
+	close_fd(&st.ready);
+	st.agent = -1;
+}
+
+int sdmtcp_stepd_user_init(spank_t sp)
+{
+	uint32_t stepid = 0, nnodes = 1;
+	uid_t uid = 0;
+	char port[32];
+	int inside_batch;
+
+	if (!st.cfg)
+		return 0;
+	spank_get_item(sp, S_JOB_STEPID, &stepid);
+	spank_get_item(sp, S_JOB_UID, &uid);
+	spank_get_item(sp, S_JOB_NNODES, &nnodes);
+	spank_get_item(sp, S_JOB_LOCAL_TASK_COUNT, &st.local_tasks);
+	if (stepid == SLURM_EXTERN_CONT || stepid == SLURM_INTERACTIVE_STEP ||
+	    stepid == SLURM_PENDING_STEP || uid == 0)
+		return 0;
+	/* A step of a --dmtcp batch job joins the job's coordinator (the variable came down
+	 * from the batch script's environment), unless the step says --dmtcp=off. */
+	inside_batch = stepid != SLURM_BATCH_SCRIPT &&
+		       spank_getenv(sp, SDMTCP_ENV_COORD_PORT, port, sizeof(port)) == ESPANK_SUCCESS;
+	if (inside_batch && sdmtcp_req.dmtcp != 0) {
+		st.mode = MODE_JOIN;
+		return 0;
+	}
+	if (!st.on)
+		return 0;
+
+	if (access(st.cfg->exec, X_OK) < 0) {
+		slurm_error("dmtcp: the task launcher %s is not executable (%s); fix plugstack.conf "
+			    "exec= or the installation",
+			    st.cfg->exec, strerror(errno));
+		return -1;
+	}
+	if (st.cfg->dmtcp_prefix[0])
+		spank_setenv(sp, SDMTCP_ENV_PREFIX_DIR, st.cfg->dmtcp_prefix, 1);
+	st.mode = MODE_AGENT;
+	if (stepid != SLURM_BATCH_SCRIPT && nnodes > 1) {
+		snprintf(st.error, sizeof(st.error),
+			 "srun --dmtcp steps across %u nodes outside a --dmtcp batch job are not "
+			 "supported yet; run the step on one node or submit the job with sbatch --dmtcp",
+			 nnodes);
+		return 0;
+	}
+	if (start_agent(sp, stepid) < 0) {
+		slurm_error("dmtcp: %s", st.error);
+		stop_agent();
+	}
+	return 0;
+}
+
+int sdmtcp_stepd_task_init(spank_t sp)
+{
+	int argc = 0;
+	char **argv = NULL;
+	char *launcher;
+
+	if (st.mode == MODE_OFF)
+		return 0;
+	if (spank_get_item(sp, S_JOB_ARGV, &argc, &argv) != ESPANK_SUCCESS || argc < 1)
+		return -1;
+	launcher = strdup(st.cfg->exec);
+	if (!launcher)
+		return -1;
+	spank_setenv(sp, SDMTCP_ENV_ARGV0, argv[0], 1);
+	if (st.error[0])
+		spank_setenv(sp, SDMTCP_ENV_ERROR, st.error, 1);
+	argv[0] = launcher; /* the child execs it right after this hook */
+	return 0;
+}
+
+int sdmtcp_stepd_task_exit(spank_t sp)
+{
+	(void)sp;
+	if (st.mode != MODE_AGENT)
+		return 0;
+	if (++st.exited >= st.local_tasks)
+		stop_agent();
+	return 0;
+}
+
+int sdmtcp_stepd_exit(spank_t sp)
+{
+	(void)sp;
+	stop_agent();
+	return 0;
+}

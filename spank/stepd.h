@@ -1,0 +1,26 @@
+/*
+ * stepd.h: hooks of local.c (srun/sbatch/salloc) and stepd.c (slurmstepd).
+ */
+#ifndef SDMTCP_STEPD_H
+#define SDMTCP_STEPD_H
+
+#include <slurm/spank.h>
+
+#include "sdmtcp.h"
+
+int sdmtcp_local_post_opt(const struct sdmtcp_config *c, const struct sdmtcp_request *r);
+
+int sdmtcp_stepd_post_opt(spank_t sp, const struct sdmtcp_config *c,
+			  const struct sdmtcp_request *r);
+int sdmtcp_stepd_user_init(spank_t sp);
+int sdmtcp_stepd_task_init(spank_t sp);
+int sdmtcp_stepd_task_exit(spank_t sp);
+int sdmtcp_stepd_exit(spank_t sp);
+
+/* Parses the agent's ready message (see proto.h). On "ready", calls set(key, value) for
+ * every key=value line and returns 1; on "error" copies the message into err and returns 0;
+ * returns -1 on a malformed message (err says why). */
+int sdmtcp_parse_ready(char *msg, void (*set)(void *ctx, const char *key, const char *val),
+		       void *ctx, char *err, size_t errlen);
+
+#endif
