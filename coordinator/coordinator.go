@@ -1,0 +1,174 @@
+package coordinator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Options says where a coordinator keeps its files.
+type Options struct {
+	Install Install
+	RunDir  string // private folder of the step: port file, coordinator log
+	CkptDir string // where dmtcp_restart_script.sh goes
+	TmpDir  string // DMTCP's temporary files (instead of /tmp/dmtcp-USER@HOST)
+	Host    string // name the tasks use to reach it; "" = this node's name, else 127.0.0.1
+}
+
+// Coordinator is a running dmtcp_coordinator that this process started and owns.
+type Coordinator struct {
+	Host string
+	Port int
+	inst Install
+	cmd  *exec.Cmd
+	// stdin stays open for the coordinator's life: at EOF on stdin it busy-loops on its
+	// prompt, and when the agent dies the pipe closes with it.
+	stdin io.WriteCloser
+	done  chan struct{}
+	err   error
+}
+
+// Status is dmtcp_command --json -s.
+type Status struct {
+	CommandStatus string `json:"command_status"`
+	NumPeers      int    `json:"num_peers"`
+	Running       bool   `json:"running"`
+	Interval      int    `json:"checkpoint_interval"`
+}
+
+// Start runs dmtcp_coordinator on a free port (-p 0), with SIGTERM ignored so that Slurm's
+// SIGTERM to every process of the step does not take it away before a checkpoint, and waits
+// until it answers a status request.
+func Start(ctx context.Context, o Options) (*Coordinator, error) {
+	portFile := filepath.Join(o.RunDir, "coordinator.port")
+	_ = os.Remove(portFile)
+	args := []string{"-q", "-p", "0", "--port-file", portFile, "--ckptdir", o.CkptDir,
+		"--tmpdir", o.TmpDir, "--stale-timeout", "-1",
+		"--coord-logfile", filepath.Join(o.RunDir, "coordinator.log")}
+	// "trap '' TERM" sets SIG_IGN, which survives the exec.
+	cmd := exec.Command("/bin/sh", append([]string{"-c", `trap '' TERM; exec "$0" "$@"`, o.Install.Coordinator}, args...)...)
+	logf, err := os.OpenFile(filepath.Join(o.RunDir, "coordinator.out"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("coordinator output file: %w", err)
+	}
+	defer logf.Close()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, fmt.Errorf("coordinator stdin: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", o.Install.Coordinator, err)
+	}
+	c := &Coordinator{inst: o.Install, cmd: cmd, stdin: stdin, done: make(chan struct{})}
+	go func() { c.err = cmd.Wait(); close(c.done) }()
+
+	c.Host = o.Host
+	if c.Host == "" {
+		c.Host = reachableHostname()
+	}
+	for {
+		if b, err := os.ReadFile(portFile); err == nil {
+			if p, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && p > 0 {
+				c.Port = p
+				if _, err := c.Status(ctx); err == nil {
+					return c, nil
+				}
+			}
+		}
+		select {
+		case <-c.done:
+			out, _ := os.ReadFile(filepath.Join(o.RunDir, "coordinator.out"))
+			return nil, fmt.Errorf("dmtcp_coordinator exited at start (%v): %s", c.err, strings.TrimSpace(string(out)))
+		case <-ctx.Done():
+			c.kill()
+			return nil, fmt.Errorf("dmtcp_coordinator did not answer in time: %w", ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// reachableHostname is this node's name when it resolves, else the loopback address.
+func reachableHostname() string {
+	h, err := os.Hostname()
+	if err == nil {
+		if addrs, err := net.LookupHost(h); err == nil && len(addrs) > 0 {
+			return h
+		}
+	}
+	return "127.0.0.1"
+}
+
+func (c *Coordinator) command(ctx context.Context, args ...string) ([]byte, error) {
+	full := append([]string{"-h", c.Host, "-p", strconv.Itoa(c.Port)}, args...)
+	out, err := exec.CommandContext(ctx, c.inst.Command, full...).CombinedOutput()
+	if err != nil {
+		return out, fmt.Errorf("dmtcp_command %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return out, nil
+}
+
+// Status asks the coordinator how many processes it has and whether they are running.
+func (c *Coordinator) Status(ctx context.Context) (Status, error) {
+	out, err := c.command(ctx, "--json", "-s")
+	if err != nil {
+		return Status{}, err
+	}
+	var s Status
+	if err := json.Unmarshal(out, &s); err != nil {
+		return Status{}, fmt.Errorf("dmtcp_command --json -s: %w in %q", err, firstLine(string(out)))
+	}
+	if s.CommandStatus != "DMT_COORD_SUCCESS" {
+		return s, fmt.Errorf("dmtcp_command --json -s: %s", s.CommandStatus)
+	}
+	return s, nil
+}
+
+// Checkpoint asks for a checkpoint and blocks until every process has written its image.
+func (c *Coordinator) Checkpoint(ctx context.Context) error {
+	_, err := c.command(ctx, "-bc")
+	return err
+}
+
+// ErrGone is returned by Quit when the coordinator had already exited.
+var ErrGone = errors.New("coordinator already exited")
+
+// Quit asks the coordinator to exit (its processes are killed with it) and waits for it,
+// killing it once the context ends.
+func (c *Coordinator) Quit(ctx context.Context) error {
+	select {
+	case <-c.done:
+		return ErrGone
+	default:
+	}
+	_, qerr := c.command(ctx, "-q")
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		c.kill()
+		<-c.done
+		return fmt.Errorf("coordinator did not exit after dmtcp_command -q: killed: %w", ctx.Err())
+	}
+	_ = c.stdin.Close()
+	return qerr
+}
+
+// Done is closed once the coordinator process has exited.
+func (c *Coordinator) Done() <-chan struct{} { return c.done }
+
+// Pid is the coordinator's process id.
+func (c *Coordinator) Pid() int { return c.cmd.Process.Pid }
+
+func (c *Coordinator) kill() {
+	_ = c.cmd.Process.Kill()
+	_ = c.stdin.Close()
+}
