@@ -148,7 +148,7 @@ static int set_key(struct sdmtcp_config *c, const struct key *k, const char *val
 		return 0;
 	case K_DURATION:
 		if (sdmtcp_parse_duration(val, (long *)field, sub, sizeof(sub)) < 0) {
-			snprintf(err, errlen, "plugstack.conf argument %s=%s: %s", k->name, val, sub);
+			snprintf(err, errlen, "plugstack.conf argument %s=%.200s: %.1500s", k->name, val, sub);
 			return -1;
 		}
 		if (!strcmp(k->name, "agent_timeout") && *(long *)field < 1)

@@ -39,7 +39,7 @@ int sdmtcp_option_interval(struct sdmtcp_request *r, const char *arg, char *err,
 	long v;
 
 	if (sdmtcp_parse_duration(arg ? arg : "", &v, sub, sizeof(sub)) < 0) {
-		snprintf(err, errlen, "--dmtcp-interval=%s: %s; 0 turns periodic checkpoints off",
+		snprintf(err, errlen, "--dmtcp-interval=%.200s: %.1500s; 0 turns periodic checkpoints off",
 			 arg ? arg : "", sub);
 		return -1;
 	}
@@ -51,6 +51,9 @@ static int cb_dmtcp(int val, const char *optarg, int remote)
 {
 	char err[SDMTCP_ERRLEN];
 	(void)val;
+	/* slurmstepd hands a plain --dmtcp over as an empty argument. */
+	if (remote && optarg && !*optarg)
+		optarg = NULL;
 	if (sdmtcp_option_dmtcp(&sdmtcp_req, optarg, err, sizeof(err)) < 0) {
 		if (!remote)
 			slurm_error("%s", err);

@@ -12,6 +12,8 @@
 #include "sdmtcp.h"
 #include "stepd.h"
 
+/* Built with -fvisibility=hidden: only what Slurm looks up is exported. */
+#pragma GCC visibility push(default)
 SPANK_PLUGIN(dmtcp, 1);
 
 static struct sdmtcp_config config;
@@ -78,3 +80,4 @@ int slurm_spank_exit(spank_t sp, int ac, char **av)
 	(void)av;
 	return spank_context() == S_CTX_REMOTE ? sdmtcp_stepd_exit(sp) : 0;
 }
+#pragma GCC visibility pop

@@ -193,6 +193,13 @@ static void close_from(int lowfd)
 		close(fd);
 }
 
+/* In the forked child: report on the ready pipe and exit (async-signal-safe only). */
+static void child_fail(const char *msg)
+{
+	ssize_t r = write(SDMTCP_AGENT_READY_FD, msg, strlen(msg));
+	_exit(r < 0 ? 126 : 127);
+}
+
 /* Starts the agent as the job's user and waits for its ready message. 0, or -1 with st.error. */
 static int start_agent(spank_t sp, uint32_t stepid)
 {
@@ -296,13 +303,17 @@ static int start_agent(spank_t sp, uint32_t stepid)
 			_exit(126);
 		close_from(SDMTCP_AGENT_READY_FD + 1);
 		setsid();
+		/* user_init runs with privileges temporarily dropped (euid = user, real uid
+		 * root): take root back in the child only, to drop it for good below. */
+		if (geteuid() != 0 && seteuid(0) < 0)
+			child_fail(SDMTCP_PROTO_ERROR "\nmessage=cannot regain root to start the "
+					"agent\n" SDMTCP_PROTO_END "\n");
 		if (setgroups((size_t)ngids, gids) < 0 || setgid(gid) < 0 || setuid(uid) < 0 ||
 		    getuid() == 0 || geteuid() == 0)
-			_exit(126);
+			child_fail(SDMTCP_PROTO_ERROR "\nmessage=cannot switch to the job's user\n"
+					SDMTCP_PROTO_END "\n");
 		execve(argv[0], argv, envp);
-		if (write(SDMTCP_AGENT_READY_FD, failmsg, strlen(failmsg)) < 0)
-			_exit(127);
-		_exit(127);
+		child_fail(failmsg);
 	}
 	close(child_life);
 	close(child_rdy);

@@ -1,0 +1,91 @@
+# slurm-dmtcp: make builds into build/; make test runs unit then integration tests.
+PREFIX      ?= /usr/local
+DESTDIR     ?=
+LIBEXECDIR  ?= $(PREFIX)/libexec/slurm-dmtcp
+PLUGINDIR   ?= $(PREFIX)/lib/slurm-dmtcp
+BINDIR      ?= $(PREFIX)/bin
+DOCDIR      ?= $(PREFIX)/share/doc/slurm-dmtcp
+SHAREDIR    ?= $(PREFIX)/share/slurm-dmtcp
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+
+GO          ?= go
+CC          ?= gcc
+CFLAGS      ?= -O2 -g
+SPANK_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -fPIC -fvisibility=hidden \
+               -DSDMTCP_LIBEXECDIR='"$(LIBEXECDIR)"'
+BUILD       := build
+SPANK_SRC   := spank/spank_dmtcp.c spank/config.c spank/options.c spank/local.c spank/stepd.c
+SPANK_HDR   := $(wildcard spank/*.h)
+GO_SRC      := $(shell find . -name '*.go' -not -path './build/*') go.mod go.sum
+GO_CMDS     := slurm-dmtcp-agent slurm-dmtcp-exec
+GO_BINS     := $(addprefix $(BUILD)/,$(GO_CMDS))
+ifneq ($(wildcard nodeprobe/cmd/slurm-dmtcp-nodeprobe),)
+GO_BINS     += $(BUILD)/slurm-dmtcp-nodeprobe
+endif
+
+export CLUSTER_DIR ?= /var/tmp/slurm-dmtcp-cluster
+
+.PHONY: all install test unit-test c-test integration-test lint demo cluster-up cluster-down bench clean
+all: $(BUILD)/spank_dmtcp.so $(GO_BINS)
+
+$(BUILD):
+	mkdir -p $@
+
+# The plugin is plain C: slurmd, slurmstepd, srun and sbatch never load a Go runtime.
+# Slurm's symbols (spank_*, slurm_error) resolve at load time inside the Slurm process.
+$(BUILD)/spank_dmtcp.so: $(SPANK_SRC) $(SPANK_HDR) | $(BUILD)
+	$(CC) $(CFLAGS) $(SPANK_CFLAGS) -shared -o $@ $(SPANK_SRC)
+
+$(BUILD)/slurm-dmtcp-agent $(BUILD)/slurm-dmtcp-exec: $(GO_SRC) | $(BUILD)
+	$(GO) build -trimpath -o $@ ./agent/cmd/$(notdir $@)
+
+$(BUILD)/slurm-dmtcp-nodeprobe: $(GO_SRC) | $(BUILD)
+	$(GO) build -trimpath -o $@ ./nodeprobe/cmd/slurm-dmtcp-nodeprobe
+
+$(BUILD)/spank-test: spank/test_spank.c $(SPANK_SRC) $(SPANK_HDR) | $(BUILD)
+	$(CC) $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -o $@ spank/test_spank.c \
+		spank/config.c spank/options.c spank/stepd.c spank/local.c -Wl,--unresolved-symbols=ignore-all
+
+install: all
+	install -d $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SHAREDIR)
+	install -m 0755 $(BUILD)/spank_dmtcp.so $(DESTDIR)$(PLUGINDIR)/spank_dmtcp.so
+	install -m 0755 $(BUILD)/slurm-dmtcp-agent $(BUILD)/slurm-dmtcp-exec $(DESTDIR)$(LIBEXECDIR)/
+	if [ -f $(BUILD)/slurm-dmtcp-nodeprobe ]; then install -d $(DESTDIR)$(BINDIR) && \
+		install -m 0755 $(BUILD)/slurm-dmtcp-nodeprobe $(DESTDIR)$(BINDIR)/; fi
+	install -m 0644 plugstack.conf.example $(DESTDIR)$(SHAREDIR)/plugstack.conf.example
+	install -m 0644 README.md spank/README.md $(DESTDIR)$(DOCDIR)/ 2>/dev/null || \
+		install -m 0644 README.md $(DESTDIR)$(DOCDIR)/
+	@echo "installed; add to plugstack.conf: required $(PLUGINDIR)/spank_dmtcp.so"
+
+lint:
+	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './build/*')); \
+		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+unit-test: lint
+	$(GO) test -count=1 ./...
+
+c-test: $(BUILD)/spank-test
+	@if command -v valgrind >/dev/null; then \
+		valgrind -q --error-exitcode=9 --leak-check=full $(BUILD)/spank-test; \
+	else echo "SKIP valgrind: not installed; running the C tests without it"; $(BUILD)/spank-test; fi
+
+integration-test: all
+	contrib/tests/integration.sh
+
+test: all unit-test c-test integration-test
+
+cluster-up: all
+	contrib/cluster/cluster-up.sh
+
+cluster-down:
+	contrib/cluster/cluster-down.sh
+
+demo: all
+	contrib/demo.sh
+
+bench: all
+	contrib/bench/bench.sh
+
+clean:
+	rm -rf $(BUILD)

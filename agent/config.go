@@ -1,0 +1,87 @@
+// Package agent is the per-job (or per-step) process that slurm-dmtcp runs as the job's user:
+// it starts the job's dmtcp_coordinator, tells the plugin where it is, takes checkpoints,
+// and stops everything it started when the step ends.
+package agent
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// Config is what the plugin passes on the agent's command line.
+type Config struct {
+	Protocol     int
+	JobID        string
+	Step         string // "batch" or the step number
+	RestartCount int
+	NodeID       int
+	Nodes        int
+	Tasks        int
+	Interval     time.Duration // 0: no periodic checkpoints
+	Keep         int
+	CkptTemplate string // checkpoint_dir= of plugstack.conf
+	RuntimeDir   string
+	DMTCPPrefix  string
+}
+
+// ErrUsage marks command-line errors (exit code 2).
+var ErrUsage = errors.New("usage")
+
+// ParseArgs reads the agent's flags. Errors name the flag, the value and the accepted form.
+func ParseArgs(args []string, stderr io.Writer) (Config, error) {
+	var c Config
+	var interval int64
+	fs := flag.NewFlagSet("slurm-dmtcp-agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&c.Protocol, "protocol", 0, "protocol version the plugin speaks (1)")
+	fs.StringVar(&c.JobID, "job-id", "", "Slurm job id")
+	fs.StringVar(&c.Step, "step", "", `step: "batch" or a step number`)
+	fs.IntVar(&c.RestartCount, "restart-count", 0, "SLURM_RESTART_COUNT of this run")
+	fs.IntVar(&c.NodeID, "node-id", 0, "relative id of this node in the step")
+	fs.IntVar(&c.Nodes, "nodes", 1, "nodes in the step")
+	fs.IntVar(&c.Tasks, "tasks", 1, "tasks of the step on this node")
+	fs.Int64Var(&interval, "interval", 0, "seconds between periodic checkpoints, 0 for none")
+	fs.IntVar(&c.Keep, "keep", 2, "verified checkpoint generations to keep")
+	fs.StringVar(&c.CkptTemplate, "checkpoint-dir", "%h/.slurm-dmtcp/%j", "checkpoint folder template")
+	fs.StringVar(&c.RuntimeDir, "runtime-dir", "/tmp", "parent of the step's private runtime folder")
+	fs.StringVar(&c.DMTCPPrefix, "dmtcp-prefix", "", "DMTCP install prefix (empty: PATH, then /opt/dmtcp)")
+	if err := fs.Parse(args); err != nil {
+		return c, fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	c.Interval = time.Duration(interval) * time.Second
+	switch {
+	case fs.NArg() > 0:
+		return c, fmt.Errorf("%w: unexpected argument %q", ErrUsage, fs.Arg(0))
+	case c.Protocol != 1:
+		return c, fmt.Errorf("%w: --protocol=%d: this agent speaks protocol 1; plugin and agent come from different releases", ErrUsage, c.Protocol)
+	case !isNumber(c.JobID):
+		return c, fmt.Errorf("%w: --job-id=%q: want a job number", ErrUsage, c.JobID)
+	case c.Step != "batch" && !isNumber(c.Step):
+		return c, fmt.Errorf("%w: --step=%q: want \"batch\" or a step number", ErrUsage, c.Step)
+	case interval < 0:
+		return c, fmt.Errorf("%w: --interval=%d: want seconds >= 0", ErrUsage, interval)
+	case c.Keep < 1:
+		return c, fmt.Errorf("%w: --keep=%d: want 1 or more", ErrUsage, c.Keep)
+	case !filepath.IsAbs(c.RuntimeDir):
+		return c, fmt.Errorf("%w: --runtime-dir=%q: want an absolute folder", ErrUsage, c.RuntimeDir)
+	}
+	return c, nil
+}
+
+func isNumber(s string) bool {
+	n, err := strconv.ParseUint(s, 10, 32)
+	return err == nil && strconv.FormatUint(n, 10) == s
+}
+
+// StepName is the step's folder name: "batch" or "step-N".
+func (c Config) StepName() string {
+	if c.Step == "batch" {
+		return "batch"
+	}
+	return "step-" + c.Step
+}
