@@ -44,7 +44,7 @@ $(BUILD)/slurm-dmtcp-nodeprobe: $(GO_SRC) | $(BUILD)
 
 $(BUILD)/spank-test: spank/test_spank.c $(SPANK_SRC) $(SPANK_HDR) | $(BUILD)
 	$(CC) $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -o $@ spank/test_spank.c \
-		spank/config.c spank/options.c spank/stepd.c spank/local.c -Wl,--unresolved-symbols=ignore-all
+		spank/config.c spank/options.c spank/stepd.c spank/local.c
 
 install: all
 	install -d $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SHAREDIR)

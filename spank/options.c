@@ -51,8 +51,9 @@ static int cb_dmtcp(int val, const char *optarg, int remote)
 {
 	char err[SDMTCP_ERRLEN];
 	(void)val;
-	/* slurmstepd hands a plain --dmtcp over as an empty argument. */
-	if (remote && optarg && !*optarg)
+	/* A plain --dmtcp comes back as "" in slurmstepd, and as "(null)" in an srun that
+	 * inherits it from a batch job's SLURM_SPANK__SLURM_SPANK_OPTION_dmtcp_dmtcp. */
+	if (optarg && ((remote && !*optarg) || !strcmp(optarg, "(null)")))
 		optarg = NULL;
 	if (sdmtcp_option_dmtcp(&sdmtcp_req, optarg, err, sizeof(err)) < 0) {
 		if (!remote)

@@ -1,0 +1,286 @@
+/*
+ * test_spank.c: unit tests of the plugin's parsers (durations, options, plugstack keys,
+ * policy, the agent's ready message), run by `make c-test`, under valgrind when present.
+ * The Slurm functions the linked files refer to are defined below as recorders: none of the
+ * tested functions needs a real Slurm.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <stdarg.h>
+
+#include <slurm/spank.h>
+
+#include "sdmtcp.h"
+#include "stepd.h"
+
+/* Stand-ins for the symbols Slurm provides at load time. */
+static char last_log[SDMTCP_ERRLEN];
+void slurm_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(last_log, sizeof(last_log), fmt, ap);
+	va_end(ap);
+}
+void slurm_verbose(const char *fmt, ...)
+{
+	(void)fmt;
+}
+spank_err_t spank_option_register(spank_t sp, struct spank_option *opt)
+{
+	(void)sp;
+	(void)opt;
+	return ESPANK_SUCCESS;
+}
+spank_err_t spank_get_item(spank_t sp, spank_item_t item, ...)
+{
+	(void)sp;
+	(void)item;
+	return ESPANK_ERROR;
+}
+spank_err_t spank_getenv(spank_t sp, const char *var, char *buf, int len)
+{
+	(void)sp;
+	(void)var;
+	(void)buf;
+	(void)len;
+	return ESPANK_ENV_NOEXIST;
+}
+spank_err_t spank_setenv(spank_t sp, const char *var, const char *val, int overwrite)
+{
+	(void)sp;
+	(void)var;
+	(void)val;
+	(void)overwrite;
+	return ESPANK_SUCCESS;
+}
+
+static int failures, checks;
+
+#define CHECK(cond, ...)                                                                  \
+	do {                                                                              \
+		checks++;                                                                 \
+		if (!(cond)) {                                                            \
+			failures++;                                                       \
+			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);              \
+			fprintf(stderr, __VA_ARGS__);                                     \
+			fputc('\n', stderr);                                              \
+		}                                                                         \
+	} while (0)
+
+static void test_durations(void)
+{
+	static const struct {
+		const char *in;
+		long want; /* -1: refused */
+		const char *msg;
+	} cases[] = {
+		{ "900", 900, NULL },      { "0", 0, NULL },          { "90s", 90, NULL },
+		{ "30m", 1800, NULL },     { "1h30m", 5400, NULL },   { "2d", 172800, NULL },
+		{ "1h0m5s", 3605, NULL },  { "366d", 31622400, NULL },
+		{ "abc", -1, "not a duration" },  { "-5", -1, "not a duration" },
+		{ "1e99", -1, "not a duration" }, { "10x", -1, "not a duration" },
+		{ "", -1, "empty value" },        { "1h30", -1, "not a duration" },
+		{ "1.5h", -1, "not a duration" }, { " 5", -1, "not a duration" },
+		{ "367d", -1, "longer than the maximum" },
+		{ "99999999999999999999999", -1, "longer than the maximum" },
+		{ "31622401", -1, "longer than the maximum" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char err[SDMTCP_ERRLEN] = "";
+		long v = -2;
+		int rc = sdmtcp_parse_duration(cases[i].in, &v, err, sizeof(err));
+		if (cases[i].want >= 0) {
+			CHECK(rc == 0 && v == cases[i].want, "duration '%s': rc %d value %ld, want %ld",
+			      cases[i].in, rc, v, cases[i].want);
+		} else {
+			CHECK(rc < 0 && strstr(err, cases[i].msg), "duration '%s': rc %d err '%s'",
+			      cases[i].in, rc, err);
+			CHECK(strstr(err, "90s, 30m, 1h30m") || strstr(err, "366d"),
+			      "duration '%s': message lacks accepted forms: '%s'", cases[i].in, err);
+		}
+	}
+}
+
+static void test_options(void)
+{
+	struct sdmtcp_request r = { -1, -1 };
+	char err[SDMTCP_ERRLEN];
+
+	CHECK(sdmtcp_option_dmtcp(&r, NULL, err, sizeof(err)) == 0 && r.dmtcp == 1, "plain --dmtcp");
+	CHECK(sdmtcp_option_dmtcp(&r, "off", err, sizeof(err)) == 0 && r.dmtcp == 0, "--dmtcp=off");
+	CHECK(sdmtcp_option_dmtcp(&r, "YES", err, sizeof(err)) == 0 && r.dmtcp == 1, "--dmtcp=YES");
+	CHECK(sdmtcp_option_dmtcp(&r, "maybe", err, sizeof(err)) < 0 &&
+		      strstr(err, "--dmtcp=maybe") && strstr(err, "on or off"),
+	      "--dmtcp=maybe: '%s'", err);
+	CHECK(sdmtcp_option_dmtcp(&r, "", err, sizeof(err)) < 0, "--dmtcp= (empty) refused");
+	CHECK(sdmtcp_option_interval(&r, "30m", err, sizeof(err)) == 0 && r.interval == 1800,
+	      "--dmtcp-interval=30m");
+	CHECK(sdmtcp_option_interval(&r, "10x", err, sizeof(err)) < 0 &&
+		      strstr(err, "--dmtcp-interval=10x") && strstr(err, "0 turns periodic"),
+	      "--dmtcp-interval=10x: '%s'", err);
+	CHECK(sdmtcp_option_interval(&r, NULL, err, sizeof(err)) < 0, "--dmtcp-interval without value");
+}
+
+static int parse(struct sdmtcp_config *c, const char *line, char *err)
+{
+	char buf[4096];
+	char *av[32];
+	int ac = 0;
+	snprintf(buf, sizeof(buf), "%s", line);
+	for (char *t = strtok(buf, " "); t && ac < 32; t = strtok(NULL, " "))
+		av[ac++] = t;
+	sdmtcp_config_defaults(c);
+	return sdmtcp_config_parse(c, ac, av, err, SDMTCP_ERRLEN);
+}
+
+static void test_config(void)
+{
+	struct sdmtcp_config c;
+	char err[SDMTCP_ERRLEN];
+
+	CHECK(parse(&c, "", err) == 0 && !c.default_on && c.allow_opt_out && c.min_interval == 60 &&
+		      c.keep == 2 && !strcmp(c.checkpoint_dir, "%h/.slurm-dmtcp/%j"),
+	      "defaults");
+	CHECK(parse(&c, "dmtcp_prefix=/opt/dmtcp default=on allow_opt_out=no min_interval=5m "
+			"default_interval=1h keep=3 checkpoint_dir=/scratch/%u/%j agent_timeout=10",
+		    err) == 0,
+	      "all keys: %s", err);
+	CHECK(c.default_on && !c.allow_opt_out && c.min_interval == 300 && c.default_interval == 3600 &&
+		      c.keep == 3 && !strcmp(c.dmtcp_prefix, "/opt/dmtcp") && c.agent_timeout == 10,
+	      "all keys parsed");
+	static const struct {
+		const char *line, *msg;
+	} bad[] = {
+		{ "colour=blue", "'colour' is unknown" },
+		{ "default", "is not key=value" },
+		{ "=on", "is not key=value" },
+		{ "default=maybe", "default=maybe: expected on or off" },
+		{ "keep=0", "keep=0: expected a whole number from 1 to 100" },
+		{ "keep=2x", "keep=2x" },
+		{ "dmtcp_prefix=relative/dir", "expected an absolute folder" },
+		{ "checkpoint_dir=~/x", "checkpoint_dir=~/x" },
+		{ "min_interval=soon", "min_interval=soon" },
+		{ "agent_timeout=0", "agent_timeout=0" },
+		{ "min_interval=1h default_interval=30m", "shorter than min_interval" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		CHECK(parse(&c, bad[i].line, err) < 0 && strstr(err, bad[i].msg), "'%s': got '%s'",
+		      bad[i].line, err);
+	}
+}
+
+static void test_resolve(void)
+{
+	struct sdmtcp_config c;
+	char err[SDMTCP_ERRLEN];
+	int on;
+	long iv;
+	static const struct {
+		const char *policy;
+		int dmtcp;
+		long interval;
+		int ok, want_on;
+		long want_iv;
+		const char *msg;
+	} cases[] = {
+		{ "", -1, -1, 1, 0, 3600, NULL },
+		{ "", 1, -1, 1, 1, 3600, NULL },
+		{ "", -1, 120, 1, 1, 120, NULL }, /* an interval implies --dmtcp */
+		{ "", 1, 0, 1, 1, 0, NULL },
+		{ "", 1, 30, 0, 0, 0, "shorter than this cluster's minimum of 60s" },
+		{ "", 0, 120, 0, 0, 0, "--dmtcp-interval needs --dmtcp" },
+		{ "default=on", -1, -1, 1, 1, 3600, NULL },
+		{ "default=on", 0, -1, 1, 0, 3600, NULL },
+		{ "default=on allow_opt_out=no", 0, -1, 0, 0, 0, "allow_opt_out=no" },
+		{ "default=on allow_opt_out=no", -1, -1, 1, 1, 3600, NULL },
+		{ "min_interval=0 default_interval=0", 1, 1, 1, 1, 1, NULL },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct sdmtcp_request r = { cases[i].dmtcp, cases[i].interval };
+		CHECK(parse(&c, cases[i].policy, err) == 0, "policy '%s': %s", cases[i].policy, err);
+		err[0] = '\0';
+		int rc = sdmtcp_resolve(&c, &r, &on, &iv, err, sizeof(err));
+		if (cases[i].ok)
+			CHECK(rc == 0 && on == cases[i].want_on && iv == cases[i].want_iv,
+			      "case %zu: rc %d on %d interval %ld (%s)", i, rc, on, iv, err);
+		else
+			CHECK(rc < 0 && strstr(err, cases[i].msg), "case %zu: rc %d err '%s'", i, rc, err);
+	}
+}
+
+struct seen {
+	char keys[512];
+};
+
+static void collect(void *ctx, const char *k, const char *v)
+{
+	struct seen *s = ctx;
+	size_t n = strlen(s->keys);
+	snprintf(s->keys + n, sizeof(s->keys) - n, "%s=%s;", k, v);
+}
+
+static void test_ready(void)
+{
+	static const struct {
+		const char *msg;
+		int want;
+		const char *out;
+	} cases[] = {
+		{ "sdmtcp/1 ready\ncoord_host=n1\ncoord_port=4242\nckptdir=/a b\nend\n", 1,
+		  "coord_host=n1;coord_port=4242;ckptdir=/a b;" },
+		{ "sdmtcp/1 error\nmessage=DMTCP not found in /x\nend\n", 0, "DMTCP not found in /x" },
+		{ "sdmtcp/2 ready\nend\n", -1, "another protocol" },
+		{ "", -1, "without a word" },
+		{ "sdmtcp/1 ready\ncoord_port=1\n", -1, "ended early" },
+		{ "sdmtcp/1 ready\nCOORD=1\nend\n", -1, "malformed key" },
+		{ "sdmtcp/1 ready\nnoequals\nend\n", -1, "malformed line" },
+		{ "sdmtcp/1 error\nend\n", 0, "failed without saying why" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char buf[512], err[SDMTCP_ERRLEN] = "";
+		struct seen s = { "" };
+		snprintf(buf, sizeof(buf), "%s", cases[i].msg);
+		int rc = sdmtcp_parse_ready(buf, collect, &s, err, sizeof(err));
+		CHECK(rc == cases[i].want, "ready case %zu: rc %d want %d (%s)", i, rc, cases[i].want, err);
+		if (rc == 1)
+			CHECK(!strcmp(s.keys, cases[i].out), "ready case %zu: keys '%s'", i, s.keys);
+		else
+			CHECK(strstr(err, cases[i].out) != NULL, "ready case %zu: err '%s'", i, err);
+	}
+}
+
+static void test_local_refusal(void)
+{
+	struct sdmtcp_config c;
+	char err[SDMTCP_ERRLEN];
+	struct sdmtcp_request r = { 1, 10 };
+
+	CHECK(parse(&c, "", err) == 0, "defaults");
+	last_log[0] = '\0';
+	CHECK(sdmtcp_local_post_opt(&c, &r) < 0 && strstr(last_log, "minimum of 60s"),
+	      "sbatch refuses an interval below min_interval: '%s'", last_log);
+	r.interval = 120;
+	last_log[0] = '\0';
+	int rc = sdmtcp_local_post_opt(&c, &r);
+	if (getuid() == 0)
+		CHECK(rc < 0 && strstr(last_log, "root"), "root's --dmtcp refused: '%s'", last_log);
+	else
+		CHECK(rc == 0, "a user's --dmtcp accepted: '%s'", last_log);
+}
+
+int main(void)
+{
+	test_durations();
+	test_options();
+	test_config();
+	test_resolve();
+	test_ready();
+	test_local_refusal();
+	printf("%d passed, %d failed\n", checks - failures, failures);
+	return failures ? 1 : 0;
+}
