@@ -19,7 +19,7 @@ SPANK_HDR   := $(wildcard spank/*.h)
 GO_SRC      := $(shell find . -name '*.go' -not -path './build/*') go.mod go.sum
 GO_CMDS     := slurm-dmtcp-agent slurm-dmtcp-exec
 GO_BINS     := $(addprefix $(BUILD)/,$(GO_CMDS))
-ifneq ($(wildcard nodeprobe/cmd/slurm-dmtcp-nodeprobe),)
+ifneq ($(wildcard nodeprobe/cmd/slurm-dmtcp-nodeprobe/main.go),)
 GO_BINS     += $(BUILD)/slurm-dmtcp-nodeprobe
 endif
 

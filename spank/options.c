@@ -57,7 +57,7 @@ static int cb_dmtcp(int val, const char *optarg, int remote)
 		optarg = NULL;
 	if (sdmtcp_option_dmtcp(&sdmtcp_req, optarg, err, sizeof(err)) < 0) {
 		if (!remote)
-			slurm_error("%s", err);
+			slurm_error("dmtcp: %s", err);
 		return -1;
 	}
 	return 0;
@@ -69,7 +69,7 @@ static int cb_interval(int val, const char *optarg, int remote)
 	(void)val;
 	if (sdmtcp_option_interval(&sdmtcp_req, optarg, err, sizeof(err)) < 0) {
 		if (!remote)
-			slurm_error("%s", err);
+			slurm_error("dmtcp: %s", err);
 		return -1;
 	}
 	return 0;
