@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stop the cluster started by cluster-up.sh: slurmd, slurmctld and what their jobs left.
-# munged is left running when it was not started by cluster-up.sh? No: munge is shared by the
-# host; it is stopped only with STOP_MUNGE=1. Safe to run twice.
+# munged may serve other software on the host: it is stopped only with STOP_MUNGE=1.
+# Safe to run twice.
 set -uo pipefail
 CLUSTER_DIR=${CLUSTER_DIR:-/var/tmp/slurm-dmtcp-cluster}
 say() { printf 'cluster-down: %s\n' "$*"; }

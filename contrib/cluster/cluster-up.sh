@@ -126,8 +126,18 @@ PartitionName=high Nodes=$node MaxTime=INFINITE State=UP PriorityTier=10 Preempt
 CONF
 mv "$conf.new" "$conf"
 
-args="${dmtcp_prefix:+dmtcp_prefix=$dmtcp_prefix} agent=$repo/build/slurm-dmtcp-agent exec=$repo/build/slurm-dmtcp-exec ${PLUGSTACK_ARGS:-}"
-printf 'required %s %s\n' "$PLUGIN" "$args" >"$CLUSTER_DIR/plugstack.conf"
+# The plugin and the executables are copied where every job user can read them (the
+# checkout may sit in a folder only root can enter, such as /root).
+bindir=$CLUSTER_DIR/bin
+mkdir -p "$bindir"
+for f in "$PLUGIN" "$repo"/build/slurm-dmtcp-agent "$repo"/build/slurm-dmtcp-exec; do
+	[ -f "$f" ] || die "$f not found: run 'make' first"
+	install -m 0755 "$f" "$bindir/.$(basename "$f").new"
+	mv -f "$bindir/.$(basename "$f").new" "$bindir/$(basename "$f")"
+done
+chmod 0755 "$bindir"
+args="${dmtcp_prefix:+dmtcp_prefix=$dmtcp_prefix} agent=$bindir/slurm-dmtcp-agent exec=$bindir/slurm-dmtcp-exec ${PLUGSTACK_ARGS:-}"
+printf 'required %s %s\n' "$bindir/$(basename "$PLUGIN")" "$args" >"$CLUSTER_DIR/plugstack.conf"
 chmod 0644 "$conf" "$CLUSTER_DIR/plugstack.conf"
 say "configuration in $conf, plugin line: $(cat "$CLUSTER_DIR/plugstack.conf")"
 
