@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/signal"
 	"os/user"
@@ -16,8 +15,10 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/slurm-dmtcp/slurm-dmtcp/agent/generations"
 	"github.com/slurm-dmtcp/slurm-dmtcp/coordinator"
 	"github.com/slurm-dmtcp/slurm-dmtcp/proto"
+	"github.com/slurm-dmtcp/slurm-dmtcp/proto/manifest"
 )
 
 // Exit codes of slurm-dmtcp-agent (also in README.md).
@@ -47,6 +48,7 @@ func fail(code int, format string, a ...any) error {
 type Coordinator interface {
 	Status(ctx context.Context) (coordinator.Status, error)
 	Checkpoint(ctx context.Context) error
+	Kill(ctx context.Context) error
 	Quit(ctx context.Context) error
 	Done() <-chan struct{}
 }
@@ -55,7 +57,7 @@ type Coordinator interface {
 type Layout struct {
 	JobDir  string // expanded checkpoint_dir: survives the job, holds every step
 	StepDir string // JobDir/<step>: agent.log, checkpoints of this step
-	CkptDir string // StepDir/current: where DMTCP writes images
+	CkptDir string // StepDir/.current: where DMTCP writes images before they become a generation
 	RunDir  string // runtime_dir/slurm-dmtcp-<uid>/<job>.<step>: removed at the end
 	TmpDir  string // RunDir/tmp: DMTCP's temporary files
 }
@@ -71,7 +73,7 @@ func NewLayout(c Config, u *user.User) (Layout, error) {
 		return Layout{}, err
 	}
 	l := Layout{JobDir: jobDir, StepDir: filepath.Join(jobDir, c.StepName())}
-	l.CkptDir = filepath.Join(l.StepDir, "current")
+	l.CkptDir = filepath.Join(l.StepDir, generations.CurrentDirName)
 	base := filepath.Join(c.RuntimeDir, "slurm-dmtcp-"+u.Uid)
 	l.RunDir = filepath.Join(base, c.JobID+"."+c.StepName())
 	l.TmpDir = filepath.Join(l.RunDir, "tmp")
@@ -88,24 +90,34 @@ type Agent struct {
 	Config Config
 	Layout Layout
 	Coord  Coordinator
+	Store  *generations.Store
 	Log    *logrus.Entry
+	// Meta is copied into every generation's manifest (times and reason are filled in).
+	Meta manifest.Meta
+	// Progress returns where one line per checkpoint goes for the user to see (the job's
+	// error output), or nil.
+	Progress func() io.WriteCloser
+	// Extra pairs for the ready message (what to restore, notes for the user).
+	Extra []proto.KV
 	// CheckpointTimeout bounds one checkpoint request.
 	CheckpointTimeout time.Duration
 }
 
 // Serve tells the plugin where the coordinator is (on ready), then takes periodic
 // checkpoints until the lifeline reaches EOF (the plugin closed it: the step's tasks are
-// done, or slurmstepd is gone). It then stops the coordinator and removes RunDir.
+// done, or slurmstepd is gone). On SIGTERM (requeue, preemption, time limit, scancel) it
+// takes a checkpoint, commits it as a generation, then ends the computation so that nothing
+// runs past the saved state. At the end it stops the coordinator and removes RunDir.
 func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Writer, lifeline io.Reader) error {
-	err := proto.WriteReady(ready, []proto.KV{
+	kvs := []proto.KV{
 		{Key: proto.KeyCoordHost, Value: host},
 		{Key: proto.KeyCoordPort, Value: strconv.Itoa(port)},
 		{Key: proto.KeyCkptDir, Value: a.Layout.CkptDir},
 		{Key: proto.KeyStepDir, Value: a.Layout.StepDir},
 		{Key: proto.KeyRunDir, Value: a.Layout.RunDir},
 		{Key: proto.KeyTmpDir, Value: a.Layout.TmpDir},
-	})
-	if err != nil {
+	}
+	if err := proto.WriteReady(ready, append(kvs, a.Extra...)); err != nil {
 		return fmt.Errorf("tell the plugin we are ready: %w", err)
 	}
 	a.Log.WithFields(logrus.Fields{"coord_host": host, "coord_port": port, "interval": a.Config.Interval.String(),
@@ -127,6 +139,7 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Write
 		defer timer.Stop()
 		tick = timer.C
 	}
+	stopping := false
 	for {
 		select {
 		case <-stop:
@@ -135,61 +148,111 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Write
 		case <-ctx.Done():
 			return a.shutdown()
 		case <-a.Coord.Done():
+			a.Store.Close()
 			_ = a.cleanup()
 			return fail(ExitCoordinator, "dmtcp_coordinator exited while the step was running; see %s", filepath.Join(a.Layout.RunDir, "coordinator.log"))
 		case s := <-sigs:
-			// Slurm signals every process of the step; the step's end comes through the lifeline.
-			a.Log.WithField("signal", s.String()).Info("signal received; waiting for the step to end")
+			if s != syscall.SIGTERM || stopping {
+				a.Log.WithField("signal", s.String()).Info("signal ignored")
+				continue
+			}
+			stopping = true
+			a.Log.Info("SIGTERM: Slurm is stopping the step; checkpointing before it goes")
+			if _, err := a.Checkpoint(ctx, manifest.ReasonSignal); err == nil {
+				kctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				if err := a.Coord.Kill(kctx); err != nil {
+					a.Log.WithError(err).Warn("could not end the computation after the checkpoint")
+				}
+				cancel()
+			}
 		case <-tick:
-			a.checkpoint(ctx, "periodic")
+			_, _ = a.Checkpoint(ctx, manifest.ReasonPeriodic)
 			timer.Reset(a.Config.Interval) // measured from the end of the previous checkpoint
 		}
 	}
 }
 
-// checkpoint asks for one blocking checkpoint and logs its size and duration.
-func (a *Agent) checkpoint(ctx context.Context, reason string) {
-	log := a.Log.WithField("reason", reason)
-	st, err := a.Coord.Status(ctx)
-	if err != nil {
-		log.WithError(err).Warn("checkpoint skipped: coordinator status")
-		return
-	}
-	if st.NumPeers == 0 {
-		log.Debug("checkpoint skipped: no process under DMTCP yet")
-		return
-	}
+// Checkpoint takes one blocking checkpoint of every process of the step and commits it as a
+// verified generation. A checkpoint that cannot complete leaves every earlier generation as
+// it was. Progress goes to the agent log and one line to the job's error output.
+func (a *Agent) Checkpoint(ctx context.Context, reason manifest.Reason) (generations.Committed, error) {
+	log := a.Log.WithField("reason", string(reason))
 	cctx, cancel := context.WithTimeout(ctx, a.CheckpointTimeout)
 	defer cancel()
 	start := time.Now()
-	if err := a.Coord.Checkpoint(cctx); err != nil {
+	peers, err := a.requestCheckpoint(cctx)
+	if err != nil {
 		log.WithError(err).Error("checkpoint failed")
-		return
+		a.progress("checkpoint (%s) failed: %v; earlier generations are untouched", reason, err)
+		return generations.Committed{}, err
 	}
-	d := time.Since(start)
-	size, files := dirSize(a.Layout.CkptDir)
-	log.WithFields(logrus.Fields{"duration": d.Round(time.Millisecond).String(), "bytes": size, "files": files,
-		"processes": st.NumPeers}).Info("checkpoint written")
+	if peers == 0 {
+		log.Debug("checkpoint skipped: no process under DMTCP")
+		return generations.Committed{}, fmt.Errorf("no process under DMTCP")
+	}
+	pending, err := a.Store.Begin()
+	if err != nil {
+		log.WithError(err).Error("checkpoint: begin generation")
+		return generations.Committed{}, err
+	}
+	pending.ExpectImages(peers)
+	meta := a.Meta
+	meta.Reason, meta.StartTime, meta.EndTime = reason, start, time.Now()
+	c, err := pending.CommitFrom(a.Layout.CkptDir, meta)
+	if err != nil {
+		log.WithError(err).Error("checkpoint: commit generation")
+		a.progress("checkpoint (%s) failed: %v; earlier generations are untouched", reason, err)
+		return c, err
+	}
+	log.WithFields(logrus.Fields{"generation": c.Generation.Number, "bytes": c.Bytes, "files": c.Files,
+		"processes": peers, "duration": c.Duration.Round(time.Millisecond).String(),
+		"checkpoint_duration": meta.Duration().Round(time.Millisecond).String(), "pruned": c.Pruned}).Info("checkpoint written")
+	a.progress("checkpoint (%s) %s, %d processes, DMTCP took %s", reason, c.String(), peers, meta.Duration().Round(time.Millisecond))
+	return c, nil
 }
 
-func dirSize(dir string) (int64, int) {
-	var size int64
-	var n int
-	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			if info, err := d.Info(); err == nil {
-				size += info.Size()
-				n++
+// requestCheckpoint asks for a blocking checkpoint, waiting out one already in progress,
+// and returns how many processes took part.
+func (a *Agent) requestCheckpoint(ctx context.Context) (int, error) {
+	for {
+		st, err := a.Coord.Status(ctx)
+		if err != nil {
+			return 0, err
+		}
+		if st.NumPeers == 0 {
+			return 0, nil
+		}
+		if st.Running {
+			if err := a.Coord.Checkpoint(ctx); err == nil {
+				return st.NumPeers, nil
+			} else if ctx.Err() != nil {
+				return 0, err
 			}
 		}
-		return nil
-	})
-	return size, n
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("checkpoint did not complete: %w", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (a *Agent) progress(format string, args ...any) {
+	if a.Progress == nil {
+		return
+	}
+	w := a.Progress()
+	if w == nil {
+		return
+	}
+	defer w.Close()
+	fmt.Fprintf(w, "slurm-dmtcp: "+format+"\n", args...)
 }
 
 func (a *Agent) shutdown() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	a.Store.Close()
 	err := a.Coord.Quit(ctx)
 	if errors.Is(err, coordinator.ErrGone) {
 		err = nil

@@ -7,12 +7,17 @@ import (
 	"io"
 	"os"
 	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/slurm-dmtcp/slurm-dmtcp/agent/generations"
 	"github.com/slurm-dmtcp/slurm-dmtcp/coordinator"
 	"github.com/slurm-dmtcp/slurm-dmtcp/proto"
+	"github.com/slurm-dmtcp/slurm-dmtcp/proto/manifest"
 )
 
 // Main is the whole agent process: parse args, refuse root, set up folders, find DMTCP,
@@ -58,24 +63,98 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 		return readyErr(fail(ExitFolders, "agent log: %v", err))
 	}
 	defer logFile.Close()
+	if cfg.RestartCount == 0 && cfg.Step == "batch" {
+		if n, err := JobRestarts(context.Background(), cfg.JobID); err == nil {
+			cfg.RestartCount = n
+		} else {
+			fmt.Fprintf(logFile, "restart count from Slurm: %v\n", err)
+		}
+	}
 	log := NewLogger(logFile, logrus.Fields{"job_id": cfg.JobID, "step": cfg.Step, "user": u.Username,
 		"restart_count": cfg.RestartCount})
 	log.WithField("pid", os.Getpid()).Info("agent starting")
 
+	store, err := generations.Open(layout.StepDir, generations.Options{Keep: cfg.Keep})
+	if err != nil {
+		return readyErr(&Error{Code: ExitFolders, Err: err})
+	}
+	for _, st := range store.StaleRemoved() {
+		log.WithField("folder", st).Warn("removed a half-written generation left by an earlier run")
+	}
+	extra := restorePlan(cfg, store, log)
+
 	inst, err := coordinator.Find(cfg.DMTCPPrefix, os.Getenv("PATH"))
 	if err != nil {
+		store.Close()
 		log.WithError(err).Error("DMTCP not found")
 		return readyErr(&Error{Code: ExitNoDMTCP, Err: err})
+	}
+	version, err := inst.Version()
+	if err != nil {
+		log.WithError(err).Warn("DMTCP version unknown")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	coord, err := coordinator.Start(ctx, coordinator.Options{Install: inst, RunDir: layout.RunDir,
 		CkptDir: layout.CkptDir, TmpDir: layout.TmpDir})
 	cancel()
 	if err != nil {
+		store.Close()
 		log.WithError(err).Error("coordinator")
 		_ = os.RemoveAll(layout.RunDir)
 		return readyErr(&Error{Code: ExitCoordinator, Err: err})
 	}
-	a := &Agent{Config: cfg, Layout: layout, Coord: coord, Log: log, CheckpointTimeout: 30 * time.Minute}
+	host, _ := os.Hostname()
+	jobID, _ := strconv.ParseUint(cfg.JobID, 10, 32)
+	a := &Agent{Config: cfg, Layout: layout, Coord: coord, Store: store, Log: log, Extra: extra,
+		CheckpointTimeout: 30 * time.Minute,
+		Meta: manifest.Meta{JobID: uint32(jobID), StepID: cfg.Step, RestartCount: uint32(cfg.RestartCount),
+			User: u.Username, Node: host, DMTCPVersion: version},
+		Progress: func() io.WriteCloser { return taskStderr(layout.RunDir) },
+	}
 	return a.Serve(context.Background(), coord.Host, coord.Port, ready, lifeline)
+}
+
+// restorePlan decides, when Slurm runs the job again, which generation the tasks restore:
+// the newest one that verifies against its manifest. Damaged newer ones are skipped with a
+// note for the user; with none verified the job starts from the top.
+func restorePlan(cfg Config, store *generations.Store, log *logrus.Entry) []proto.KV {
+	if cfg.RestartCount == 0 {
+		return nil
+	}
+	g, skipped, err := store.NewestVerified()
+	var notes []string
+	for _, sk := range skipped {
+		log.WithError(sk.Err).WithField("generation", sk.Generation.Number).Warn("generation damaged: falling back")
+		notes = append(notes, fmt.Sprintf("generation %d is damaged (%v); falling back to an older one", sk.Generation.Number, sk.Err))
+	}
+	if err != nil {
+		log.WithError(err).Warn("no verified generation: the job starts from the top")
+		notes = append(notes, fmt.Sprintf("restart %d: no verified checkpoint generation (%v); starting from the top", cfg.RestartCount, err))
+		return []proto.KV{{Key: proto.KeyRestoreNote, Value: strings.Join(notes, " | ")}}
+	}
+	log.WithFields(logrus.Fields{"generation": g.Number, "taken": g.Time.Format(time.RFC3339)}).Info("restoring")
+	notes = append(notes, fmt.Sprintf("restart %d: restoring generation %d (checkpoint of %s, %s)",
+		cfg.RestartCount, g.Number, g.Time.Format(time.RFC3339), g.Reason))
+	return []proto.KV{
+		{Key: proto.KeyRestore, Value: g.Path},
+		{Key: proto.KeyRestoreNote, Value: strings.Join(notes, " | ")},
+	}
+}
+
+// taskStderr opens the error output of the step's first task, which the task launcher
+// recorded by pid in the runtime folder; nil when there is none (yet).
+func taskStderr(runDir string) io.WriteCloser {
+	b, err := os.ReadFile(filepath.Join(runDir, proto.TaskPidFile))
+	if err != nil {
+		return nil
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return nil
+	}
+	f, err := os.OpenFile(fmt.Sprintf("/proc/%d/fd/2", pid), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return nil
+	}
+	return f
 }

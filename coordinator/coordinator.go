@@ -139,6 +139,12 @@ func (c *Coordinator) Checkpoint(ctx context.Context) error {
 	return err
 }
 
+// Kill ends every process of the computation (dmtcp_command -k); the coordinator stays.
+func (c *Coordinator) Kill(ctx context.Context) error {
+	_, err := c.command(ctx, "-k")
+	return err
+}
+
 // ErrGone is returned by Quit when the coordinator had already exited.
 var ErrGone = errors.New("coordinator already exited")
 

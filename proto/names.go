@@ -27,4 +27,12 @@ const (
 	KeyRunDir    = "rundir"
 	KeyTmpDir    = "tmpdir"
 	KeyMessage   = "message"
+	// KeyRestore names the generation folder the tasks restore instead of starting.
+	KeyRestore = "restore"
+	// KeyRestoreNote is what the task launcher prints to the job's error output on a restart.
+	KeyRestoreNote = "restore_note"
 )
+
+// TaskPidFile, in the step's runtime folder, holds the pid of the step's first task (written
+// by the task launcher), so the agent can write progress lines to the job's error output.
+const TaskPidFile = "task-0.pid"

@@ -51,9 +51,10 @@ static int cb_dmtcp(int val, const char *optarg, int remote)
 {
 	char err[SDMTCP_ERRLEN];
 	(void)val;
-	/* A plain --dmtcp comes back as "" in slurmstepd, and as "(null)" in an srun that
-	 * inherits it from a batch job's SLURM_SPANK__SLURM_SPANK_OPTION_dmtcp_dmtcp. */
-	if (optarg && ((remote && !*optarg) || !strcmp(optarg, "(null)")))
+	/* A plain --dmtcp comes back as "" in slurmstepd and from an empty
+	 * SLURM_SPANK__SLURM_SPANK_OPTION_dmtcp_dmtcp=, and as "(null)" in an srun that
+	 * inherits that variable from a batch job. */
+	if (optarg && (!*optarg || !strcmp(optarg, "(null)")))
 		optarg = NULL;
 	if (sdmtcp_option_dmtcp(&sdmtcp_req, optarg, err, sizeof(err)) < 0) {
 		if (!remote)

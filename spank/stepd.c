@@ -209,6 +209,7 @@ static int start_agent(spank_t sp, uint32_t stepid)
 	gid_t *gids = NULL;
 	int ngids = 0;
 	uint32_t jobid, restarts = 0, nnodes = 1, nodeid = 0;
+	char countbuf[32];
 	char a[MAX_ARGS][1100];
 	char *argv[MAX_ARGS + 1];
 	char envbuf[4][1100];
@@ -227,7 +228,11 @@ static int start_agent(spank_t sp, uint32_t stepid)
 		snprintf(st.error, sizeof(st.error), "cannot read the job's user and id from Slurm");
 		return -1;
 	}
+	/* slurmstepd 22.05 answers S_SLURM_RESTART_COUNT with 0 for a requeued batch job:
+	 * the job's own SLURM_RESTART_COUNT is the reliable source. */
 	spank_get_item(sp, S_SLURM_RESTART_COUNT, &restarts);
+	if (spank_getenv(sp, "SLURM_RESTART_COUNT", countbuf, sizeof(countbuf)) == ESPANK_SUCCESS)
+		restarts = (uint32_t)strtoul(countbuf, NULL, 10);
 	spank_get_item(sp, S_JOB_NNODES, &nnodes);
 	spank_get_item(sp, S_JOB_NODEID, &nodeid);
 	if (spank_get_item(sp, S_JOB_SUPPLEMENTARY_GIDS, &gids, &ngids))

@@ -6,6 +6,7 @@ package launch
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/slurm-dmtcp/slurm-dmtcp/coordinator"
@@ -41,24 +42,70 @@ func Command(args []string, env []string) (string, []string, []string, error) {
 	if err != nil {
 		return "", nil, nil, fmt.Errorf("cannot run %s under DMTCP: %w", argv0, err)
 	}
-	argv := []string{inst.Launch, "-j", "-h", host, "-p", port}
-	if d := get(proto.EnvPrefix + "CKPTDIR"); d != "" {
-		argv = append(argv, "--ckptdir", d)
+	tmpdir := get(proto.EnvPrefix + "TMPDIR")
+	prog, argv := inst.Launch, []string{inst.Launch, "-j", "-h", host, "-p", port}
+	if gen := get(proto.EnvPrefix + "RESTORE"); gen != "" {
+		// Slurm runs the job again: restore the whole process tree of the generation.
+		images, _ := filepath.Glob(filepath.Join(gen, "ckpt_*.dmtcp"))
+		if len(images) == 0 {
+			return "", nil, nil, fmt.Errorf("cannot restore %s: no checkpoint image in %s", argv0, gen)
+		}
+		prog, argv = inst.Restart, []string{inst.Restart, "-j", "-h", host, "-p", port}
+		if tmpdir != "" {
+			argv = append(argv, "--tmpdir", tmpdir)
+		}
+		argv = append(argv, images...)
+	} else {
+		if d := get(proto.EnvPrefix + "CKPTDIR"); d != "" {
+			argv = append(argv, "--ckptdir", d)
+		}
+		if tmpdir != "" {
+			argv = append(argv, "--tmpdir", tmpdir)
+		}
+		argv = append(argv, argv0)
+		argv = append(argv, args...)
 	}
-	if d := get(proto.EnvPrefix + "TMPDIR"); d != "" {
-		argv = append(argv, "--tmpdir", d)
-	}
-	argv = append(argv, argv0)
-	argv = append(argv, args...)
 
 	out := make([]string, 0, len(env))
 	for _, kv := range env {
-		if strings.HasPrefix(kv, proto.EnvArgv0+"=") || strings.HasPrefix(kv, proto.EnvError+"=") {
-			continue // a nested srun must not see this task's argv[0]
+		k, _, _ := strings.Cut(kv, "=")
+		switch k {
+		case proto.EnvArgv0, proto.EnvError, proto.EnvPrefix + "RESTORE", proto.EnvPrefix + "RESTORE_NOTE":
+			continue // meant for this task only: a nested srun must not see them
 		}
 		out = append(out, kv)
 	}
-	return inst.Launch, argv, out, nil
+	return prog, argv, out, nil
+}
+
+// Notes returns what the task should tell the user before it starts (restart decisions).
+func Notes(env []string) []string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(env[i], proto.EnvPrefix+"RESTORE_NOTE="); ok && v != "" {
+			return strings.Split(v, " | ")
+		}
+	}
+	return nil
+}
+
+// RecordPid writes this task's pid into the step's runtime folder, once per step (the first
+// task wins), so the agent can write progress lines to the job's error output.
+func RecordPid(env []string) {
+	var dir string
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, proto.EnvPrefix+"RUNDIR="); ok {
+			dir = v
+		}
+	}
+	if dir == "" {
+		return
+	}
+	f, err := os.OpenFile(filepath.Join(dir, proto.TaskPidFile), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return
+	}
+	fmt.Fprintf(f, "%d\n", os.Getpid())
+	f.Close()
 }
 
 // Fail prints why a task cannot start under DMTCP, on the task's own stderr (the job's
