@@ -142,7 +142,8 @@ func restorePlan(cfg Config, store *generations.Store, log *logrus.Entry) []prot
 }
 
 // taskStderr opens the error output of the step's first task, which the task launcher
-// recorded by pid in the runtime folder; nil when there is none (yet).
+// recorded (by pid, and by path for a regular file) in the runtime folder; nil when there is
+// none (yet).
 func taskStderr(runDir string) io.WriteCloser {
 	b, err := os.ReadFile(filepath.Join(runDir, proto.TaskPidFile))
 	if err != nil {
@@ -152,7 +153,14 @@ func taskStderr(runDir string) io.WriteCloser {
 	if err != nil || pid <= 0 {
 		return nil
 	}
-	f, err := os.OpenFile(fmt.Sprintf("/proc/%d/fd/2", pid), os.O_WRONLY|os.O_APPEND, 0)
+	if f, err := os.OpenFile(fmt.Sprintf("/proc/%d/fd/2", pid), os.O_WRONLY|os.O_APPEND, 0); err == nil {
+		return f
+	}
+	p, err := os.ReadFile(filepath.Join(runDir, proto.TaskStderrFile))
+	if err != nil {
+		return nil
+	}
+	f, err := os.OpenFile(strings.TrimSpace(string(p)), os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		return nil
 	}

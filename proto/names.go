@@ -36,3 +36,6 @@ const (
 // TaskPidFile, in the step's runtime folder, holds the pid of the step's first task (written
 // by the task launcher), so the agent can write progress lines to the job's error output.
 const TaskPidFile = "task-0.pid"
+
+// TaskStderrFile, beside it, holds the path of that task's error file when it is a regular file.
+const TaskStderrFile = "task-0.stderr"

@@ -51,6 +51,11 @@ func Command(args []string, env []string) (string, []string, []string, error) {
 			return "", nil, nil, fmt.Errorf("cannot restore %s: no checkpoint image in %s", argv0, gen)
 		}
 		prog, argv = inst.Restart, []string{inst.Restart, "-j", "-h", host, "-p", port}
+		// Without --ckptdir, restored processes write their next images beside the ones they
+		// came from: into the generation itself.
+		if d := get(proto.EnvPrefix + "CKPTDIR"); d != "" {
+			argv = append(argv, "--ckptdir", d)
+		}
 		if tmpdir != "" {
 			argv = append(argv, "--tmpdir", tmpdir)
 		}
@@ -106,6 +111,13 @@ func RecordPid(env []string) {
 	}
 	fmt.Fprintf(f, "%d\n", os.Getpid())
 	f.Close()
+	// After a restore the task's pid may not last (dmtcp_restart hands over to the restored
+	// tree), so the path of a regular error file is kept too.
+	if target, err := os.Readlink("/proc/self/fd/2"); err == nil && filepath.IsAbs(target) {
+		if st, err := os.Stat(target); err == nil && st.Mode().IsRegular() {
+			_ = os.WriteFile(filepath.Join(dir, proto.TaskStderrFile), []byte(target+"\n"), 0o600)
+		}
+	}
 }
 
 // Fail prints why a task cannot start under DMTCP, on the task's own stderr (the job's
