@@ -68,7 +68,7 @@ func TestBatchJobRunsUnderDMTCP(t *testing.T) {
 	assert.Regexp(t, `dmtcp_loaded=[1-9]`, out)
 	assert.Regexp(t, `pid=4\d{4}\n`, out, "DMTCP gives virtual pids from 40000")
 	stepDir := filepath.Join(homeOf(t, testUser), ".slurm-dmtcp", id, "batch")
-	assert.Contains(t, out, "ckptdir="+stepDir+"/current")
+	assert.Contains(t, out, "ckptdir="+stepDir+"/.current")
 	port := regexp.MustCompile(`port=(\d+)`).FindStringSubmatch(out)
 	require.NotNil(t, port)
 
@@ -80,9 +80,9 @@ func TestBatchJobRunsUnderDMTCP(t *testing.T) {
 	// A checkpoint writes images into the policy folder, private to the user.
 	ck := c.run(t, testUser, dir, nil, inst.Command, "-h", "127.0.0.1", "-p", port[1], "-bc")
 	require.Equal(t, 0, ck.code, ck.stderr)
-	images, _ := filepath.Glob(stepDir + "/current/ckpt_*.dmtcp")
+	images, _ := filepath.Glob(stepDir + "/.current/ckpt_*.dmtcp")
 	assert.NotEmpty(t, images, "no image in %s", stepDir)
-	for _, d := range []string{filepath.Dir(stepDir), stepDir, stepDir + "/current"} {
+	for _, d := range []string{filepath.Dir(stepDir), stepDir, stepDir + "/.current"} {
 		st, err := os.Stat(d)
 		require.NoError(t, err)
 		assert.Equal(t, os.FileMode(0o700), st.Mode().Perm(), d)
@@ -156,7 +156,7 @@ func TestPeriodicCheckpoints(t *testing.T) {
 	c.withPolicy(t, "min_interval=1")
 	dir := workdir(t)
 	script := writeScript(t, dir, "loop.sh", "#!/bin/bash\nfor i in $(seq 1 40); do sleep 0.25; echo $i; done\necho done\n")
-	id := c.sbatch(t, dir, "--dmtcp-interval=2s", "-o", dir+"/out", script)
+	id := c.sbatch(t, dir, "--dmtcp-interval=2s", "-o", dir+"/out", "-e", dir+"/err", script)
 	j := c.waitDone(t, id, 90*time.Second)
 	assert.Equal(t, "COMPLETED", j.State)
 	out, _ := os.ReadFile(dir + "/out")
@@ -167,8 +167,18 @@ func TestPeriodicCheckpoints(t *testing.T) {
 	n := strings.Count(string(log), `msg="checkpoint written"`)
 	assert.GreaterOrEqual(t, n, 2, "log:\n%s", log)
 	assert.Contains(t, string(log), "interval=2s")
-	images, _ := filepath.Glob(stepDir + "/current/ckpt_*.dmtcp")
-	assert.NotEmpty(t, images)
+	// Each periodic checkpoint became a verified generation; keep=2 of them remain.
+	gens, _ := filepath.Glob(stepDir + "/gen-*")
+	assert.Len(t, gens, 2)
+	for _, g := range gens {
+		images, _ := filepath.Glob(g + "/ckpt_*.dmtcp")
+		assert.NotEmpty(t, images, g)
+		m, err := os.ReadFile(g + "/MANIFEST.json")
+		require.NoError(t, err)
+		assert.Contains(t, string(m), `"reason": "periodic"`)
+	}
+	errb, _ := os.ReadFile(dir + "/err")
+	assert.GreaterOrEqual(t, strings.Count(string(errb), "slurm-dmtcp: checkpoint (periodic) generation"), 2, "err: %s", errb)
 }
 
 // With DMTCP missing on the node, the job fails at once with a message in its error file
