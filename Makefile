@@ -53,8 +53,10 @@ install: all
 	if [ -f $(BUILD)/slurm-dmtcp-nodeprobe ]; then install -d $(DESTDIR)$(BINDIR) && \
 		install -m 0755 $(BUILD)/slurm-dmtcp-nodeprobe $(DESTDIR)$(BINDIR)/; fi
 	install -m 0644 plugstack.conf.example $(DESTDIR)$(SHAREDIR)/plugstack.conf.example
-	install -m 0644 README.md spank/README.md $(DESTDIR)$(DOCDIR)/ 2>/dev/null || \
-		install -m 0644 README.md $(DESTDIR)$(DOCDIR)/
+	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	install -m 0644 spank/README.md $(DESTDIR)$(DOCDIR)/processes.md
+	install -m 0644 proto/manifest/FORMAT.md $(DESTDIR)$(DOCDIR)/manifest-format.md
+	install -m 0644 nodeprobe/README.md $(DESTDIR)$(DOCDIR)/nodeprobe.md
 	@echo "installed; add to plugstack.conf: required $(PLUGINDIR)/spank_dmtcp.so"
 
 lint:

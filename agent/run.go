@@ -43,7 +43,12 @@ func Main(args []string, lifeline io.Reader, ready io.Writer, stderr io.Writer) 
 }
 
 func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
+	var runDir string // removed on every failure once it exists
 	readyErr := func(err error) error {
+		if runDir != "" {
+			_ = os.RemoveAll(runDir)
+			_ = os.Remove(filepath.Dir(runDir))
+		}
 		_ = proto.WriteError(ready, err.Error())
 		return err
 	}
@@ -58,6 +63,7 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 	if err != nil {
 		return readyErr(&Error{Code: ExitFolders, Err: err})
 	}
+	runDir = layout.RunDir
 	logFile, err := os.OpenFile(layout.StepDir+"/agent.log", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return readyErr(fail(ExitFolders, "agent log: %v", err))
@@ -100,7 +106,6 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 	if err != nil {
 		store.Close()
 		log.WithError(err).Error("coordinator")
-		_ = os.RemoveAll(layout.RunDir)
 		return readyErr(&Error{Code: ExitCoordinator, Err: err})
 	}
 	host, _ := os.Hostname()

@@ -156,6 +156,8 @@ func TestPeriodicCheckpoints(t *testing.T) {
 	c.withPolicy(t, "min_interval=1")
 	dir := workdir(t)
 	script := writeScript(t, dir, "loop.sh", "#!/bin/bash\nfor i in $(seq 1 40); do sleep 0.25; echo $i; done\necho done\n")
+	// Seen once in about ten runs: DMTCP 5.0 itself exits 99 (an assertion) when checkpoints
+	// every 2 s meet this fork-per-iteration loop; the agent's side is in its log.
 	id := c.sbatch(t, dir, "--dmtcp-interval=2s", "-o", dir+"/out", "-e", dir+"/err", script)
 	j := c.waitDone(t, id, 90*time.Second)
 	assert.Equal(t, "COMPLETED", j.State)
@@ -197,6 +199,8 @@ func TestMissingDMTCPFailsFast(t *testing.T) {
 	assert.Contains(t, string(errb), "slurm-dmtcp: cannot run")
 	assert.Contains(t, string(errb), "DMTCP not found")
 	assert.Contains(t, string(errb), "/nonexistent/dmtcp/bin")
+	rt, _ := filepath.Glob("/tmp/slurm-dmtcp-*/" + id + ".batch")
+	assert.Empty(t, rt, "a failed agent left its runtime folder")
 	out, _ := os.ReadFile(dir + "/out")
 	assert.NotContains(t, string(out), "ran")
 
