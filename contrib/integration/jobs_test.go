@@ -155,14 +155,14 @@ func TestPeriodicCheckpoints(t *testing.T) {
 	needDMTCP(t)
 	c.withPolicy(t, "min_interval=1")
 	dir := workdir(t)
-	script := writeScript(t, dir, "loop.sh", "#!/bin/bash\nfor i in $(seq 1 40); do sleep 0.25; echo $i; done\necho done\n")
-	// Seen once in about ten runs: DMTCP 5.0 itself exits 99 (an assertion) when checkpoints
-	// every 2 s meet this fork-per-iteration loop; the agent's side is in its log.
+	// A fork every 0.25 s under checkpoints every 2 s made DMTCP 5.0 itself exit 99 (an
+	// assertion) in 2 of about 10 runs; one fork a second keeps this test about the agent.
+	script := writeScript(t, dir, "loop.sh", "#!/bin/bash\nfor i in $(seq 1 12); do sleep 1; echo $i; done\necho done\n")
 	id := c.sbatch(t, dir, "--dmtcp-interval=2s", "-o", dir+"/out", "-e", dir+"/err", script)
-	j := c.waitDone(t, id, 90*time.Second)
+	j := c.waitDone(t, id, 120*time.Second)
 	assert.Equal(t, "COMPLETED", j.State)
 	out, _ := os.ReadFile(dir + "/out")
-	assert.True(t, strings.HasSuffix(string(out), "39\n40\ndone\n"), "the loop ran to its end through the checkpoints: %s", out)
+	assert.True(t, strings.HasSuffix(string(out), "11\n12\ndone\n"), "the loop ran to its end through the checkpoints: %s", out)
 	stepDir := filepath.Join(homeOf(t, testUser), ".slurm-dmtcp", id, "batch")
 	log, err := os.ReadFile(stepDir + "/agent.log")
 	require.NoError(t, err)
