@@ -1,5 +1,7 @@
 package proto
 
+import "strings"
+
 // Protocol version 1 of the ready message (see the package documentation).
 const (
 	ReadyHeader = "sdmtcp/1 ready"
@@ -32,6 +34,9 @@ const (
 	// KeyRestoreNote is what the task launcher prints to the job's error output on a restart.
 	KeyRestoreNote = "restore_note"
 )
+
+// EnvName is the variable through which the plugin hands a ready-message key to the tasks.
+func EnvName(key string) string { return EnvPrefix + strings.ToUpper(key) }
 
 // TaskPidFile, in the step's runtime folder, holds the pid of the step's first task (written
 // by the task launcher), so the agent can write progress lines to the job's error output.

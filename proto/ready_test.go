@@ -86,5 +86,6 @@ func TestNamesMatchCHeader(t *testing.T) {
 	} {
 		assert.Equal(t, goValue, defs[c], "spank/proto.h %s", c)
 	}
-	assert.Equal(t, EnvPrefix+"COORD_PORT", EnvCoordPort, "the plugin derives variable names from keys")
+	assert.Equal(t, EnvCoordPort, EnvName(KeyCoordPort), "the plugin derives variable names from keys")
+	assert.Equal(t, EnvCoordHost, EnvName(KeyCoordHost))
 }

@@ -16,17 +16,20 @@ import (
 // ExitCannotLaunch is the exit code of a task that could not be started under DMTCP.
 const ExitCannotLaunch = 125
 
+// lookup returns the value of key in env ("K=V" entries; the last one wins), or "".
+func lookup(env []string, key string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(env[i], key+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
 // Command returns the program to exec, its argv and its environment, for a task whose
 // arguments after argv[0] are args and whose environment is env ("K=V" entries).
 func Command(args []string, env []string) (string, []string, []string, error) {
-	get := func(k string) string {
-		for i := len(env) - 1; i >= 0; i-- {
-			if v, ok := strings.CutPrefix(env[i], k+"="); ok {
-				return v
-			}
-		}
-		return ""
-	}
+	get := func(k string) string { return lookup(env, k) }
 	argv0 := get(proto.EnvArgv0)
 	if argv0 == "" {
 		return "", nil, nil, fmt.Errorf("%s is not set: slurm-dmtcp-exec runs only as a task started by the slurm-dmtcp plugin", proto.EnvArgv0)
@@ -42,31 +45,29 @@ func Command(args []string, env []string) (string, []string, []string, error) {
 	if err != nil {
 		return "", nil, nil, fmt.Errorf("cannot run %s under DMTCP: %w", argv0, err)
 	}
-	tmpdir := get(proto.EnvPrefix + "TMPDIR")
-	prog, argv := inst.Launch, []string{inst.Launch, "-j", "-h", host, "-p", port}
-	if gen := get(proto.EnvPrefix + "RESTORE"); gen != "" {
-		// Slurm runs the job again: restore the whole process tree of the generation.
-		images, _ := filepath.Glob(filepath.Join(gen, "ckpt_*.dmtcp"))
+	// Slurm runs the job again: restore the whole process tree of the generation.
+	gen := get(proto.EnvName(proto.KeyRestore))
+	var images []string
+	prog := inst.Launch
+	if gen != "" {
+		images, _ = filepath.Glob(filepath.Join(gen, "ckpt_*.dmtcp"))
 		if len(images) == 0 {
 			return "", nil, nil, fmt.Errorf("cannot restore %s: no checkpoint image in %s", argv0, gen)
 		}
-		prog, argv = inst.Restart, []string{inst.Restart, "-j", "-h", host, "-p", port}
-		// Without --ckptdir, restored processes write their next images beside the ones they
-		// came from: into the generation itself.
-		if d := get(proto.EnvPrefix + "CKPTDIR"); d != "" {
-			argv = append(argv, "--ckptdir", d)
-		}
-		if tmpdir != "" {
-			argv = append(argv, "--tmpdir", tmpdir)
-		}
+		prog = inst.Restart
+	}
+	argv := []string{prog, "-j", "-h", host, "-p", port}
+	// On a restore too: without --ckptdir, restored processes write their next images beside
+	// the ones they came from, into the generation itself.
+	if d := get(proto.EnvName(proto.KeyCkptDir)); d != "" {
+		argv = append(argv, "--ckptdir", d)
+	}
+	if d := get(proto.EnvName(proto.KeyTmpDir)); d != "" {
+		argv = append(argv, "--tmpdir", d)
+	}
+	if gen != "" {
 		argv = append(argv, images...)
 	} else {
-		if d := get(proto.EnvPrefix + "CKPTDIR"); d != "" {
-			argv = append(argv, "--ckptdir", d)
-		}
-		if tmpdir != "" {
-			argv = append(argv, "--tmpdir", tmpdir)
-		}
 		argv = append(argv, argv0)
 		argv = append(argv, args...)
 	}
@@ -75,7 +76,7 @@ func Command(args []string, env []string) (string, []string, []string, error) {
 	for _, kv := range env {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
-		case proto.EnvArgv0, proto.EnvError, proto.EnvPrefix + "RESTORE", proto.EnvPrefix + "RESTORE_NOTE":
+		case proto.EnvArgv0, proto.EnvError, proto.EnvName(proto.KeyRestore), proto.EnvName(proto.KeyRestoreNote):
 			continue // meant for this task only: a nested srun must not see them
 		}
 		out = append(out, kv)
@@ -85,10 +86,8 @@ func Command(args []string, env []string) (string, []string, []string, error) {
 
 // Notes returns what the task should tell the user before it starts (restart decisions).
 func Notes(env []string) []string {
-	for i := len(env) - 1; i >= 0; i-- {
-		if v, ok := strings.CutPrefix(env[i], proto.EnvPrefix+"RESTORE_NOTE="); ok && v != "" {
-			return strings.Split(v, " | ")
-		}
+	if v := lookup(env, proto.EnvName(proto.KeyRestoreNote)); v != "" {
+		return strings.Split(v, " | ")
 	}
 	return nil
 }
@@ -96,12 +95,7 @@ func Notes(env []string) []string {
 // RecordPid writes this task's pid into the step's runtime folder, once per step (the first
 // task wins), so the agent can write progress lines to the job's error output.
 func RecordPid(env []string) {
-	var dir string
-	for _, kv := range env {
-		if v, ok := strings.CutPrefix(kv, proto.EnvPrefix+"RUNDIR="); ok {
-			dir = v
-		}
-	}
+	dir := lookup(env, proto.EnvName(proto.KeyRunDir))
 	if dir == "" {
 		return
 	}

@@ -1,0 +1,69 @@
+package launch
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// fakePrefix makes an install prefix with the four DMTCP programs.
+func fakePrefix(t *testing.T) string {
+	p := t.TempDir()
+	require.NoError(t, os.Mkdir(filepath.Join(p, "bin"), 0o755))
+	for _, n := range []string{"dmtcp_coordinator", "dmtcp_launch", "dmtcp_command", "dmtcp_restart"} {
+		require.NoError(t, os.WriteFile(filepath.Join(p, "bin", n), []byte("#!/bin/sh\n"), 0o755))
+	}
+	return p
+}
+
+func TestCommand(t *testing.T) {
+	prefix := fakePrefix(t)
+	gen := t.TempDir()
+	for _, f := range []string{"ckpt_bash_1.dmtcp", "ckpt_sleep_2.dmtcp", "MANIFEST.json"} {
+		require.NoError(t, os.WriteFile(filepath.Join(gen, f), nil, 0o600))
+	}
+	base := []string{"SLURM_DMTCP_ARGV0=./job.sh", "SLURM_DMTCP_COORD_HOST=n1", "SLURM_DMTCP_COORD_PORT=4242",
+		"SLURM_DMTCP_DMTCP_PREFIX=" + prefix, "SLURM_DMTCP_CKPTDIR=/c/.current", "SLURM_DMTCP_TMPDIR=/r/tmp", "HOME=/h"}
+	for _, tc := range []struct {
+		name     string
+		env      []string
+		wantProg string
+		wantArgv []string
+		wantErr  string
+	}{
+		{name: "launch", env: base, wantProg: prefix + "/bin/dmtcp_launch",
+			wantArgv: []string{prefix + "/bin/dmtcp_launch", "-j", "-h", "n1", "-p", "4242", "--ckptdir", "/c/.current", "--tmpdir", "/r/tmp", "./job.sh", "a", "b c"}},
+		{name: "restore", env: append(base, "SLURM_DMTCP_RESTORE="+gen, "SLURM_DMTCP_RESTORE_NOTE=restart 1"), wantProg: prefix + "/bin/dmtcp_restart",
+			wantArgv: []string{prefix + "/bin/dmtcp_restart", "-j", "-h", "n1", "-p", "4242", "--ckptdir", "/c/.current", "--tmpdir", "/r/tmp",
+				filepath.Join(gen, "ckpt_bash_1.dmtcp"), filepath.Join(gen, "ckpt_sleep_2.dmtcp")}},
+		{name: "restore without images", env: append(base, "SLURM_DMTCP_RESTORE="+t.TempDir()), wantErr: "no checkpoint image"},
+		{name: "error from the plugin", env: append(base, "SLURM_DMTCP_ERROR=DMTCP not found in /x"), wantErr: "cannot run ./job.sh under DMTCP: DMTCP not found in /x"},
+		{name: "not started by the plugin", env: []string{"HOME=/h"}, wantErr: "SLURM_DMTCP_ARGV0 is not set"},
+		{name: "no coordinator", env: []string{"SLURM_DMTCP_ARGV0=x"}, wantErr: "coordinator's address"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			prog, argv, env, err := Command([]string{"a", "b c"}, tc.env)
+			if tc.wantErr != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.wantProg, prog)
+			assert.Equal(t, tc.wantArgv, argv)
+			assert.Contains(t, env, "HOME=/h")
+			for _, kv := range env {
+				assert.NotRegexp(t, `^SLURM_DMTCP_(ARGV0|ERROR|RESTORE|RESTORE_NOTE)=`, kv, "meant for this task only")
+			}
+		})
+	}
+}
+
+func TestNotes(t *testing.T) {
+	assert.Equal(t, []string{"generation 3 is damaged", "restart 2: restoring generation 2"},
+		Notes([]string{"SLURM_DMTCP_RESTORE_NOTE=generation 3 is damaged | restart 2: restoring generation 2"}))
+	assert.Nil(t, Notes([]string{"HOME=/h"}))
+}
