@@ -9,7 +9,6 @@ package integration
 
 import (
 	"bytes"
-	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
@@ -169,6 +168,17 @@ func (c *cluster) waitDone(t *testing.T, id string, timeout time.Duration) jobIn
 	return c.waitState(t, id, timeout, "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY")
 }
 
+// startNow makes a requeued job, which waits for its credential to expire, start as soon as
+// it may.
+func (c *cluster) startNow(t *testing.T, id string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) && c.job(t, id).State == "PENDING" {
+		c.run(t, "", "/", nil, "scontrol", "update", "JobId="+id, "StartTime=now")
+		time.Sleep(time.Second)
+	}
+}
+
 // waitFile waits for a file to contain want.
 func waitFile(t *testing.T, path, want string, timeout time.Duration) string {
 	t.Helper()
@@ -214,12 +224,3 @@ func leftovers(t *testing.T, jobID string) []string {
 	}
 	return left
 }
-
-func must(t *testing.T, cond bool, format string, a ...any) {
-	t.Helper()
-	if !cond {
-		t.Fatalf(format, a...)
-	}
-}
-
-var _ = fmt.Sprintf

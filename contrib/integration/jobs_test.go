@@ -4,7 +4,6 @@ package integration
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -218,5 +217,3 @@ func TestBrokenAgentFailsFast(t *testing.T) {
 	assert.Equal(t, 125, r.code)
 	assert.Contains(t, r.stderr, "cannot execute the agent /nonexistent/slurm-dmtcp-agent")
 }
-
-var _ = exec.Command

@@ -23,7 +23,7 @@ while [ $i -lt %d ]; do i=$((i+1)); echo "count $i"; sleep 0.2; done
 echo "final $i"
 `
 
-// requeueAfter waits for the job to print "count N" (N >= at), requeues it, and makes it
+// requeueAt waits for the job to print "count N" (N >= at), requeues it, and makes it
 // eligible at once.
 func (c *cluster) requeueAt(t *testing.T, id, out string, at int) {
 	t.Helper()
@@ -31,12 +31,7 @@ func (c *cluster) requeueAt(t *testing.T, id, out string, at int) {
 	r := c.run(t, "", "/", nil, "scontrol", "requeue", id)
 	require.Equal(t, 0, r.code, r.stderr)
 	c.waitState(t, id, 30*time.Second, "PENDING")
-	// A requeued job waits for its credential to expire; let it start as soon as it may.
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) && c.job(t, id).State == "PENDING" {
-		c.run(t, "", "/", nil, "scontrol", "update", "JobId="+id, "StartTime=now")
-		time.Sleep(time.Second)
-	}
+	c.startNow(t, id)
 }
 
 // counts returns the values printed, in order.
@@ -128,11 +123,7 @@ func TestDamagedNewestGenerationFallsBack(t *testing.T) {
 	require.NoError(t, err)
 	f.Close()
 	c.run(t, "", "/", nil, "scontrol", "release", id)
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) && c.job(t, id).State == "PENDING" {
-		c.run(t, "", "/", nil, "scontrol", "update", "JobId="+id, "StartTime=now")
-		time.Sleep(time.Second)
-	}
+	c.startNow(t, id)
 	j := c.waitDone(t, id, 120*time.Second)
 	assert.Equal(t, "COMPLETED", j.State)
 	e, _ := os.ReadFile(errf)
