@@ -184,10 +184,20 @@ func TestNodeLossResumesFromPeriodicCheckpoint(t *testing.T) {
 	b, _ := os.ReadFile(out)
 	before := counts(string(b))
 	require.NotEmpty(t, before)
-	r := c.run(t, "", "/", nil, "scontrol", "requeue", id)
-	require.Equal(t, 0, r.code, r.stderr)
-	c.waitState(t, id, 60*time.Second, "PENDING")
-	c.startNow(t, id)
+	// Requeue it, as Slurm does for a job with --requeue after a node failure. Slurm may
+	// learn of the lost batch step only later and end that run then: requeue again until
+	// a new run starts.
+	deadline := time.Now().Add(90 * time.Second)
+	for j := c.job(t, id); !(j.State == "RUNNING" && j.Restarts > 0); j = c.job(t, id) {
+		require.True(t, time.Now().Before(deadline), "job %s did not run again: %+v", id, j)
+		switch j.State {
+		case "PENDING":
+			c.run(t, "", "/", nil, "scontrol", "update", "JobId="+id, "StartTime=now")
+		case "RUNNING", "COMPLETED", "FAILED", "NODE_FAIL", "CANCELLED":
+			c.run(t, "", "/", nil, "scontrol", "requeue", id)
+		}
+		time.Sleep(time.Second)
+	}
 	j := c.waitDone(t, id, 120*time.Second)
 	assert.Equal(t, "COMPLETED", j.State)
 	b, _ = os.ReadFile(out)
@@ -272,11 +282,11 @@ func TestPythonDriverResumes(t *testing.T) {
 	c.waitState(t, id, 30*time.Second, "PENDING")
 	c.startNow(t, id)
 	j := c.waitDone(t, id, 120*time.Second)
-	assert.Equal(t, "COMPLETED", j.State)
+	e, _ := os.ReadFile(errf)
+	assert.Equal(t, "COMPLETED", j.State, "error file:\n%s", e)
 	b, _ := os.ReadFile(out)
 	assert.Contains(t, string(b), fmt.Sprintf("results %d %d\n", steps, want))
 	assert.Equal(t, 1, strings.Count(string(b), "step 1 3\n"), "the driver started from the top again:\n%s", b)
-	e, _ := os.ReadFile(errf)
 	assert.Contains(t, string(e), "slurm-dmtcp: restart 1: restoring generation 1")
 	assert.Regexp(t, `checkpoint \(signal\) generation 1: .*, [2-9] processes`, string(e), "driver and workers checkpointed together")
 }
