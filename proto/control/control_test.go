@@ -11,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	sdmtcp "github.com/slurm-dmtcp/slurm-dmtcp/proto"
 )
 
 func TestRequestRoundTrip(t *testing.T) {
@@ -199,4 +201,8 @@ func TestEncodeResponseTooLarge(t *testing.T) {
 	require.ErrorAs(t, err, &pe)
 	assert.Equal(t, CodeInternal, pe.Code)
 	assert.Error(t, EncodeRequest(&b, 1, OpStatus, map[string]string{"x": strings.Repeat("z", MaxMessage)}))
+}
+
+func TestEnvSocketIsTheReadyKey(t *testing.T) {
+	assert.Equal(t, EnvSocket, sdmtcp.EnvName(sdmtcp.KeyControlSocket), "the plugin passes every ready key on as SLURM_DMTCP_<KEY>")
 }
