@@ -130,12 +130,15 @@ mv "$conf.new" "$conf"
 # checkout may sit in a folder only root can enter, such as /root).
 bindir=$CLUSTER_DIR/bin
 mkdir -p "$bindir"
-for f in "$PLUGIN" "$repo"/build/slurm-dmtcp-agent "$repo"/build/slurm-dmtcp-exec; do
+for f in "$PLUGIN" "$repo"/build/slurm-dmtcp-agent "$repo"/build/slurm-dmtcp-exec "$repo"/build/dmtcpctl; do
 	[ -f "$f" ] || die "$f not found: run 'make' first"
 	install -m 0755 "$f" "$bindir/.$(basename "$f").new"
 	mv -f "$bindir/.$(basename "$f").new" "$bindir/$(basename "$f")"
 done
 chmod 0755 "$bindir"
+# The Python client (contrib/python) for job scripts: PYTHONPATH=$CLUSTER_DIR/python.
+install -d -m 0755 "$CLUSTER_DIR/python"
+install -m 0644 "$repo/contrib/python/slurm_dmtcp.py" "$CLUSTER_DIR/python/slurm_dmtcp.py"
 args="${dmtcp_prefix:+dmtcp_prefix=$dmtcp_prefix} agent=$bindir/slurm-dmtcp-agent exec=$bindir/slurm-dmtcp-exec ${PLUGSTACK_ARGS:-}"
 printf 'required %s %s\n' "$bindir/$(basename "$PLUGIN")" "$args" >"$CLUSTER_DIR/plugstack.conf"
 chmod 0644 "$conf" "$CLUSTER_DIR/plugstack.conf"
