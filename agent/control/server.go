@@ -130,7 +130,7 @@ func (s *Server) Serve(ln *net.UnixListener) error {
 			continue
 		}
 		if !s.track(c) {
-			s.reject(c, proto.Errorf(proto.CodeBusy, "%d connections already open; try again", s.Limits.MaxConns))
+			s.reject(c, proto.Errorf(proto.CodeBusy, "%d connections already open; try again", s.Limits.MaxConns), false)
 			continue
 		}
 		s.wg.Add(1)
@@ -187,9 +187,17 @@ func (s *Server) untrack(c *net.UnixConn) {
 	c.Close()
 }
 
-func (s *Server) reject(c *net.UnixConn, e *proto.Error) {
+// reject answers e and closes the connection. With drain, it first reads (bounded, for
+// a second) what the peer sends, so that the peer's request does not fail with EPIPE before
+// it can read the answer.
+func (s *Server) reject(c *net.UnixConn, e *proto.Error, drain bool) {
 	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
 	_ = proto.EncodeResponse(c, proto.ReplyError(0, e))
+	if drain {
+		_ = c.CloseWrite()
+		_ = c.SetReadDeadline(time.Now().Add(time.Second))
+		_, _ = io.CopyN(io.Discard, c, int64(s.Limits.MaxMessage))
+	}
 	c.Close()
 }
 
@@ -204,14 +212,14 @@ func (s *Server) handle(c *net.UnixConn) {
 	log := s.Log
 	if cred, err := PeerCred(c); err != nil {
 		log.WithError(err).Warn("control socket: connection refused")
-		s.reject(c, proto.Errorf(proto.CodeForbidden, "cannot identify the connecting process: %v", err))
+		s.reject(c, proto.Errorf(proto.CodeForbidden, "cannot identify the connecting process: %v", err), true)
 		return
 	} else {
 		log = log.WithFields(logrus.Fields{"peer_pid": cred.PID, "peer_uid": cred.UID})
 		if s.Check != nil {
 			if err := s.Check(cred); err != nil {
 				log.WithError(err).Warn("control socket: connection refused")
-				s.reject(c, proto.Errorf(proto.CodeForbidden, "%v", err))
+				s.reject(c, proto.Errorf(proto.CodeForbidden, "%v", err), true)
 				return
 			}
 		}

@@ -138,7 +138,10 @@ class Client:
             except (FileNotFoundError, ConnectionRefusedError) as e:
                 raise NotInJob(f"no agent listening at {self.path}: {e}") from e
             try:
-                s.sendall(line)
+                try:
+                    s.sendall(line)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the agent refused us: its answer may still be there to read
                 buf = bytearray()
                 while not buf.endswith(b"\n"):
                     chunk = s.recv(65536)
@@ -163,11 +166,13 @@ class Client:
             raise Error(f"{op}: malformed answer from the agent: {e}") from e
         if not isinstance(resp, dict) or resp.get("v") != PROTOCOL_VERSION:
             raise Error(f"{op}: answer in an unknown protocol version: {resp!r:.200}")
-        if not resp.get("ok"):
+        if not resp.get("ok") and resp.get("id") in (0, self._next_id):
             err = resp.get("error") or {}
             code, msg, ticket = err.get("code", "internal"), err.get("message", "no message"), err.get("ticket", 0)
             cls = CheckpointTimeout if code == "timeout" and ticket else AgentError
             raise cls(code, msg, ticket)
+        if not resp.get("ok"):
+            raise Error(f"{op}: error answer to request {resp.get('id')}, want {self._next_id}")
         if resp.get("id") != self._next_id:
             raise Error(f"{op}: answer to request {resp.get('id')}, want {self._next_id}")
         return resp.get("result") or {}

@@ -47,10 +47,12 @@ func (c *Client) Do(ctx context.Context, op string, args, result any) error {
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	c.next++
-	if err := EncodeRequest(conn, c.next, op, args); err != nil {
-		return fmt.Errorf("send %s: %w", op, err)
-	}
+	// A failed send may still have an answer waiting (the agent refused the connection).
+	sendErr := EncodeRequest(conn, c.next, op, args)
 	line, err := ReadLine(bufio.NewReaderSize(conn, 4096), MaxMessage)
+	if err != nil && sendErr != nil {
+		return fmt.Errorf("send %s: %w", op, sendErr)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s: no answer from the agent: %w", op, ctx.Err())
@@ -64,7 +66,7 @@ func (c *Client) Do(ctx context.Context, op string, args, result any) error {
 	if err != nil {
 		return err
 	}
-	if r.ID != c.next {
+	if r.ID != c.next && sendErr == nil {
 		return fmt.Errorf("%s: answer for request %d, want %d", op, r.ID, c.next)
 	}
 	return nil
