@@ -59,6 +59,8 @@ install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PYTHONDIR)
 	install -m 0755 $(BUILD)/dmtcpctl $(DESTDIR)$(BINDIR)/dmtcpctl
 	install -m 0644 contrib/python/slurm_dmtcp.py $(DESTDIR)$(PYTHONDIR)/slurm_dmtcp.py
+	install -d $(DESTDIR)$(SHAREDIR)/examples
+	install -m 0644 contrib/examples/*.sh contrib/examples/*.py $(DESTDIR)$(SHAREDIR)/examples/
 	if [ -f $(BUILD)/slurm-dmtcp-nodeprobe ]; then install -d $(DESTDIR)$(BINDIR) && \
 		install -m 0755 $(BUILD)/slurm-dmtcp-nodeprobe $(DESTDIR)$(BINDIR)/; fi
 	install -m 0644 plugstack.conf.example $(DESTDIR)$(SHAREDIR)/plugstack.conf.example
