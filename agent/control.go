@@ -57,7 +57,7 @@ func (a *Agent) startControl(p *periodic, host string, port int) []proto.KV {
 		periodic: p, tickets: map[uint64]*ctlsrv.Ticket{}}
 	check := a.controlGuard
 	if check == nil {
-		check = ctlsrv.Guard{UID: os.Getuid(), JobID: a.Config.JobID, Proc: ctlsrv.SysProc{}}.Check
+		check = ctlsrv.Guard{UID: os.Getuid(), JobID: a.Config.JobID, StepPID: os.Getppid(), Proc: ctlsrv.SysProc{}}.Check
 	}
 	c.srv = &ctlsrv.Server{Backend: backend{c}, Log: a.Log.WithField("component", "control"),
 		Check: check, Limits: ctlsrv.Defaults()}

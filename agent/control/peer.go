@@ -70,32 +70,41 @@ func (SysProc) Parent(pid int) (int, error) {
 // maxAncestors bounds the walk up the process tree.
 const maxAncestors = 32
 
-// PeerJob returns the Slurm job id of a process: SLURM_JOB_ID in its environment, else in
-// its nearest ancestor's that has one (a process restored by DMTCP, or one that cleared its
-// environment, inherits its job from its parents). "" when none has one.
-func PeerJob(p Proc, pid int) string {
+// PeerJob walks up from pid to the nearest process with SLURM_JOB_ID in its environment
+// and returns that job id ("" when none has one). under is true when the walk passes
+// through stepPID first (the peer descends from that process). /proc/<pid>/environ is the
+// environment the process was exec'd with; DMTCP's restart leaves it empty for the processes
+// it restores, so those inherit their job from their parents, or are known by their place
+// under the step's slurmstepd.
+func PeerJob(p Proc, pid, stepPID int) (job string, under bool) {
 	for i := 0; i < maxAncestors && pid > 1; i++ {
+		if stepPID > 1 && pid == stepPID {
+			return "", true
+		}
 		if env, err := p.Environ(pid); err == nil {
 			for _, kv := range bytes.Split(env, []byte{0}) {
 				if v, ok := bytes.CutPrefix(kv, []byte("SLURM_JOB_ID=")); ok && len(v) > 0 {
-					return string(v)
+					return string(v), false
 				}
 			}
 		}
 		ppid, err := p.Parent(pid)
 		if err != nil {
-			return ""
+			return "", false
 		}
 		pid = ppid
 	}
-	return ""
+	return "", false
 }
 
 // Guard decides who may use the socket: the job's user (or root) from inside the same job.
 type Guard struct {
 	UID   int    // the agent's (job's) uid
 	JobID string // the agent's job
-	Proc  Proc
+	// StepPID is the agent's parent, the step's slurmstepd: its descendants are in the job
+	// even when their environment cannot be read (processes restored by DMTCP). 0: none.
+	StepPID int
+	Proc    Proc
 }
 
 // Check returns nil when the peer may talk to the agent, else why not.
@@ -106,11 +115,11 @@ func (g Guard) Check(c Cred) error {
 	if c.UID != g.UID {
 		return fmt.Errorf("uid %d is not the job's user (uid %d)", c.UID, g.UID)
 	}
-	job := PeerJob(g.Proc, c.PID)
-	switch job {
-	case g.JobID:
+	job, under := PeerJob(g.Proc, c.PID, g.StepPID)
+	switch {
+	case under, job == g.JobID:
 		return nil
-	case "":
+	case job == "":
 		return fmt.Errorf("process %d is not inside a Slurm job (no SLURM_JOB_ID in it or its parents); this agent serves job %s only: use dmtcpctl --job %s", c.PID, g.JobID, g.JobID)
 	default:
 		return fmt.Errorf("process %d belongs to job %s; this agent serves job %s only", c.PID, job, g.JobID)

@@ -39,10 +39,12 @@ func TestGuard(t *testing.T) {
 			200: "SLURM_JOB_ID=43\x00",
 			300: "HOME=/home/u\x00",
 			400: "SLURM_JOB_ID=\x00",
+			501: "", // restored by DMTCP under the step's slurmstepd (60), whose environ is root's
+			502: "",
 		},
-		parent: map[int]int{100: 50, 101: 100, 200: 50, 300: 1, 400: 1, 50: 1},
+		parent: map[int]int{100: 50, 101: 100, 200: 50, 300: 1, 400: 1, 50: 1, 501: 502, 502: 60, 60: 1},
 	}
-	g := Guard{UID: 1000, JobID: "42", Proc: proc}
+	g := Guard{UID: 1000, JobID: "42", StepPID: 60, Proc: proc}
 	for _, tc := range []struct {
 		name string
 		cred Cred
@@ -56,6 +58,8 @@ func TestGuard(t *testing.T) {
 		{"no job", Cred{PID: 300, UID: 1000}, "not inside a Slurm job"},
 		{"empty job id", Cred{PID: 400, UID: 1000}, "not inside a Slurm job"},
 		{"gone", Cred{PID: 999, UID: 1000}, "not inside a Slurm job"},
+		{"restored under the step", Cred{PID: 501, UID: 1000}, ""},
+		{"the step's own slurmstepd is not a user process", Cred{PID: 60, UID: 1000}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := g.Check(tc.cred)
@@ -71,7 +75,9 @@ func TestGuard(t *testing.T) {
 func TestPeerJobLoopBounded(t *testing.T) {
 	// A cycle (cannot happen in /proc, but a fake can) ends after maxAncestors steps.
 	p := fakeProc{env: map[int]string{5: "", 6: ""}, parent: map[int]int{5: 6, 6: 5}}
-	assert.Equal(t, "", PeerJob(p, 5))
+	job, under := PeerJob(p, 5, 0)
+	assert.Equal(t, "", job)
+	assert.False(t, under)
 }
 
 func TestSysProc(t *testing.T) {

@@ -227,7 +227,8 @@ func (s *Server) handle(c *net.UnixConn) {
 
 	items := make(chan item)
 	gone := make(chan struct{}) // closed when the reader stops: EOF, error, drain cookie
-	go s.read(c, items, gone)
+	drained := new(bool)        // set before gone closes: it was DMTCP's drain cookie
+	go s.read(c, items, gone, drained)
 	defer func() {
 		c.Close() // unblocks the reader
 		for range items {
@@ -245,14 +246,14 @@ func (s *Server) handle(c *net.UnixConn) {
 				return
 			}
 			if it.drain {
-				log.Debug("control socket: the peer is being checkpointed by DMTCP; connection closed so it can drain")
+				log.Info("control socket: the peer is being checkpointed by DMTCP; connection closed so the checkpoint can go on")
 				return
 			}
 			if it.err != nil {
 				s.readFailed(c, log, it.err)
 				return
 			}
-			if !s.serveLine(c, log, it.line, gone) {
+			if !s.serveLine(c, log, it.line, gone, drained) {
 				return
 			}
 			idle.Reset(s.Limits.IdleTimeout)
@@ -261,11 +262,12 @@ func (s *Server) handle(c *net.UnixConn) {
 }
 
 // read delivers lines until EOF, an error, a bad line, or DMTCP's drain cookie.
-func (s *Server) read(c *net.UnixConn, items chan<- item, gone chan<- struct{}) {
+func (s *Server) read(c *net.UnixConn, items chan<- item, gone chan<- struct{}, drained *bool) {
 	defer close(items)
 	br := bufio.NewReaderSize(c, 4096)
 	send := func(it item) {
 		if it.err != nil || it.drain {
+			*drained = it.drain
 			close(gone)
 		}
 		items <- it
@@ -320,7 +322,7 @@ func (s *Server) write(c *net.UnixConn, r proto.Response) bool {
 }
 
 // serveLine answers one request line; false ends the connection.
-func (s *Server) serveLine(c *net.UnixConn, log *logrus.Entry, line []byte, gone <-chan struct{}) bool {
+func (s *Server) serveLine(c *net.UnixConn, log *logrus.Entry, line []byte, gone <-chan struct{}, drained *bool) bool {
 	req, perr := proto.DecodeRequest(line)
 	if perr != nil {
 		log.WithField("code", perr.Code).Info("control socket: bad request: " + perr.Message)
@@ -328,8 +330,12 @@ func (s *Server) serveLine(c *net.UnixConn, log *logrus.Entry, line []byte, gone
 	}
 	log = log.WithFields(logrus.Fields{"op": req.Op, "request_id": req.ID})
 	result, err, after := s.dispatch(req, gone)
-	if errors.Is(err, errGone) {
-		log.Debug("control socket: the peer went away during the request (DMTCP checkpoint or exit)")
+	if errors.Is(err, errGone) { // gone is closed: drained is set
+		if *drained {
+			log.Info("control socket: the peer is being checkpointed by DMTCP; connection closed so the checkpoint can go on")
+		} else {
+			log.Info("control socket: the peer went away during the request")
+		}
 		return false
 	}
 	var resp proto.Response

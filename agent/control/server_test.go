@@ -101,7 +101,13 @@ type rig struct {
 	srv  *Server
 	fake *fakeBackend
 	path string
-	log  *strings.Builder
+	log  *syncWriter
+}
+
+func (r *rig) logs() string {
+	r.log.mu.Lock()
+	defer r.log.mu.Unlock()
+	return r.log.w.(*strings.Builder).String()
 }
 
 func start(t *testing.T, mod func(*Server)) *rig {
@@ -112,9 +118,9 @@ func start(t *testing.T, mod func(*Server)) *rig {
 	path := filepath.Join(dir, proto.SocketName)
 	ln, err := Listen(path)
 	require.NoError(t, err)
-	var logs strings.Builder
+	logs := &syncWriter{w: &strings.Builder{}}
 	l := logrus.New()
-	l.SetOutput(&syncWriter{w: &logs})
+	l.SetOutput(logs)
 	l.SetLevel(logrus.DebugLevel)
 	fake := newFake()
 	s := &Server{Backend: fake, Log: logrus.NewEntry(l), Limits: Defaults()}
@@ -127,7 +133,7 @@ func start(t *testing.T, mod func(*Server)) *rig {
 		s.Close()
 		require.NoError(t, <-done)
 	})
-	return &rig{srv: s, fake: fake, path: path, log: &logs}
+	return &rig{srv: s, fake: fake, path: path, log: logs}
 }
 
 type syncWriter struct {
@@ -379,6 +385,7 @@ func TestDMTCPDrainClosesWaitingConnection(t *testing.T) {
 	tk, ok := r.fake.Ticket(id)
 	require.True(t, ok)
 	assert.Equal(t, proto.TicketRunning, tk.Result().State, "the checkpoint goes on")
+	assert.Eventually(t, func() bool { return strings.Contains(r.logs(), "the peer is being checkpointed by DMTCP") }, 2*time.Second, 20*time.Millisecond)
 }
 
 func TestDMTCPDrainOnIdleConnection(t *testing.T) {

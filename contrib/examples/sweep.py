@@ -60,6 +60,7 @@ def main(argv=None):
         if not dmtcp:
             continue
         # A safe point: the program has finished and its result is recorded.
+        asked = time.monotonic()
         try:
             ck = slurm_dmtcp.checkpoint(timeout=args.checkpoint_timeout)
         except slurm_dmtcp.Error as e:
@@ -68,7 +69,8 @@ def main(argv=None):
         if ck.restored:
             log(f"restored from generation {ck.generation} (checkpoint after param {p}); going on")
         else:
-            log(f"checkpoint after param {p}: generation {ck.generation}, {ck.bytes} bytes, {ck.duration_s:.1f}s")
+            log(f"checkpoint after param {p}: generation {ck.generation}, {ck.bytes} bytes, "
+                f"{time.monotonic() - asked:.1f}s from request to commit")
     failed = [p for p, rc in done if rc != 0]
     log(f"all {len(done)} done, {len(failed)} failed" + (f": {' '.join(failed)}" if failed else ""))
     return 1 if failed else 0
