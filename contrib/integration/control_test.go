@@ -381,3 +381,49 @@ func uidOf(t *testing.T, name string) int {
 	require.NoError(t, err)
 	return uid
 }
+
+// dmtcpctl from the batch script itself (a process under DMTCP starts it): the checkpoint
+// completes without waiting for dmtcpctl (static, not under DMTCP, and rid of the DMTCP
+// descriptors it inherited); restored from that very checkpoint, the script goes on after
+// dmtcpctl with exit code 0.
+func TestDmtcpctlInsideBatchScript(t *testing.T) {
+	c := newCluster(t)
+	needDMTCP(t)
+	dir := workdir(t)
+	script := writeScript(t, dir, "job.sh", fmt.Sprintf(`#!/bin/bash
+#SBATCH --open-mode=append
+echo "start restart=${SLURM_RESTART_COUNT:-0}"
+%s checkpoint --timeout 2m; echo "dmtcpctl rc=$?"
+for i in $(seq 1 30); do sleep 0.5; echo "i=$i"; done
+echo end
+`, c.dmtcpctl()))
+	out, errf := dir+"/out", dir+"/err"
+	id := c.sbatch(t, dir, "--dmtcp", "-o", out, "-e", errf, script)
+	waitFile(t, out, "dmtcpctl rc=0\n", 60*time.Second)
+	o := waitFile(t, out, "i=2\n", 30*time.Second)
+	assert.Contains(t, o, "checkpoint done: generation 1")
+
+	// Requeue: the SIGTERM checkpoint is generation 2; damage it so the job restores
+	// generation 1, taken while the script waited for dmtcpctl.
+	r := c.run(t, "", "/", nil, "scontrol", "requeue", id)
+	require.Equal(t, 0, r.code, r.stderr)
+	c.waitState(t, id, 30*time.Second, "PENDING")
+	gen2 := filepath.Join(homeOf(t, testUser), ".slurm-dmtcp", id, "batch", "gen-000002")
+	images, _ := filepath.Glob(gen2 + "/ckpt_*.dmtcp")
+	require.NotEmpty(t, images, "SIGTERM checkpoint")
+	f, err := os.OpenFile(images[0], os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = f.WriteAt([]byte("X"), 100)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	c.startNow(t, id)
+	j := c.waitDone(t, id, 120*time.Second)
+	assert.Equal(t, "COMPLETED", j.State)
+
+	b, _ := os.ReadFile(out)
+	e, _ := os.ReadFile(errf)
+	assert.Contains(t, string(e), "restart 1: restoring generation 1")
+	assert.Equal(t, 1, strings.Count(string(b), "start restart="), "restored, not started again:\n%s", b)
+	assert.Equal(t, 2, strings.Count(string(b), "dmtcpctl rc=0\n"), "the restored script goes on after dmtcpctl:\n%s", b)
+	assert.True(t, strings.HasSuffix(string(b), "i=30\nend\n"), "%s", b)
+}

@@ -9,12 +9,26 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/slurm-dmtcp/slurm-dmtcp/agent/dmtcpctl"
 )
 
+// DMTCP keeps its own descriptors at 821 and up (PROTECTED_FD_START = 820 in DMTCP's
+// protectedfds.h; about 20 of them), the coordinator connection first.
+const dmtcpFirstFD, dmtcpLastFD = 821, 860
+
 func main() {
+	// Started from a process under DMTCP (a --dmtcp job script), dmtcpctl still holds the
+	// descriptors DMTCP gave the forked child before it exec'd this static executable,
+	// DMTCP does not load into it, and the coordinator would count it as a process and wait
+	// for it at every checkpoint, forever. Closing them makes the coordinator forget it.
+	if strings.Contains(os.Getenv("LD_PRELOAD"), "libdmtcp") {
+		for fd := dmtcpFirstFD; fd <= dmtcpLastFD; fd++ {
+			_ = syscall.Close(fd)
+		}
+	}
 	self, err := os.Executable()
 	if err != nil {
 		self = os.Args[0]
