@@ -427,3 +427,50 @@ echo end
 	assert.Equal(t, 2, strings.Count(string(b), "dmtcpctl rc=0\n"), "the restored script goes on after dmtcpctl:\n%s", b)
 	assert.True(t, strings.HasSuffix(string(b), "i=30\nend\n"), "%s", b)
 }
+
+// Status answers while a real checkpoint runs (gzip of incompressible memory makes it take
+// seconds), and says so.
+func TestControlStatusDuringCheckpoint(t *testing.T) {
+	c := newCluster(t)
+	needDMTCP(t)
+	c.withPolicy(t, "compress=on")
+	dir := workdir(t)
+	writeScript(t, dir, "mem.py", "import os, time\nb = os.urandom(96 << 20)\nopen('ready', 'w').close()\ntime.sleep(120)\n")
+	script := writeScript(t, dir, "job.sh", "#!/bin/bash\necho \"socket=$SLURM_DMTCP_CONTROL_SOCKET\" > socket.txt\nexec python3 mem.py\n")
+	id := c.sbatch(t, dir, "--dmtcp", "-o", dir+"/out", "-e", dir+"/err", script)
+	sock := strings.TrimSpace(strings.TrimPrefix(waitFile(t, dir+"/socket.txt", "\n", 60*time.Second), "socket="))
+	waitFile(t, dir+"/ready", "", 60*time.Second)
+	cl, err := ctl.NewClient(sock) // as root, which the agent lets in
+	require.NoError(t, err)
+
+	var q ctl.CheckpointResult
+	require.NoError(t, cl.Do(t.Context(), ctl.OpCheckpoint, nil, &q))
+	seen := 0
+	var slowest time.Duration
+	for i := 0; i < 600; i++ {
+		begin := time.Now()
+		var st ctl.Status
+		require.NoError(t, cl.Do(t.Context(), ctl.OpStatus, nil, &st))
+		if d := time.Since(begin); d > slowest {
+			slowest = d
+		}
+		if st.State == ctl.StateCheckpointing {
+			seen++
+			require.NotNil(t, st.InProgress)
+			assert.Equal(t, "request", st.InProgress.Reason)
+			assert.Equal(t, q.Ticket, st.InProgress.Ticket)
+		} else if seen > 0 {
+			require.NotNil(t, st.LastCheckpoint)
+			assert.True(t, st.LastCheckpoint.OK)
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	assert.GreaterOrEqual(t, seen, 3, "status answered during the checkpoint")
+	assert.Less(t, slowest, 3*time.Second, "status never waits for the checkpoint")
+	t.Logf("status answered %d times during the checkpoint; slowest answer %s", seen, slowest)
+	var r ctl.CheckpointResult
+	require.NoError(t, cl.Do(t.Context(), ctl.OpWait, ctl.WaitArgs{Ticket: q.Ticket}, &r))
+	assert.Equal(t, ctl.TicketDone, r.State)
+	c.run(t, "", "/", nil, "scancel", id)
+}
