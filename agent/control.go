@@ -40,7 +40,8 @@ type control struct {
 	tickets    map[uint64]*ctlsrv.Ticket
 	order      []uint64
 	nextID     uint64
-	closed     bool
+	stopping   bool // SIGTERM: Slurm is ending the step; no more checkpoints on request
+	closed     bool // the socket is closed (end of the step)
 }
 
 // startControl opens the control socket in the runtime folder and serves it. It returns the
@@ -104,6 +105,9 @@ func (a *Agent) serveControl(ctx context.Context, stopping bool) {
 		return // an interval change: Serve picks up the new timer
 	}
 	if stopping {
+		c.mu.Lock()
+		c.stopping = true
+		c.mu.Unlock()
 		t.Finish(ctl.CheckpointResult{State: ctl.TicketFailed, Error: "the step is stopping: no more checkpoints on request"})
 		return
 	}
@@ -142,6 +146,9 @@ func (a *Agent) trackCheckpoint(reason manifest.Reason) func(generations.Committ
 	}
 	start := time.Now()
 	c.mu.Lock()
+	if reason == manifest.ReasonSignal {
+		c.stopping = true // the computation ends after this checkpoint
+	}
 	var ticket uint64
 	if c.inProgress != nil {
 		ticket = c.inProgress.Ticket
@@ -205,7 +212,7 @@ func (b backend) Status(ctx context.Context) (ctl.Status, error) {
 		l := *b.c.last
 		st.LastCheckpoint = &l
 	}
-	if b.c.closed {
+	if b.c.closed || b.c.stopping {
 		st.State = ctl.StateStopping
 	}
 	b.c.mu.Unlock()
@@ -247,7 +254,7 @@ func (b backend) SetInterval(d time.Duration) (ctl.IntervalResult, error) {
 		return ctl.IntervalResult{}, ctl.Errorf(ctl.CodePolicy, "interval %ds is longer than the longest accepted, 366d", int64(d/time.Second))
 	}
 	b.c.mu.Lock()
-	closed := b.c.closed
+	closed := b.c.closed || b.c.stopping
 	b.c.mu.Unlock()
 	if closed {
 		return ctl.IntervalResult{}, ctl.Errorf(ctl.CodeStopping, "the step is stopping")
@@ -267,8 +274,8 @@ func (b backend) RequestCheckpoint() (*ctlsrv.Ticket, error) {
 	c := b.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
-		return nil, ctl.Errorf(ctl.CodeStopping, "the step is stopping")
+	if c.closed || c.stopping {
+		return nil, ctl.Errorf(ctl.CodeStopping, "the step is stopping: no more checkpoints on request")
 	}
 	if c.pending != nil {
 		return c.pending, nil

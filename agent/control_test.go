@@ -14,6 +14,7 @@ import (
 	ctlsrv "github.com/slurm-dmtcp/slurm-dmtcp/agent/control"
 	"github.com/slurm-dmtcp/slurm-dmtcp/proto"
 	ctl "github.com/slurm-dmtcp/slurm-dmtcp/proto/control"
+	"github.com/slurm-dmtcp/slurm-dmtcp/proto/manifest"
 )
 
 // serveWithControl runs Serve on a test agent and returns a client for its control socket,
@@ -145,3 +146,25 @@ func TestControlCheckpointFailure(t *testing.T) {
 }
 
 func ptrDur(d time.Duration) *ctl.Duration { v := ctl.Duration(d); return &v }
+
+// After Slurm's SIGTERM checkpoint the step is ending: status says so and requests for
+// checkpoints or a new interval are refused with "stopping".
+func TestControlStoppingAfterSIGTERMCheckpoint(t *testing.T) {
+	a, _, c := serveWithControl(t, Config{JobID: "7", Step: "batch"})
+	_, err := a.Checkpoint(context.Background(), manifest.ReasonSignal) // what Serve does on SIGTERM
+	require.NoError(t, err)
+	var st ctl.Status
+	require.NoError(t, do(t, c, ctl.OpStatus, nil, &st))
+	assert.Equal(t, ctl.StateStopping, st.State)
+	require.NotNil(t, st.LastCheckpoint)
+	assert.Equal(t, "signal", st.LastCheckpoint.Reason)
+	for _, tc := range []struct {
+		op   string
+		args any
+	}{{ctl.OpCheckpoint, ctl.CheckpointArgs{Wait: true}}, {ctl.OpInterval, ctl.IntervalArgs{Interval: ptrDur(time.Hour)}}} {
+		err := do(t, c, tc.op, tc.args, nil)
+		var pe *ctl.Error
+		require.ErrorAs(t, err, &pe, tc.op)
+		assert.Equal(t, ctl.CodeStopping, pe.Code, tc.op)
+	}
+}

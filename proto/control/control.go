@@ -222,7 +222,6 @@ type CheckpointResult struct {
 	Generation int     `json:"generation,omitempty"`
 	Bytes      int64   `json:"bytes,omitempty"`
 	Path       string  `json:"path,omitempty"`
-	Processes  int     `json:"processes,omitempty"`
 	DurationS  float64 `json:"duration_s,omitempty"`
 	Error      string  `json:"error,omitempty"`
 }
