@@ -130,6 +130,7 @@ func (s *Server) Serve(ln *net.UnixListener) error {
 			continue
 		}
 		if !s.track(c) {
+			s.Log.WithField("limit", s.Limits.MaxConns).Warn("control socket: connection refused: too many open")
 			s.reject(c, proto.Errorf(proto.CodeBusy, "%d connections already open; try again", s.Limits.MaxConns), false)
 			continue
 		}
