@@ -262,9 +262,10 @@ func findSocket(o opts, env Env) (string, error) {
 		rt = runtimeDirFromPlugstack(env.Getenv("SLURM_CONF"))
 	}
 	base := filepath.Join(rt, fmt.Sprintf("slurm-dmtcp-%d", os.Getuid()))
+	// The agent's runtime folder is <job>.batch or <job>.step-N (agent.Config.StepName).
 	steps := []string{"batch"}
-	if o.step != "" {
-		steps = []string{o.step}
+	if o.step != "" && o.step != "batch" {
+		steps = []string{"step-" + o.step}
 	}
 	for _, s := range steps {
 		p := filepath.Join(base, o.job+"."+s, ctl.SocketName)

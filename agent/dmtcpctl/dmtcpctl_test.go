@@ -216,11 +216,11 @@ func TestFindSocket(t *testing.T) {
 	}
 	_, err := findSocket(opts{job: "42", runtimeDir: rt}, Env{Getenv: os.Getenv})
 	assert.ErrorContains(t, err, "no control socket of job 42 on this node")
-	s3 := mk("3")
+	s3 := mk("step-3")
 	p, err := findSocket(opts{job: "42", runtimeDir: rt}, Env{Getenv: os.Getenv})
 	require.NoError(t, err)
 	assert.Equal(t, s3, p, "the only step")
-	mk("4")
+	mk("step-4")
 	_, err = findSocket(opts{job: "42", runtimeDir: rt}, Env{Getenv: os.Getenv})
 	assert.ErrorContains(t, err, "choose one with --step N")
 	p, err = findSocket(opts{job: "42", runtimeDir: rt, step: "3"}, Env{Getenv: os.Getenv})
