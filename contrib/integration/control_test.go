@@ -480,3 +480,54 @@ func TestControlStatusDuringCheckpoint(t *testing.T) {
 	assert.Equal(t, ctl.TicketDone, r.State)
 	c.run(t, "", "/", nil, "scancel", id)
 }
+
+// A driver restored from the very checkpoint it asked for returns from checkpoint() with
+// restored=True and goes on. (Slurm's SIGTERM checkpoint, newer, is damaged here so that the
+// job restores the requested one, as after a node failure.)
+func TestPythonCheckpointReturnsRestored(t *testing.T) {
+	c := newCluster(t)
+	needDMTCP(t)
+	dir := workdir(t)
+	repo, err := filepath.Abs("../..")
+	require.NoError(t, err)
+	b, err := os.ReadFile(filepath.Join(repo, "contrib/python/slurm_dmtcp.py"))
+	require.NoError(t, err)
+	writeScript(t, dir, "slurm_dmtcp.py", string(b))
+	writeScript(t, dir, "drv.py", `import time, slurm_dmtcp as sd
+state = {"x": 41}
+print("before", sd.ping()["restart_count"], flush=True)
+ck = sd.checkpoint(timeout=120)
+state["x"] += 1
+print("checkpoint returned: state=%s restored=%s generation=%d x=%d restart=%d" % (ck.state, ck.restored, ck.generation, state["x"], sd.ping()["restart_count"]), flush=True)
+for i in range(20):
+    time.sleep(0.5)
+    print("i=%d" % i, flush=True)
+print("end", flush=True)
+`)
+	script := writeScript(t, dir, "job.sh", "#!/bin/bash\n#SBATCH --open-mode=append\nexport PYTHONPATH=$PWD\nexec python3 drv.py\n")
+	out, errf := dir+"/out", dir+"/err"
+	id := c.sbatch(t, dir, "--dmtcp", "-o", out, "-e", errf, script)
+	waitFile(t, out, "checkpoint returned: state=done restored=False generation=1 x=42 restart=0", 60*time.Second)
+	waitFile(t, out, "i=1\n", 30*time.Second)
+	r := c.run(t, "", "/", nil, "scontrol", "requeue", id)
+	require.Equal(t, 0, r.code, r.stderr)
+	c.waitState(t, id, 30*time.Second, "PENDING")
+	gen2 := filepath.Join(homeOf(t, testUser), ".slurm-dmtcp", id, "batch", "gen-000002")
+	images, _ := filepath.Glob(gen2 + "/ckpt_*.dmtcp")
+	require.NotEmpty(t, images, "SIGTERM checkpoint")
+	f, err := os.OpenFile(images[0], os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = f.WriteAt([]byte("X"), 100)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	c.startNow(t, id)
+	j := c.waitDone(t, id, 120*time.Second)
+	ob, _ := os.ReadFile(out)
+	eb, _ := os.ReadFile(errf)
+	assert.Equal(t, "COMPLETED", j.State, "out:\n%s\nerr:\n%s", ob, eb)
+	assert.Contains(t, string(eb), "restart 1: restoring generation 1")
+	assert.Contains(t, string(ob), "checkpoint returned: state=restored restored=True generation=1 x=42 restart=1",
+		"out:\n%s\nerr:\n%s", ob, eb)
+	assert.Equal(t, 1, strings.Count(string(ob), "before"), "resumed, not started again")
+	assert.True(t, strings.HasSuffix(string(ob), "i=19\nend\n"), "%s", ob)
+}
