@@ -40,8 +40,9 @@ type control struct {
 	tickets    map[uint64]*ctlsrv.Ticket
 	order      []uint64
 	nextID     uint64
-	stopping   bool // SIGTERM: Slurm is ending the step; no more checkpoints on request
-	closed     bool // the socket is closed (end of the step)
+	starting   uint64 // the ticket of the requested checkpoint about to start, for status
+	stopping   bool   // SIGTERM: Slurm is ending the step; no more checkpoints on request
+	closed     bool   // the socket is closed (end of the step)
 }
 
 // startControl opens the control socket in the runtime folder and serves it. It returns the
@@ -113,29 +114,18 @@ func (a *Agent) serveControl(ctx context.Context, stopping bool) {
 	}
 	t.SetRunning()
 	a.Log.WithField("ticket", t.ID()).Info("checkpoint requested through the control socket")
-	com, err := a.checkpointTicket(ctx, t)
+	c.mu.Lock()
+	c.starting = t.ID()
+	c.mu.Unlock()
+	start := time.Now()
+	com, err := a.Checkpoint(ctx, manifest.ReasonRequest)
 	r := ctl.CheckpointResult{State: ctl.TicketDone, Generation: com.Generation.Number, Bytes: com.Bytes,
-		Path: com.Generation.Path, DurationS: com.Duration.Seconds()}
+		Path: com.Generation.Path, DurationS: time.Since(start).Seconds()}
 	if err != nil {
 		r = ctl.CheckpointResult{State: ctl.TicketFailed, Error: err.Error()}
 	}
 	t.Finish(r)
 	c.periodic.Restart() // the interval counts from the end of the previous checkpoint
-}
-
-func (a *Agent) checkpointTicket(ctx context.Context, t *ctlsrv.Ticket) (generations.Committed, error) {
-	a.control.mu.Lock()
-	a.control.inProgressTicket(t.ID())
-	a.control.mu.Unlock()
-	return a.Checkpoint(ctx, manifest.ReasonRequest)
-}
-
-func (c *control) inProgressTicket(id uint64) {
-	if c.inProgress != nil {
-		c.inProgress.Ticket = id
-	} else {
-		c.inProgress = &ctl.InProgress{Started: time.Now(), Reason: string(manifest.ReasonRequest), Ticket: id}
-	}
 }
 
 // trackCheckpoint records a checkpoint's start for status; the returned func records its end.
@@ -149,10 +139,8 @@ func (a *Agent) trackCheckpoint(reason manifest.Reason) func(generations.Committ
 	if reason == manifest.ReasonSignal {
 		c.stopping = true // the computation ends after this checkpoint
 	}
-	var ticket uint64
-	if c.inProgress != nil {
-		ticket = c.inProgress.Ticket
-	}
+	ticket := c.starting
+	c.starting = 0
 	c.inProgress = &ctl.InProgress{Started: start, Reason: string(reason), Ticket: ticket}
 	c.mu.Unlock()
 	return func(com generations.Committed, err error) {
