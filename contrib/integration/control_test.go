@@ -281,11 +281,22 @@ func TestControlPermissionsTwoUsers(t *testing.T) {
 	assert.NotEqual(t, 0, r.code)
 	assert.Contains(t, r.stderr, "Access/permission denied")
 
+	// The Python client as the other user.
+	py := "import slurm_dmtcp as sd\ntry:\n    sd.status()\nexcept sd.Error as e:\n    print('refused:', type(e).__name__, e)\n"
+	r = c.run(t, otherUser, "/tmp", []string{"PYTHONPATH=" + filepath.Join(c.dir, "python"), ctl.EnvSocket + "=" + sock}, "python3", "-c", py)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "refused: Error cannot connect to the agent at "+sock)
+	assert.Contains(t, r.stdout, "Permission denied")
+
 	// The same user, outside any job.
 	r = c.run(t, testUser, "/tmp", nil, c.dmtcpctl(), "--socket", sock, "status")
 	assert.Equal(t, 5, r.code, r.stderr)
 	assert.Contains(t, r.stderr, "forbidden: process")
 	assert.Contains(t, r.stderr, "is not inside a Slurm job")
+
+	r = c.run(t, testUser, "/tmp", []string{"PYTHONPATH=" + filepath.Join(c.dir, "python"), ctl.EnvSocket + "=" + sock}, "python3", "-c", py)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "refused: AgentError forbidden: process")
 
 	// The same user, from another job.
 	r = c.run(t, testUser, "/tmp", nil, "srun", "--dmtcp=off", c.dmtcpctl(), "--socket", sock, "checkpoint")

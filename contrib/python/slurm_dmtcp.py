@@ -137,6 +137,10 @@ class Client:
                 s.connect(self.path)
             except (FileNotFoundError, ConnectionRefusedError) as e:
                 raise NotInJob(f"no agent listening at {self.path}: {e}") from e
+            except socket.timeout as e:
+                raise Error(f"{op}: the agent at {self.path} did not accept within {timeout:g}s") from e
+            except OSError as e:  # PermissionError: another user's socket
+                raise Error(f"cannot connect to the agent at {self.path}: {e}") from e
             try:
                 try:
                     s.sendall(line)

@@ -143,6 +143,15 @@ class TestRequests(AgentTest):
         self.assertEqual(c.status()["state"], "running")
         self.assertEqual(len(calls), 2)
 
+    def test_permission_denied(self):
+        d = tempfile.mkdtemp(prefix="sdt")
+        self.addCleanup(os.rmdir, d)
+        with mock.patch.object(socket.socket, "connect", side_effect=PermissionError(13, "Permission denied")):
+            with self.assertRaises(sd.Error) as cm:
+                sd.Client(os.path.join(d, "control.sock")).status()
+        self.assertIn("Permission denied", str(cm.exception))
+        self.assertNotIsInstance(cm.exception, sd.NotInJob)
+
     def test_not_in_job(self):
         with mock.patch.dict(os.environ, {}, clear=True):
             self.assertFalse(sd.in_dmtcp_job())
