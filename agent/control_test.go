@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -167,4 +169,25 @@ func TestControlStoppingAfterSIGTERMCheckpoint(t *testing.T) {
 		require.ErrorAs(t, err, &pe, tc.op)
 		assert.Equal(t, ctl.CodeStopping, pe.Code, tc.op)
 	}
+}
+
+// Without a control socket (its path too long for a Unix socket) the step runs as before:
+// the ready message has no control_socket and checkpoints go on.
+func TestServeWithoutControlSocket(t *testing.T) {
+	a, coord, _ := newTestAgent(t, Config{JobID: "7", Step: "batch"}, nil)
+	a.Layout.RunDir = filepath.Join(t.TempDir(), strings.Repeat("x", 120))
+	lifeline, closeLifeline := io.Pipe()
+	readyR, readyW := io.Pipe()
+	errc := make(chan error, 1)
+	go func() { errc <- a.Serve(context.Background(), "h", 1, readyW, lifeline) }()
+	kv, err := proto.ReadMessage(readyR)
+	require.NoError(t, err)
+	go func() { _, _ = io.Copy(io.Discard, readyR) }()
+	_, ok := kv[proto.KeyControlSocket]
+	assert.False(t, ok, "no socket, no ready key")
+	_, err = a.Checkpoint(context.Background(), manifest.ReasonPeriodic)
+	require.NoError(t, err)
+	assert.Equal(t, 1, coord.ckpts)
+	closeLifeline.Close()
+	require.NoError(t, <-errc)
 }
