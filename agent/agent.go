@@ -101,6 +101,10 @@ func NewLayout(c Config, u *user.User) (Layout, error) {
 	if err := PrivateDir(l.TmpDir, uid); err != nil {
 		return Layout{}, err
 	}
+	// Images an earlier run was writing when it was killed are not a generation.
+	if err := clearDir(l.CkptDir); err != nil {
+		return Layout{}, fmt.Errorf("checkpoint folder %s: remove what an earlier run left: %w", l.CkptDir, err)
+	}
 	return l, nil
 }
 
@@ -125,6 +129,8 @@ type Agent struct {
 	Job Job
 	// Started is when this run of the step began.
 	Started time.Time
+	// Space, when set, is checked before each checkpoint.
+	Space SpaceCheck
 
 	control      *control                // the control socket (control.go); nil without one
 	controlGuard func(ctlsrv.Cred) error // who may use it; nil: the job's user from inside the job
@@ -155,9 +161,14 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Write
 		"checkpoint_dir": a.Layout.CkptDir}).Info("coordinator ready")
 
 	stop := make(chan struct{})
+	// Periodic checkpoints and the one before the time limit give up when the step's tasks
+	// are gone; a checkpoint on SIGTERM does not (its tasks exit as their images are written).
+	runCtx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
 	go func() {
 		_, _ = io.Copy(io.Discard, lifeline)
 		close(stop)
+		cancelRun()
 	}()
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
@@ -206,7 +217,7 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Write
 			if stopping {
 				continue
 			}
-			again, rq := a.beforeTimeLimit(ctx)
+			again, rq := a.beforeTimeLimit(runCtx)
 			requeued = rq
 			if again > 0 {
 				leadTimer.Reset(again)
@@ -215,10 +226,10 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Write
 			if requeued || stopping {
 				continue
 			}
-			_, _ = a.Checkpoint(ctx, manifest.ReasonPeriodic)
+			_, _ = a.Checkpoint(runCtx, manifest.ReasonPeriodic)
 			periodic.Restart() // measured from the end of the previous checkpoint
 		case <-a.controlKick(): // dmtcpctl: a checkpoint request or a new interval (control.go)
-			a.serveControl(ctx, requeued || stopping)
+			a.serveControl(runCtx, requeued || stopping)
 		}
 	}
 }
@@ -250,6 +261,16 @@ func (a *Agent) takeCheckpoint(ctx context.Context, reason manifest.Reason, stop
 		a.mark(proto.StoppingFile)
 		defer a.mark(proto.StoppedFile)
 	}
+	if a.Space != nil {
+		if sp, err := a.Space(); err != nil {
+			log.WithError(err).Warn("free space unknown")
+		} else if !sp.fits(a.Config.Compress) {
+			err := fmt.Errorf("the checkpoint folder %s has %d MiB free and the processes hold %d MiB", a.Layout.CkptDir, sp.Free>>20, sp.Need>>20)
+			log.WithError(err).Error("checkpoint skipped: not enough space")
+			a.progress("checkpoint (%s) skipped: %v (DMTCP would end the application on a full disk); earlier generations are untouched; free space or lower plugstack.conf keep=", reason, err)
+			return generations.Committed{}, err
+		}
+	}
 	start := time.Now()
 	peers, err := a.requestCheckpoint(cctx, stop)
 	if stop && err != nil {
@@ -258,6 +279,7 @@ func (a *Agent) takeCheckpoint(ctx context.Context, reason manifest.Reason, stop
 	if err != nil {
 		log.WithError(err).Error("checkpoint failed")
 		a.progress("checkpoint (%s) failed: %v; earlier generations are untouched", reason, err)
+		a.clearCurrent()
 		return generations.Committed{}, err
 	}
 	if peers == 0 {
@@ -274,6 +296,7 @@ func (a *Agent) takeCheckpoint(ctx context.Context, reason manifest.Reason, stop
 	meta.Reason, meta.StartTime, meta.EndTime = reason, start, time.Now()
 	c, err := pending.CommitFrom(a.Layout.CkptDir, meta)
 	if err != nil {
+		a.clearCurrent()
 		log.WithError(err).Error("checkpoint: commit generation")
 		a.progress("checkpoint (%s) failed: %v; earlier generations are untouched", reason, err)
 		return c, err
@@ -312,6 +335,13 @@ func (a *Agent) requestCheckpoint(ctx context.Context, thenExit bool) (int, erro
 			return 0, fmt.Errorf("checkpoint did not complete: %w", ctx.Err())
 		case <-time.After(50 * time.Millisecond):
 		}
+	}
+}
+
+// clearCurrent removes what a failed checkpoint left where DMTCP writes.
+func (a *Agent) clearCurrent() {
+	if err := clearDir(a.Layout.CkptDir); err != nil {
+		a.Log.WithError(err).Warn("could not clear the checkpoint folder after a failure")
 	}
 }
 

@@ -344,3 +344,127 @@ func TestNoVerifiedCheckpointFailsByPolicy(t *testing.T) {
 	b, _ := os.ReadFile(out)
 	assert.Equal(t, 1, strings.Count(string(b), "count 1\n"), "the script did not start from the top")
 }
+
+// smallDisk mounts a tmpfs of size MiB for checkpoints, removed after the test.
+func smallDisk(t *testing.T, mib int) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("/var/tmp", "sdmtcp-small-")
+	require.NoError(t, err)
+	out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%dm,mode=1777", mib), "tmpfs", dir).CombinedOutput()
+	if err != nil {
+		_ = os.Remove(dir)
+		t.Skipf("SKIP: cannot mount a small tmpfs for the disk-full test: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		_ = exec.Command("umount", "-l", dir).Run()
+		_ = os.Remove(dir)
+	})
+	return dir
+}
+
+// growing counts, and at count 15 takes 80 MiB of incompressible memory.
+const growing = `#!/usr/bin/env python3
+#SBATCH --open-mode=append
+import os, time
+i, ballast = 0, b""
+while i < %d:
+    i += 1
+    print("count", i, flush=True)
+    if i == 15:
+        ballast = os.urandom(80 << 20)
+    time.sleep(0.3)
+print("final", i, flush=True)
+`
+
+// The checkpoint folder fills up: the checkpoints that cannot fit are not attempted (DMTCP
+// would end the application), the application runs on, the earlier generation stays
+// verified, and a requeue restores it. The counter ends exactly.
+func TestDiskFullKeepsTheJobAndItsGeneration(t *testing.T) {
+	c := newCluster(t)
+	needDMTCP(t)
+	disk := smallDisk(t, 48)
+	c.withPolicy(t, "min_interval=1 compress=off checkpoint_dir="+disk+"/%u/%j")
+	dir := workdir(t)
+	script := writeScript(t, dir, "grow.py", fmt.Sprintf(growing, 60))
+	out, errf := dir+"/out", dir+"/err"
+	id := c.sbatch(t, dir, "--dmtcp-interval=2s", "-o", out, "-e", errf, script)
+	waitFile(t, errf, "checkpoint (periodic) skipped: the checkpoint folder", 60*time.Second)
+	waitFile(t, out, "count 30\n", 60*time.Second)
+	r := c.run(t, "", "/", nil, "scontrol", "requeue", id)
+	require.Equal(t, 0, r.code, r.stderr)
+	c.waitState(t, id, 30*time.Second, "PENDING")
+	c.startNow(t, id)
+	j := c.waitDone(t, id, 120*time.Second)
+	assert.Equal(t, "COMPLETED", j.State)
+	b, _ := os.ReadFile(out)
+	assertCountedTo(t, string(b), 60)
+	e, _ := os.ReadFile(errf)
+	assert.Contains(t, string(e), "slurm-dmtcp: checkpoint (periodic) generation 1: ")
+	assert.Contains(t, string(e), "checkpoint (signal) skipped: the checkpoint folder", "the SIGTERM checkpoint could not fit either")
+	assert.Regexp(t, `restart 1: restoring generation \d+ \(checkpoint of [^,]+, periodic\)`, string(e))
+	assert.NotContains(t, string(e), "ASSERT", "DMTCP never hit the full disk")
+	gens, _ := filepath.Glob(filepath.Join(disk, testUser, id, "batch", "gen-*", "MANIFEST.json"))
+	assert.NotEmpty(t, gens)
+}
+
+// ballastCounter counts with 48 MiB of compressible memory, so that each (compressed)
+// checkpoint takes a few seconds.
+const ballastCounter = `#!/usr/bin/env python3
+#SBATCH --open-mode=append
+import time
+ballast = bytes(range(256)) * (48 << 12)
+i = 0
+while i < %d:
+    i += 1
+    print("count", i, flush=True)
+    time.sleep(0.3)
+assert len(ballast) == 48 << 20
+print("final", i, flush=True)
+`
+
+// The agent is killed with SIGKILL while DMTCP writes a checkpoint: nothing is reported as
+// saved, the half-made checkpoint never becomes a generation, and a requeue restores the
+// generation before it.
+func TestAgentKilledDuringCheckpoint(t *testing.T) {
+	c := newCluster(t)
+	needDMTCP(t)
+	c.withPolicy(t, "min_interval=1 compress=on")
+	dir := workdir(t)
+	script := writeScript(t, dir, "counter.py", fmt.Sprintf(ballastCounter, 120))
+	out, errf := dir+"/out", dir+"/err"
+	id := c.sbatch(t, dir, "--dmtcp-interval=2s", "-o", out, "-e", errf, script)
+	stepDir := filepath.Join(homeOf(t, testUser), ".slurm-dmtcp", id, "batch")
+	waitFile(t, errf, "generation 1:", 90*time.Second)
+	// Wait for the next checkpoint to be under way, then kill the agent.
+	deadline := time.Now().Add(60 * time.Second)
+	var temps []string
+	for time.Now().Before(deadline) && len(temps) == 0 {
+		temps, _ = filepath.Glob(stepDir + "/.current/*.temp")
+		time.Sleep(20 * time.Millisecond)
+	}
+	require.NotEmpty(t, temps, "no checkpoint under way")
+	pids, _ := exec.Command("pgrep", "-f", "slurm-dmtcp-agent --protocol=1 --job-id="+id+" ").Output()
+	require.NotEmpty(t, strings.Fields(string(pids)))
+	for _, p := range strings.Fields(string(pids)) {
+		pid, _ := strconv.Atoi(p)
+		require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+	}
+	killedAt, _ := os.ReadFile(errf)
+	time.Sleep(3 * time.Second)
+	e, _ := os.ReadFile(errf)
+	assert.Equal(t, string(killedAt), string(e), "nothing reported after the agent died")
+	gens, _ := filepath.Glob(stepDir + "/gen-*")
+	newest := gens[len(gens)-1]
+
+	r := c.run(t, "", "/", nil, "scontrol", "requeue", id)
+	require.Equal(t, 0, r.code, r.stderr)
+	c.waitState(t, id, 40*time.Second, "PENDING")
+	c.startNow(t, id)
+	j := c.waitDone(t, id, 150*time.Second)
+	assert.Equal(t, "COMPLETED", j.State)
+	b, _ := os.ReadFile(out)
+	assertCountedTo(t, string(b), 120)
+	e, _ = os.ReadFile(errf)
+	n := strings.TrimLeft(filepath.Base(newest)[4:], "0")
+	assert.Contains(t, string(e), "slurm-dmtcp: restart 1: restoring generation "+n+" ")
+}
