@@ -53,6 +53,7 @@ Commands:
   wait TICKET [--timeout D]      wait for a queued checkpoint
   interval DURATION              set the periodic interval (900, 90s, 30m, 1h30m, 2d; 0: none)
   generations                    list the committed checkpoint generations
+  ping                           which agent answers: job, step, restart count, pid
 
 Options:
   --job ID        act on job ID from outside it (runs dmtcpctl in the job with srun --overlap)
@@ -123,7 +124,7 @@ func parse(args []string) (opts, error) {
 	n, ok := want[o.cmd]
 	switch {
 	case !ok:
-		return o, fmt.Errorf("unknown command %q: want status, checkpoint, wait, interval or generations", o.cmd)
+		return o, fmt.Errorf("unknown command %q: want status, checkpoint, wait, interval, generations or ping", o.cmd)
 	case len(o.args) != n:
 		return o, fmt.Errorf("%s takes %d argument(s), got %d (%s)", o.cmd, n, len(o.args), strings.Join(o.args, " "))
 	case o.job != "" && o.socket != "":

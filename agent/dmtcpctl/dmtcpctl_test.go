@@ -94,6 +94,7 @@ func TestCommands(t *testing.T) {
 		{[]string{"status"}, ExitOK, []string{"job 42 step batch (restart 0): running", "n1:4000, processes under DMTCP: 3",
 			"interval:        1h0m0s (site minimum 1m0s)", "(in 1h0m0s)", "3  2026-01-02", "periodic", "3.0 MiB"}, ""},
 		{[]string{"generations"}, ExitOK, []string{"keep 2", "/h/gen-000003"}, ""},
+		{[]string{"ping"}, ExitOK, []string{"job 42 step batch: agent pid 9, protocol 1, restart 0"}, ""},
 		{[]string{"checkpoint"}, ExitOK, []string{"checkpoint done: generation 4, 5.0 MiB, 1.5s (ticket 1)"}, ""},
 		{[]string{"checkpoint", "--timeout", "10m"}, ExitOK, []string{"generation 4"}, ""},
 		{[]string{"wait", "1"}, ExitOK, []string{"generation 4"}, ""},
