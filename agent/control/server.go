@@ -195,9 +195,7 @@ func (s *Server) reject(c *net.UnixConn, e *proto.Error, drain bool) {
 	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
 	_ = proto.EncodeResponse(c, proto.ReplyError(0, e))
 	if drain {
-		_ = c.CloseWrite()
-		_ = c.SetReadDeadline(time.Now().Add(time.Second))
-		_, _ = io.CopyN(io.Discard, c, int64(s.Limits.MaxMessage))
+		s.linger(c)
 	}
 	c.Close()
 }
@@ -315,6 +313,16 @@ func (s *Server) readFailed(c *net.UnixConn, log *logrus.Entry, err error) {
 	}
 	log.WithField("code", e.Code).Info("control socket: bad request: " + e.Message)
 	s.write(c, proto.ReplyError(0, e))
+	s.linger(c)
+}
+
+// linger ends a connection whose peer may still be sending: it shuts down writing and
+// discards what comes (bounded in bytes and to one second), so that the peer reads the
+// answer and then EOF rather than a reset.
+func (s *Server) linger(c *net.UnixConn) {
+	_ = c.CloseWrite()
+	_ = c.SetReadDeadline(time.Now().Add(time.Second))
+	_, _ = io.CopyN(io.Discard, c, int64(4*s.Limits.MaxMessage))
 }
 
 func (s *Server) write(c *net.UnixConn, r proto.Response) bool {

@@ -17,28 +17,38 @@ var ErrTooLarge = errors.New("message longer than the protocol's limit")
 var ErrTruncated = errors.New("message truncated: the connection ended before its newline")
 
 // ReadLine reads one line of at most limit bytes (newline included) and returns it without
-// the newline. It never buffers more than limit bytes of one line. io.EOF means the stream
-// ended cleanly between lines.
+// the newline. It never buffers more than limit bytes of one line, and it reports a line
+// that cannot fit as soon as the bytes already received show it, without waiting for more.
+// io.EOF means the stream ended cleanly between lines.
 func ReadLine(r *bufio.Reader, limit int) ([]byte, error) {
 	var line []byte
 	for {
-		chunk, err := r.ReadSlice('\n')
-		if len(line)+len(chunk) > limit {
+		if r.Buffered() == 0 {
+			if _, err := r.Peek(1); err != nil { // one read: what has arrived
+				switch {
+				case errors.Is(err, io.EOF) && len(line) == 0:
+					return nil, io.EOF
+				case errors.Is(err, io.EOF):
+					return line, ErrTruncated
+				default:
+					return line, err
+				}
+			}
+		}
+		buf, _ := r.Peek(r.Buffered())
+		if i := bytes.IndexByte(buf, '\n'); i >= 0 {
+			if len(line)+i+1 > limit {
+				return nil, fmt.Errorf("%w (%d bytes)", ErrTooLarge, limit)
+			}
+			line = append(line, buf[:i]...)
+			_, _ = r.Discard(i + 1)
+			return line, nil
+		}
+		if len(line)+len(buf) >= limit { // not even room for the newline
 			return nil, fmt.Errorf("%w (%d bytes)", ErrTooLarge, limit)
 		}
-		line = append(line, chunk...)
-		switch {
-		case err == nil:
-			return line[:len(line)-1], nil
-		case errors.Is(err, bufio.ErrBufferFull):
-			continue
-		case errors.Is(err, io.EOF) && len(line) == 0:
-			return nil, io.EOF
-		case errors.Is(err, io.EOF):
-			return line, ErrTruncated
-		default:
-			return line, err
-		}
+		line = append(line, buf...)
+		_, _ = r.Discard(len(buf))
 	}
 }
 

@@ -206,3 +206,24 @@ func TestEncodeResponseTooLarge(t *testing.T) {
 func TestEnvSocketIsTheReadyKey(t *testing.T) {
 	assert.Equal(t, EnvSocket, sdmtcp.EnvName(sdmtcp.KeyControlSocket), "the plugin passes every ready key on as SLURM_DMTCP_<KEY>")
 }
+
+// A line that cannot fit is reported from the bytes already received: the reader does not
+// wait for more (the sender may send nothing more).
+func TestReadLineTooLargeWithoutWaiting(t *testing.T) {
+	for _, extra := range []int{0, 1, 10, 5000} {
+		pr, pw := io.Pipe()
+		go func() { _, _ = pw.Write([]byte(strings.Repeat("x", 1000+extra))) }() // then silence
+		done := make(chan error, 1)
+		go func() {
+			_, err := ReadLine(bufio.NewReaderSize(pr, 64), 1000)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			assert.ErrorIs(t, err, ErrTooLarge, "extra %d", extra)
+		case <-time.After(2 * time.Second):
+			t.Fatalf("extra %d: ReadLine waited for more input", extra)
+		}
+		pw.Close()
+	}
+}
