@@ -191,3 +191,30 @@ func TestServeWithoutControlSocket(t *testing.T) {
 	closeLifeline.Close()
 	require.NoError(t, <-errc)
 }
+
+func TestParseArgsMinInterval(t *testing.T) {
+	base := []string{"--protocol=1", "--job-id=7", "--step=batch"}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want time.Duration
+		err  string
+	}{
+		{"plugin default when absent", nil, time.Minute, ""},
+		{"from the plugin", []string{"--min-interval=5"}, 5 * time.Second, ""},
+		{"none", []string{"--min-interval=0"}, 0, ""},
+		{"negative", []string{"--min-interval=-1"}, 0, "--min-interval=-1: want seconds >= 0"},
+		{"not a number", []string{"--min-interval=1m"}, 0, `invalid value "1m" for flag -min-interval`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := ParseArgs(append(append([]string{}, base...), tc.args...), io.Discard)
+			if tc.err != "" {
+				require.ErrorIs(t, err, ErrUsage)
+				assert.Contains(t, err.Error(), tc.err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, c.MinInterval)
+		})
+	}
+}
