@@ -7,6 +7,8 @@ BINDIR      ?= $(PREFIX)/bin
 DOCDIR      ?= $(PREFIX)/share/doc/slurm-dmtcp
 SHAREDIR    ?= $(PREFIX)/share/slurm-dmtcp
 UNITDIR     ?= $(PREFIX)/lib/systemd/system
+PYTHONDIR   ?= $(SHAREDIR)/python
+PYTHON      ?= python3
 
 GO          ?= go
 CC          ?= gcc
@@ -17,7 +19,7 @@ BUILD       := build
 SPANK_SRC   := spank/spank_dmtcp.c spank/config.c spank/options.c spank/local.c spank/stepd.c
 SPANK_HDR   := $(wildcard spank/*.h)
 GO_SRC      := $(shell find . -name '*.go' -not -path './build/*') go.mod go.sum
-GO_CMDS     := slurm-dmtcp-agent slurm-dmtcp-exec
+GO_CMDS     := slurm-dmtcp-agent slurm-dmtcp-exec dmtcpctl
 GO_BINS     := $(addprefix $(BUILD)/,$(GO_CMDS))
 ifneq ($(wildcard nodeprobe/cmd/slurm-dmtcp-nodeprobe/main.go),)
 GO_BINS     += $(BUILD)/slurm-dmtcp-nodeprobe
@@ -25,7 +27,7 @@ endif
 
 export CLUSTER_DIR ?= /var/tmp/slurm-dmtcp-cluster
 
-.PHONY: all install test unit-test c-test integration-test lint demo cluster-up cluster-down bench clean
+.PHONY: all install test unit-test c-test python-test integration-test lint demo cluster-up cluster-down bench clean
 all: $(BUILD)/spank_dmtcp.so $(GO_BINS)
 
 $(BUILD):
@@ -39,6 +41,10 @@ $(BUILD)/spank_dmtcp.so: $(SPANK_SRC) $(SPANK_HDR) | $(BUILD)
 $(BUILD)/slurm-dmtcp-agent $(BUILD)/slurm-dmtcp-exec: $(GO_SRC) | $(BUILD)
 	$(GO) build -trimpath -o $@ ./agent/cmd/$(notdir $@)
 
+# dmtcpctl is static (no cgo): run from a --dmtcp job, DMTCP's LD_PRELOAD does not load into it.
+$(BUILD)/dmtcpctl: $(GO_SRC) | $(BUILD)
+	CGO_ENABLED=0 $(GO) build -trimpath -o $@ ./agent/cmd/dmtcpctl
+
 $(BUILD)/slurm-dmtcp-nodeprobe: $(GO_SRC) | $(BUILD)
 	$(GO) build -trimpath -o $@ ./nodeprobe/cmd/slurm-dmtcp-nodeprobe
 
@@ -50,12 +56,18 @@ install: all
 	install -d $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SHAREDIR)
 	install -m 0755 $(BUILD)/spank_dmtcp.so $(DESTDIR)$(PLUGINDIR)/spank_dmtcp.so
 	install -m 0755 $(BUILD)/slurm-dmtcp-agent $(BUILD)/slurm-dmtcp-exec $(DESTDIR)$(LIBEXECDIR)/
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PYTHONDIR)
+	install -m 0755 $(BUILD)/dmtcpctl $(DESTDIR)$(BINDIR)/dmtcpctl
+	install -m 0644 contrib/python/slurm_dmtcp.py $(DESTDIR)$(PYTHONDIR)/slurm_dmtcp.py
+	install -d $(DESTDIR)$(SHAREDIR)/examples
+	install -m 0644 contrib/examples/*.sh contrib/examples/*.py $(DESTDIR)$(SHAREDIR)/examples/
 	if [ -f $(BUILD)/slurm-dmtcp-nodeprobe ]; then install -d $(DESTDIR)$(BINDIR) && \
 		install -m 0755 $(BUILD)/slurm-dmtcp-nodeprobe $(DESTDIR)$(BINDIR)/; fi
 	install -m 0644 plugstack.conf.example $(DESTDIR)$(SHAREDIR)/plugstack.conf.example
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
 	install -m 0644 spank/README.md $(DESTDIR)$(DOCDIR)/processes.md
 	install -m 0644 proto/manifest/FORMAT.md $(DESTDIR)$(DOCDIR)/manifest-format.md
+	install -m 0644 proto/control/PROTOCOL.md $(DESTDIR)$(DOCDIR)/control-protocol.md
 	install -m 0644 nodeprobe/README.md $(DESTDIR)$(DOCDIR)/nodeprobe.md
 	@echo "installed; add to plugstack.conf: required $(PLUGINDIR)/spank_dmtcp.so"
 
@@ -72,10 +84,14 @@ c-test: $(BUILD)/spank-test
 		valgrind -q --error-exitcode=9 --leak-check=full $(BUILD)/spank-test; \
 	else echo "SKIP valgrind: not installed; running the C tests without it"; $(BUILD)/spank-test; fi
 
+python-test:
+	@if command -v $(PYTHON) >/dev/null; then cd contrib/python && $(PYTHON) -m unittest -v test_slurm_dmtcp 2>&1; \
+	else echo "SKIP python-test: $(PYTHON) not found"; fi
+
 integration-test: all
 	contrib/tests/integration.sh
 
-test: all unit-test c-test integration-test
+test: all unit-test c-test python-test integration-test
 
 cluster-up: all
 	contrib/cluster/cluster-up.sh

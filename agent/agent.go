@@ -15,6 +15,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	ctlsrv "github.com/slurm-dmtcp/slurm-dmtcp/agent/control"
 	"github.com/slurm-dmtcp/slurm-dmtcp/agent/generations"
 	"github.com/slurm-dmtcp/slurm-dmtcp/coordinator"
 	"github.com/slurm-dmtcp/slurm-dmtcp/proto"
@@ -130,6 +131,9 @@ type Agent struct {
 	Started time.Time
 	// Space, when set, is checked before each checkpoint.
 	Space SpaceCheck
+
+	control      *control                // the control socket (control.go); nil without one
+	controlGuard func(ctlsrv.Cred) error // who may use it; nil: the job's user from inside the job
 }
 
 // Serve tells the plugin where the coordinator is (on ready), then takes periodic
@@ -146,6 +150,10 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Write
 		{Key: proto.KeyRunDir, Value: a.Layout.RunDir},
 		{Key: proto.KeyTmpDir, Value: a.Layout.TmpDir},
 	}
+	periodic := newPeriodic(a.Config.Interval)
+	defer periodic.Stop()
+	kvs = append(kvs, a.startControl(periodic, host, port)...)
+	defer a.stopControl()
 	if err := proto.WriteReady(ready, append(kvs, a.Extra...)); err != nil {
 		return fmt.Errorf("tell the plugin we are ready: %w", err)
 	}
@@ -166,13 +174,6 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Write
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
-	var tick <-chan time.Time
-	var timer *time.Timer
-	if a.Config.Interval > 0 {
-		timer = time.NewTimer(a.Config.Interval)
-		defer timer.Stop()
-		tick = timer.C
-	}
 	var lead <-chan time.Time
 	leadTimer := a.armLead(ctx)
 	if leadTimer != nil {
@@ -221,12 +222,14 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Write
 			if again > 0 {
 				leadTimer.Reset(again)
 			}
-		case <-tick:
+		case <-periodic.C():
 			if requeued || stopping {
 				continue
 			}
 			_, _ = a.Checkpoint(runCtx, manifest.ReasonPeriodic)
-			timer.Reset(a.Config.Interval) // measured from the end of the previous checkpoint
+			periodic.Restart() // measured from the end of the previous checkpoint
+		case <-a.controlKick(): // dmtcpctl: a checkpoint request or a new interval (control.go)
+			a.serveControl(runCtx, requeued || stopping)
 		}
 	}
 }
@@ -243,6 +246,14 @@ func (a *Agent) Checkpoint(ctx context.Context, reason manifest.Reason) (generat
 // task launchers wait for the commit (proto.StoppingFile, proto.StoppedFile) before they
 // end the step.
 func (a *Agent) checkpoint(ctx context.Context, reason manifest.Reason, stop bool) (generations.Committed, error) {
+	done := a.trackCheckpoint(reason) // for status requests on the control socket (control.go)
+	c, err := a.takeCheckpoint(ctx, reason, stop)
+	done(c, err)
+	return c, err
+}
+
+// takeCheckpoint is checkpoint without the control socket's bookkeeping.
+func (a *Agent) takeCheckpoint(ctx context.Context, reason manifest.Reason, stop bool) (generations.Committed, error) {
 	log := a.Log.WithField("reason", string(reason))
 	cctx, cancel := context.WithTimeout(ctx, a.CheckpointTimeout)
 	defer cancel()

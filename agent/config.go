@@ -23,6 +23,7 @@ type Config struct {
 	Nodes        int
 	Tasks        int
 	Interval     time.Duration // 0: no periodic checkpoints
+	MinInterval  time.Duration // site's min_interval: the shortest interval a control request may set
 	LeadTime     time.Duration // checkpoint this long before the time limit; 0: none
 	MaxRuns      int           // runs in all when continuing past the time limit; 1: no continuation
 	TotalTime    time.Duration // run time wanted over all runs; 0: bounded by MaxRuns only
@@ -42,7 +43,7 @@ var ErrUsage = errors.New("usage")
 // ParseArgs reads the agent's flags. Errors name the flag, the value and the accepted form.
 func ParseArgs(args []string, stderr io.Writer) (Config, error) {
 	var c Config
-	var interval, lead, total int64
+	var interval, minInterval, lead, total int64
 	var onNoCkpt string
 	fs := flag.NewFlagSet("slurm-dmtcp-agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -54,6 +55,7 @@ func ParseArgs(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&c.Nodes, "nodes", 1, "nodes in the step")
 	fs.IntVar(&c.Tasks, "tasks", 1, "tasks of the step on this node")
 	fs.Int64Var(&interval, "interval", 0, "seconds between periodic checkpoints, 0 for none")
+	fs.Int64Var(&minInterval, "min-interval", 60, "site's shortest interval in seconds (plugstack.conf min_interval)")
 	fs.Int64Var(&lead, "lead-time", 0, "seconds before the time limit for a last checkpoint, 0 for none")
 	fs.IntVar(&c.MaxRuns, "max-runs", 1, "runs in all when continuing past the time limit (1: no continuation)")
 	fs.Int64Var(&total, "total-time", 0, "seconds of run time wanted over all runs, 0 for no bound but --max-runs")
@@ -67,6 +69,7 @@ func ParseArgs(args []string, stderr io.Writer) (Config, error) {
 		return c, fmt.Errorf("%w: %v", ErrUsage, err)
 	}
 	c.Interval = time.Duration(interval) * time.Second
+	c.MinInterval = time.Duration(minInterval) * time.Second
 	c.LeadTime = time.Duration(lead) * time.Second
 	c.TotalTime = time.Duration(total) * time.Second
 	c.FailWithoutCheckpoint = onNoCkpt == "fail"
@@ -81,6 +84,8 @@ func ParseArgs(args []string, stderr io.Writer) (Config, error) {
 		return c, fmt.Errorf("%w: --step=%q: want \"batch\" or a step number", ErrUsage, c.Step)
 	case interval < 0:
 		return c, fmt.Errorf("%w: --interval=%d: want seconds >= 0", ErrUsage, interval)
+	case minInterval < 0:
+		return c, fmt.Errorf("%w: --min-interval=%d: want seconds >= 0", ErrUsage, minInterval)
 	case lead < 0:
 		return c, fmt.Errorf("%w: --lead-time=%d: want seconds >= 0", ErrUsage, lead)
 	case total < 0:

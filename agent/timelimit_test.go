@@ -84,14 +84,20 @@ func TestLedgerRoundTrip(t *testing.T) {
 
 // fakeCoord checkpoints by writing one image into the checkpoint folder.
 type fakeCoord struct {
-	dir   string
-	mu    sync.Mutex
-	ckpts int
-	kills int
-	done  chan struct{}
+	dir     string
+	mu      sync.Mutex
+	noPeers bool
+	ckpts   int
+	kills   int
+	done    chan struct{}
 }
 
 func (f *fakeCoord) Status(context.Context) (coordinator.Status, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.noPeers {
+		return coordinator.Status{Running: true}, nil
+	}
 	return coordinator.Status{NumPeers: 1, Running: true}, nil
 }
 func (f *fakeCoord) Checkpoint(context.Context) error {

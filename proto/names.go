@@ -35,6 +35,8 @@ const (
 	KeyRestoreNote = "restore_note"
 	// KeyCompress is "on" or "off": whether DMTCP gzips the images (plugstack.conf compress=).
 	KeyCompress = "compress"
+	// KeyControlSocket is the agent's control socket (proto/control): SLURM_DMTCP_CONTROL_SOCKET.
+	KeyControlSocket = "control_socket"
 )
 
 // EnvName is the variable through which the plugin hands a ready-message key to the tasks.

@@ -261,6 +261,7 @@ static int start_agent(spank_t sp, uint32_t stepid)
 	ARG("--nodes=%u", nnodes);
 	ARG("--tasks=%u", st.local_tasks);
 	ARG("--interval=%ld", st.job.interval);
+	ARG("--min-interval=%ld", c->min_interval);
 	ARG("--lead-time=%ld", st.job.lead);
 	ARG("--max-runs=%ld", st.job.runs);
 	ARG("--total-time=%ld", st.job.total);

@@ -12,6 +12,11 @@
 #                 else /opt/dmtcp when it holds bin/dmtcp_launch
 #   TEST_USERS    regular users to create for jobs (default "sdmtcp sdmtcp2")
 #   PLUGSTACK_ARGS extra key=value arguments for the plugin line in plugstack.conf
+#   CTLD_PORT, SLURMD_PORT  ports (default 16817, 16818): a second cluster on the same host
+#                 needs its own, its own CLUSTER_DIR and SLURM_CONF=$CLUSTER_DIR/slurm.conf
+#   FIRST_JOB_ID  first job id of a new cluster (FirstJobId); a second cluster on the same
+#                 host should start elsewhere, e.g. 100000, so that its jobs' checkpoint
+#                 folders (~/.slurm-dmtcp/<jobid>) and runtime folders do not collide
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -116,6 +121,7 @@ MinJobAge=30
 InactiveLimit=0
 SlurmdTimeout=30
 SchedulerParameters=sched_interval=1
+${FIRST_JOB_ID:+FirstJobId=$FIRST_JOB_ID}
 PreemptType=preempt/partition_prio
 PreemptMode=REQUEUE
 JobRequeue=1
@@ -130,12 +136,15 @@ mv "$conf.new" "$conf"
 # checkout may sit in a folder only root can enter, such as /root).
 bindir=$CLUSTER_DIR/bin
 mkdir -p "$bindir"
-for f in "$PLUGIN" "$repo"/build/slurm-dmtcp-agent "$repo"/build/slurm-dmtcp-exec; do
+for f in "$PLUGIN" "$repo"/build/slurm-dmtcp-agent "$repo"/build/slurm-dmtcp-exec "$repo"/build/dmtcpctl; do
 	[ -f "$f" ] || die "$f not found: run 'make' first"
 	install -m 0755 "$f" "$bindir/.$(basename "$f").new"
 	mv -f "$bindir/.$(basename "$f").new" "$bindir/$(basename "$f")"
 done
 chmod 0755 "$bindir"
+# The Python client (contrib/python) for job scripts: PYTHONPATH=$CLUSTER_DIR/python.
+install -d -m 0755 "$CLUSTER_DIR/python"
+install -m 0644 "$repo/contrib/python/slurm_dmtcp.py" "$CLUSTER_DIR/python/slurm_dmtcp.py"
 args="${dmtcp_prefix:+dmtcp_prefix=$dmtcp_prefix} agent=$bindir/slurm-dmtcp-agent exec=$bindir/slurm-dmtcp-exec ${PLUGSTACK_ARGS:-}"
 printf 'required %s %s\n' "$bindir/$(basename "$PLUGIN")" "$args" >"$CLUSTER_DIR/plugstack.conf"
 chmod 0644 "$conf" "$CLUSTER_DIR/plugstack.conf"
