@@ -195,7 +195,9 @@ func TestServePublishes(t *testing.T) {
 	go func() {
 		done <- run(ctx, []string{"serve", "--every", "1s", "--publish", "--db", db, "--root", intelRoot, "--dmtcp-prefix", dmtcp300}, e)
 	}()
-	require.Eventually(t, func() bool { return strings.Contains(stderr.String(), "publishing the class as a Slurm node feature failed") },
+	require.Eventually(t, func() bool {
+		return strings.Contains(stderr.String(), "publishing the class as a Slurm node feature failed")
+	},
 		5*time.Second, 10*time.Millisecond)
 	assert.Contains(t, stderr.String(), "Unable to contact slurm controller")
 	fs.mu.Lock()
