@@ -88,6 +88,11 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 		log.WithField("folder", st).Warn("removed a half-written generation left by an earlier run")
 	}
 	extra := restorePlan(cfg, store, log)
+	extra, nodeFacts, err := placeRestore(cfg, extra, log)
+	if err != nil {
+		store.Close()
+		return readyErr(err)
+	}
 
 	inst, err := coordinator.Find(cfg.DMTCPPrefix, os.Getenv("PATH"))
 	if err != nil {
@@ -113,7 +118,7 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 	a := &Agent{Config: cfg, Layout: layout, Coord: coord, Store: store, Log: log, Extra: extra,
 		CheckpointTimeout: 30 * time.Minute,
 		Meta: manifest.Meta{JobID: uint32(jobID), StepID: cfg.Step, RestartCount: uint32(cfg.RestartCount),
-			User: u.Username, Node: host, DMTCPVersion: version},
+			User: u.Username, Node: host, DMTCPVersion: version, NodeFacts: nodeFacts},
 		Progress: func() io.WriteCloser { return taskStderr(layout.RunDir) },
 	}
 	return a.Serve(context.Background(), coord.Host, coord.Port, ready, lifeline)

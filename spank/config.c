@@ -23,6 +23,8 @@ void sdmtcp_config_defaults(struct sdmtcp_config *c)
 	c->default_interval = 3600;
 	c->keep = 2;
 	c->agent_timeout = 30;
+	snprintf(c->nodeprobe_cache, sizeof(c->nodeprobe_cache), "%s", SDMTCP_NODEPROBE_CACHE);
+	c->on_incompatible_fail = 0;
 }
 
 /* Case-insensitive on/off words. Returns 0 and sets *out, or -1. */
@@ -99,7 +101,7 @@ too_big:
 	return -1;
 }
 
-enum kind { K_PATH, K_TEMPLATE, K_BOOL, K_DURATION, K_COUNT };
+enum kind { K_PATH, K_TEMPLATE, K_BOOL, K_DURATION, K_COUNT, K_INCOMPATIBLE };
 
 struct key {
 	const char *name;
@@ -122,6 +124,8 @@ static const struct key keys[] = {
 	{ "default_interval", K_DURATION, OFF(default_interval), DURATION_FORMS },
 	{ "keep", K_COUNT, OFF(keep), "a whole number from 1 to 100" },
 	{ "agent_timeout", K_DURATION, OFF(agent_timeout), DURATION_FORMS },
+	{ "nodeprobe_cache", K_PATH, OFF(nodeprobe_cache), "an absolute path" },
+	{ "on_incompatible", K_INCOMPATIBLE, OFF(on_incompatible_fail), "requeue or fail" },
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -161,6 +165,11 @@ static int set_key(struct sdmtcp_config *c, const struct key *k, const char *val
 			goto bad;
 		*(long *)field = n;
 		return 0;
+	case K_INCOMPATIBLE:
+		if (strcmp(val, "requeue") && strcmp(val, "fail"))
+			goto bad;
+		*(int *)field = !strcmp(val, "fail");
+		return 0;
 	}
 bad:
 	snprintf(err, errlen, "plugstack.conf argument %s=%s: expected %s", k->name, val, k->forms);
@@ -186,7 +195,8 @@ int sdmtcp_config_parse(struct sdmtcp_config *c, int ac, char **av, char *err, s
 			snprintf(err, errlen,
 				 "plugstack.conf argument '%.*s' is unknown; known keys: dmtcp_prefix "
 				 "agent exec checkpoint_dir runtime_dir default allow_opt_out "
-				 "min_interval default_interval keep agent_timeout",
+				 "min_interval default_interval keep agent_timeout nodeprobe_cache "
+				 "on_incompatible",
 				 (int)klen, av[i]);
 			return -1;
 		}

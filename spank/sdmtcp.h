@@ -26,7 +26,13 @@ struct sdmtcp_config {
 	long default_interval;     /* default_interval=DURATION: interval when none is given */
 	long keep;                 /* keep=N: verified generations kept */
 	long agent_timeout;        /* agent_timeout=DURATION: wait for the agent to be ready */
+	char nodeprobe_cache[1024]; /* nodeprobe_cache=: the node probe's facts cache (read-only) */
+	int on_incompatible_fail;  /* on_incompatible=requeue|fail: checkpoint from another class */
 };
+
+#ifndef SDMTCP_NODEPROBE_CACHE
+#define SDMTCP_NODEPROBE_CACHE "/var/lib/slurm-dmtcp/nodefacts.db"
+#endif
 
 void sdmtcp_config_defaults(struct sdmtcp_config *c);
 /* Parses plugstack arguments into c. Returns 0, or -1 with a message naming the bad argument

@@ -143,8 +143,16 @@ static void test_config(void)
 	char err[SDMTCP_ERRLEN];
 
 	CHECK(parse(&c, "", err) == 0 && !c.default_on && c.allow_opt_out && c.min_interval == 60 &&
-		      c.keep == 2 && !strcmp(c.checkpoint_dir, "%h/.slurm-dmtcp/%j"),
+		      c.keep == 2 && !strcmp(c.checkpoint_dir, "%h/.slurm-dmtcp/%j") &&
+		      !strcmp(c.nodeprobe_cache, "/var/lib/slurm-dmtcp/nodefacts.db") &&
+		      !c.on_incompatible_fail,
 	      "defaults");
+	CHECK(parse(&c, "on_incompatible=fail nodeprobe_cache=/var/cache/facts.db", err) == 0 &&
+		      c.on_incompatible_fail && !strcmp(c.nodeprobe_cache, "/var/cache/facts.db"),
+	      "on_incompatible=fail nodeprobe_cache=: %s", err);
+	CHECK(parse(&c, "on_incompatible=fail on_incompatible=requeue", err) == 0 &&
+		      !c.on_incompatible_fail,
+	      "on_incompatible=requeue, the last one wins: %s", err);
 	CHECK(parse(&c, "dmtcp_prefix=/opt/dmtcp default=on allow_opt_out=no min_interval=5m "
 			"default_interval=1h keep=3 checkpoint_dir=/scratch/%u/%j agent_timeout=10",
 		    err) == 0,
@@ -166,6 +174,12 @@ static void test_config(void)
 		{ "min_interval=soon", "min_interval=soon" },
 		{ "agent_timeout=0", "agent_timeout=0" },
 		{ "min_interval=1h default_interval=30m", "shorter than min_interval" },
+		{ "on_incompatible=retry", "on_incompatible=retry: expected requeue or fail" },
+		{ "on_incompatible=FAIL", "on_incompatible=FAIL: expected requeue or fail" },
+		{ "nodeprobe_cache=facts.db", "nodeprobe_cache=facts.db: expected an absolute path" },
+		{ "colour=blue", "known keys: dmtcp_prefix agent exec checkpoint_dir runtime_dir default "
+				 "allow_opt_out min_interval default_interval keep agent_timeout "
+				 "nodeprobe_cache on_incompatible" },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = '\0';

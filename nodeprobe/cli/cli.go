@@ -17,6 +17,7 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/coreos/go-systemd/v22/journal"
 
+	"github.com/slurm-dmtcp/slurm-dmtcp/nodeprobe/cache"
 	"github.com/slurm-dmtcp/slurm-dmtcp/nodeprobe/facts"
 	"github.com/slurm-dmtcp/slurm-dmtcp/nodeprobe/slurm"
 )
@@ -30,7 +31,7 @@ const (
 )
 
 // DefaultDB is where the probe keeps its cache.
-const DefaultDB = "/var/lib/slurm-dmtcp/nodefacts.db"
+const DefaultDB = cache.DefaultPath
 
 const usage = `usage: slurm-dmtcp-nodeprobe [flags] COMMAND [flags] [args]
 
