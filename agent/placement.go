@@ -14,6 +14,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/slurm-dmtcp/slurm-dmtcp/coordinator"
 	"github.com/slurm-dmtcp/slurm-dmtcp/nodeprobe/cache"
 	"github.com/slurm-dmtcp/slurm-dmtcp/nodeprobe/facts"
 	"github.com/slurm-dmtcp/slurm-dmtcp/nodeprobe/slurm"
@@ -298,7 +299,13 @@ func scontrolPath() string {
 // placeRestore loads this node's facts (for the manifests of this run's checkpoints) and
 // checks the generation restorePlan chose against them; see Placement.Check.
 func placeRestore(cfg Config, extra []proto.KV, log *logrus.Entry) ([]proto.KV, json.RawMessage, error) {
-	node := LoadNodeFacts(context.Background(), cfg.NodeprobeCache, cfg.DMTCPPrefix, NodeFactsTimeout)
+	prefix := cfg.DMTCPPrefix
+	if prefix == "" { // where the agent itself finds DMTCP, so that live facts name its version
+		if inst, err := coordinator.Find("", os.Getenv("PATH")); err == nil {
+			prefix = filepath.Dir(inst.Bin)
+		}
+	}
+	node := LoadNodeFacts(context.Background(), cfg.NodeprobeCache, prefix, NodeFactsTimeout)
 	if node.Err != nil {
 		log.WithError(node.Err).Warn("node facts unavailable: checkpoints of this run carry no node_facts and restores are not checked")
 	} else {
