@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -262,17 +263,34 @@ func ScontrolRequeue(scontrol string, timeout time.Duration) Requeuer {
 					"(run slurm-dmtcp-nodeprobe publish on it); then release the job with: scontrol release %s", feature, jobID)}, nil
 		}
 		constraint := slurm.Constraint(existing, feature)
+		then := fmt.Sprintf("once an administrator has run slurm-dmtcp-nodeprobe publish on nodes of that class: "+
+			"scontrol update JobId=%s Features=%s; scontrol release %s", jobID, constraint, jobID)
+		// slurmctld accepts a feature it has seen on a node that has lost it since, and the
+		// job would then wait for ever: ask which nodes offer it (regular users may list nodes
+		// unless PrivateData hides them; then the update decides).
+		if nodes, err := slurm.ShowNodes(ctx, run, ""); err == nil && len(nodes) > 0 && !offered(nodes, feature) {
+			return RequeueResult{Constraint: existing, Held: true, Why: fmt.Sprintf(
+				"no node publishes the checkpoint's class (feature %s); %s", feature, then)}, nil
+		}
 		if _, err := run(ctx, "update", "JobId="+jobID, "Features="+constraint); err != nil {
 			return RequeueResult{Constraint: existing, Held: true, Why: fmt.Sprintf(
-				"Slurm refused Features=%s (%v): no node publishes the checkpoint's class; an administrator can run "+
-					"slurm-dmtcp-nodeprobe publish on nodes of that class, then: scontrol update JobId=%s Features=%s; scontrol release %s",
-				constraint, err, jobID, constraint, jobID)}, nil
+				"Slurm refused Features=%s (%v); %s", constraint, err, then)}, nil
 		}
 		if _, err := run(ctx, "release", jobID); err != nil {
 			return RequeueResult{Constraint: constraint, Held: true, Why: fmt.Sprintf("release failed (%v): scontrol release %s", err, jobID)}, nil
 		}
 		return RequeueResult{Constraint: constraint}, nil
 	}
+}
+
+// offered tells whether any node has feature among its available features.
+func offered(nodes []slurm.Node, feature string) bool {
+	for _, n := range nodes {
+		if slices.Contains(n.AvailableFeatures, feature) {
+			return true
+		}
+	}
+	return false
 }
 
 // jobField returns the value of key in scontrol show job -o output ("" for "(null)").

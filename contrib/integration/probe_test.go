@@ -236,3 +236,58 @@ func TestIncompatibleNodeFailsByPolicy(t *testing.T) {
 	assert.Contains(t, string(e), "Nothing was restored and the job fails (plugstack.conf on_incompatible=fail)")
 	assert.Contains(t, string(e), "for a node with feature dmtcp_"+class)
 }
+
+// No node publishes the checkpoint's class: Slurm refuses the constraint, so the job stays
+// held (it cannot start again on an incompatible node) and the message says what to run.
+// Running exactly that, as the job's user, once the class is published, restores the job.
+func TestIncompatibleNodeHeldWhenNoNodeHasTheClass(t *testing.T) {
+	c := newCluster(t)
+	inst := needDMTCP(t)
+	class := c.publish(t, inst.Bin)
+	realDB := c.probeDB("probe")
+	fakeDB, _ := c.fakeNodeDB(t, inst.Bin)
+	c.withPolicy(t, "nodeprobe_cache="+realDB)
+	t.Cleanup(func() { c.publish(t, inst.Bin) })
+
+	dir := workdir(t)
+	script := writeScript(t, dir, "counter.sh", fmt.Sprintf(counterScript, 40))
+	out, errf := dir+"/out", dir+"/err"
+	id := c.sbatch(t, dir, "--dmtcp", "-o", out, "-e", errf, script)
+	waitFile(t, out, "count 5\n", 90*time.Second)
+	r := c.run(t, "", "/", nil, "scontrol", "requeuehold", id)
+	require.Equal(t, 0, r.code, r.stderr)
+	c.waitState(t, id, 30*time.Second, "PENDING")
+	waitFile(t, errf, "slurm-dmtcp: checkpoint (signal) generation 1", 30*time.Second)
+
+	n := c.node(t)
+	r = c.run(t, "", "/", nil, "scontrol", "update", "NodeName="+n.Name, "AvailableFeatures=", "ActiveFeatures=")
+	require.Equal(t, 0, r.code, r.stderr)
+	c.setPolicy(t, "nodeprobe_cache="+fakeDB)
+	c.run(t, "", "/", nil, "scontrol", "release", id)
+	c.startNow(t, id)
+	e := waitFile(t, errf, "the job was requeued and is held", 90*time.Second)
+	t.Logf("the job's error output:\n%s", e)
+	assert.Contains(t, e, "no node publishes the checkpoint's class (feature dmtcp_"+class+")")
+	assert.Contains(t, e, fmt.Sprintf("publish on nodes of that class: scontrol update JobId=%s Features=dmtcp_%s; scontrol release %s", id, class, id))
+	j := c.waitState(t, id, 30*time.Second, "PENDING")
+	assert.Equal(t, 2, j.Restarts)
+	r = c.run(t, "", "/", nil, "scontrol", "show", "job", "-o", id)
+	assert.Regexp(t, `Reason=(JobHeldUser|job_requeued_in_held_state)`, r.stdout)
+	time.Sleep(3 * time.Second)
+	assert.Equal(t, "PENDING", c.job(t, id).State, "held: it does not start again on its own")
+
+	// What the message says, once a node of the class is there again.
+	c.publish(t, inst.Bin)
+	c.setPolicy(t, "nodeprobe_cache="+realDB)
+	r = c.run(t, testUser, "/tmp", nil, "scontrol", "update", "JobId="+id, "Features=dmtcp_"+class)
+	require.Equal(t, 0, r.code, r.stderr)
+	r = c.run(t, testUser, "/tmp", nil, "scontrol", "release", id)
+	require.Equal(t, 0, r.code, r.stderr)
+	c.startNow(t, id)
+	j = c.waitDone(t, id, 120*time.Second)
+	assert.Equal(t, "COMPLETED", j.State)
+	b, _ := os.ReadFile(out)
+	assert.Contains(t, string(b), "final 40\n")
+	e2, _ := os.ReadFile(errf)
+	assert.Contains(t, string(e2), "restart 2: restoring generation 1", "the refused run did not count: requeuehold, then release")
+}
