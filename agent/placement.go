@@ -25,7 +25,7 @@ import (
 
 // ExitIncompatible: the checkpoint to restore was taken on a node this one cannot restore
 // (the job was requeued to a compatible node, held, or failed by policy).
-const ExitIncompatible = 6
+const ExitIncompatible = 7
 
 // Policies for a checkpoint this node cannot restore (plugstack.conf on_incompatible=).
 const (
