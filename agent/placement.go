@@ -44,9 +44,10 @@ type NodeFacts struct {
 }
 
 // LoadNodeFacts reads this node's facts from the probe's cache (read-only: the probe
-// service may be writing it), or collects them now when there is no usable cache or its
-// facts belong to another running kernel (the node rebooted into a new one since the last
-// probe). Bounded by timeout; it never fails the caller: Err says why there are no facts.
+// service may be writing it), or collects them now when there is no usable cache or it is
+// stale: its kernel, vDSO or glibc differ from this process's (a reboot or an upgrade since
+// the last probe; facts.Quick). Bounded by timeout; it never fails the caller: Err says why
+// there are no facts.
 func LoadNodeFacts(ctx context.Context, cachePath, dmtcpPrefix string, timeout time.Duration) NodeFacts {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -64,12 +65,13 @@ func loadNodeFacts(cachePath, dmtcpPrefix string, timeout time.Duration) NodeFac
 	why := ""
 	if cachePath != "" {
 		f, last, err := readCache(cachePath, timeout)
-		switch {
-		case err != nil:
+		if err != nil {
 			why = err.Error()
-		case f.KernelRelease != runningKernel():
-			why = fmt.Sprintf("cache %s holds facts of kernel %s, the node runs %s", cachePath, f.KernelRelease, runningKernel())
-		default:
+		} else if now, qerr := facts.Quick(facts.Options{}); qerr != nil {
+			why = qerr.Error()
+		} else if stale := facts.StaleAgainst(f, now); stale != "" {
+			why = fmt.Sprintf("cache %s is stale: it holds %s", cachePath, stale)
+		} else {
 			return NodeFacts{Facts: f, Source: fmt.Sprintf("cache %s (probed %s)", cachePath, last.Format(time.RFC3339))}
 		}
 	}
@@ -91,14 +93,6 @@ func readCache(path string, timeout time.Duration) (facts.Facts, time.Time, erro
 		return facts.Facts{}, time.Time{}, err
 	}
 	return e.Facts, e.LastSeen, nil
-}
-
-func runningKernel() string {
-	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(b))
 }
 
 // ManifestFacts is the JSON for manifest.Meta.NodeFacts, nil without facts.

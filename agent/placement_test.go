@@ -171,15 +171,26 @@ func TestPlacementNothingToRestore(t *testing.T) {
 
 func TestLoadNodeFacts(t *testing.T) {
 	dir := t.TempDir()
-	running := runningKernel()
-	require.NotEmpty(t, running)
 	inCache := recorded(t, "intel-skylake-rhel9")
-	inCache.KernelRelease = running
+	here, err := facts.Quick(facts.Options{})
+	require.NoError(t, err)
+	running := here.KernelRelease
+	inCache.Arch, inCache.KernelRelease, inCache.VDSOSize, inCache.VVARSize, inCache.GlibcVersion =
+		here.Arch, here.KernelRelease, here.VDSOSize, here.VVARSize, here.GlibcVersion
 	db := filepath.Join(dir, "nodefacts.db")
 	c, err := cache.Open(db)
 	require.NoError(t, err)
 	seen := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	_, err = c.Record(inCache, seen)
+	require.NoError(t, err)
+	require.NoError(t, c.Close())
+
+	oldGlibc := filepath.Join(dir, "old-glibc.db")
+	c, err = cache.Open(oldGlibc)
+	require.NoError(t, err)
+	upgraded := inCache
+	upgraded.GlibcVersion = "2.17"
+	_, err = c.Record(upgraded, seen)
 	require.NoError(t, err)
 	require.NoError(t, c.Close())
 
@@ -197,7 +208,8 @@ func TestLoadNodeFacts(t *testing.T) {
 	}{
 		{"from the cache", db, true, "cache " + db + " (probed 2026-01-02T03:04:05Z)"},
 		{"no cache file: collected", filepath.Join(dir, "none.db"), false, "collected now (open cache read-only: stat " + filepath.Join(dir, "none.db")},
-		{"cache of another kernel: collected", stale, false, "holds facts of kernel 5.14.0-362.8.1.el9_3.x86_64, the node runs " + running},
+		{"cache of another kernel: collected", stale, false, "is stale: it holds kernel 5.14.0-362.8.1.el9_3.x86_64, now " + running},
+		{"cache of another glibc: collected", oldGlibc, false, "is stale: it holds glibc 2.17, now " + here.GlibcVersion},
 		{"no cache configured: collected", "", false, "collected now ()"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

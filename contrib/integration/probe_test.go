@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -59,6 +60,22 @@ func (c *cluster) publish(t *testing.T, dmtcpBin string) string { // dmtcpBin: D
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &p), r.stdout)
 	require.Equal(t, "dmtcp_"+p.Class, p.Feature)
 	return p.Class
+}
+
+// startOnce makes a pending job, requeued restarts times, start as soon as it may, and stops
+// pushing once it ran (its restart count moved on, or it left PENDING): a job the agent
+// sends back to the queue must not be pushed to start again on the same node.
+func (c *cluster) startOnce(t *testing.T, id string, restarts int) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		j := c.job(t, id)
+		if j.State != "PENDING" || j.Restarts != restarts {
+			return
+		}
+		c.run(t, "", "/", nil, "scontrol", "update", "JobId="+id, "StartTime=now")
+		time.Sleep(300 * time.Millisecond)
+	}
 }
 
 // setPolicy rewrites plugstack.conf while the test holds withPolicy's lock.
@@ -116,13 +133,26 @@ func TestProbePublishesNodeFeature(t *testing.T) {
 	assert.Equal(t, []string{n.Name}, m.Group[0].Nodes)
 }
 
-// fakeNodeDB records this node's real facts with another glibc (a node upgraded since the
-// checkpoint): same kernel, so the agent trusts the cache; the class differs.
-func (c *cluster) fakeNodeDB(t *testing.T, dmtcpBin string) (string, facts.Facts) {
+// fakeNodeDB records this node's real facts as they would be on an older CPU: without
+// the newest of its vector instruction sets (avx2, else the last one it has). Kernel, vDSO
+// and glibc stay this node's, so the agent trusts the cache (facts.Quick); the class
+// differs.
+func (c *cluster) fakeNodeDB(t *testing.T, dmtcpBin string) (string, facts.Facts, string) {
 	t.Helper()
 	f, err := facts.Collect(facts.Options{DMTCPPrefix: filepath.Dir(dmtcpBin)})
 	require.NoError(t, err)
-	f.GlibcVersion = "2.17"
+	require.NotEmpty(t, f.ISAFeatures)
+	drop := f.ISAFeatures[len(f.ISAFeatures)-1]
+	if slices.Contains(f.ISAFeatures, "avx2") {
+		drop = "avx2"
+	}
+	without := func(list []string) []string {
+		return slices.DeleteFunc(slices.Clone(list), func(x string) bool { return x == drop })
+	}
+	f.ISAFeatures, f.FeatureFamilies = without(f.ISAFeatures), without(f.FeatureFamilies)
+	if drop == "avx2" && f.X86Level > 2 {
+		f.X86Level = 2
+	}
 	path := c.probeDB("probe-fake")
 	_ = os.Remove(path)
 	db, err := cache.Open(path)
@@ -130,11 +160,11 @@ func (c *cluster) fakeNodeDB(t *testing.T, dmtcpBin string) (string, facts.Facts
 	_, err = db.Record(f, time.Now())
 	require.NoError(t, err)
 	require.NoError(t, db.Close())
-	return path, f
+	return path, f, drop
 }
 
 // The whole path on the real cluster: a checkpoint taken here; the node "changes" (the
-// agent reads facts with another glibc); the requeued job is not restored but sent back to
+// agent reads facts of an older CPU); the requeued job is not restored but sent back to
 // the queue constrained to the checkpoint's class, with the reason in its error file; on a
 // node of that class (this one, its facts back) it restores with real DMTCP and completes.
 func TestIncompatibleNodeRequeuesToCheckpointClass(t *testing.T) {
@@ -142,7 +172,7 @@ func TestIncompatibleNodeRequeuesToCheckpointClass(t *testing.T) {
 	inst := needDMTCP(t)
 	class := c.publish(t, inst.Bin)
 	realDB := c.probeDB("probe")
-	fakeDB, fake := c.fakeNodeDB(t, inst.Bin)
+	fakeDB, fake, dropped := c.fakeNodeDB(t, inst.Bin)
 	c.withPolicy(t, "nodeprobe_cache="+realDB)
 
 	dir := workdir(t)
@@ -166,7 +196,7 @@ func TestIncompatibleNodeRequeuesToCheckpointClass(t *testing.T) {
 	// This node now looks different to the agent.
 	c.setPolicy(t, "nodeprobe_cache="+fakeDB)
 	c.run(t, "", "/", nil, "scontrol", "release", id)
-	c.startNow(t, id)
+	c.startOnce(t, id, 1)
 	var job string
 	deadline := time.Now().Add(90 * time.Second)
 	for time.Now().Before(deadline) {
@@ -183,7 +213,7 @@ func TestIncompatibleNodeRequeuesToCheckpointClass(t *testing.T) {
 	t.Logf("the job's error output after the refusal:\n%s", e)
 	assert.Contains(t, e, fmt.Sprintf("checkpoint gen-000001 was taken on node %s (class %s)", ckpt.Hostname, class))
 	assert.Contains(t, e, fmt.Sprintf("(class %s)", facts.Class(fake)))
-	assert.Contains(t, e, "glibc version differs ("+ckpt.GlibcVersion+" vs 2.17)")
+	assert.Contains(t, e, "the node's CPU lacks instruction sets the checkpointed process may use ("+dropped+")")
 	assert.Contains(t, e, "the job was requeued, constrained to nodes of the checkpoint's class (Features=dmtcp_"+class+")")
 	logb, _ := os.ReadFile(filepath.Join(stepDir, "agent.log"))
 	assert.Contains(t, string(logb), "checkpoint incompatible with this node: job requeued to compatible nodes")
@@ -212,7 +242,7 @@ func TestIncompatibleNodeFailsByPolicy(t *testing.T) {
 	inst := needDMTCP(t)
 	class := c.publish(t, inst.Bin)
 	realDB := c.probeDB("probe")
-	fakeDB, _ := c.fakeNodeDB(t, inst.Bin)
+	fakeDB, _, _ := c.fakeNodeDB(t, inst.Bin)
 	c.withPolicy(t, "nodeprobe_cache="+realDB+" on_incompatible=fail")
 
 	dir := workdir(t)
@@ -226,7 +256,7 @@ func TestIncompatibleNodeFailsByPolicy(t *testing.T) {
 	waitFile(t, errf, "slurm-dmtcp: checkpoint (signal) generation 1", 30*time.Second)
 	c.setPolicy(t, "nodeprobe_cache="+fakeDB+" on_incompatible=fail")
 	c.run(t, "", "/", nil, "scontrol", "release", id)
-	c.startNow(t, id)
+	c.startOnce(t, id, 1)
 	j := c.waitDone(t, id, 90*time.Second)
 	assert.Equal(t, "FAILED", j.State)
 	assert.Equal(t, "125:0", j.ExitCode)
@@ -245,7 +275,7 @@ func TestIncompatibleNodeHeldWhenNoNodeHasTheClass(t *testing.T) {
 	inst := needDMTCP(t)
 	class := c.publish(t, inst.Bin)
 	realDB := c.probeDB("probe")
-	fakeDB, _ := c.fakeNodeDB(t, inst.Bin)
+	fakeDB, _, _ := c.fakeNodeDB(t, inst.Bin)
 	c.withPolicy(t, "nodeprobe_cache="+realDB)
 	t.Cleanup(func() { c.publish(t, inst.Bin) })
 
@@ -264,7 +294,7 @@ func TestIncompatibleNodeHeldWhenNoNodeHasTheClass(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	c.setPolicy(t, "nodeprobe_cache="+fakeDB)
 	c.run(t, "", "/", nil, "scontrol", "release", id)
-	c.startNow(t, id)
+	c.startOnce(t, id, 1)
 	e := waitFile(t, errf, "the job was requeued and is held", 90*time.Second)
 	t.Logf("the job's error output:\n%s", e)
 	assert.Contains(t, e, "no node publishes the checkpoint's class (feature dmtcp_"+class+")")
@@ -290,4 +320,38 @@ func TestIncompatibleNodeHeldWhenNoNodeHasTheClass(t *testing.T) {
 	assert.Contains(t, string(b), "final 40\n")
 	e2, _ := os.ReadFile(errf)
 	assert.Contains(t, string(e2), "restart 2: restoring generation 1", "the refused run did not count: requeuehold, then release")
+}
+
+// A job that already required the checkpoint's class lands on a node that publishes it but
+// whose facts differ (the node changed and nobody published again): requeueing it would
+// bring it back to the same node for ever, so it is held with the reason.
+func TestStaleClassFeatureHoldsTheJob(t *testing.T) {
+	c := newCluster(t)
+	inst := needDMTCP(t)
+	class := c.publish(t, inst.Bin)
+	realDB := c.probeDB("probe")
+	fakeDB, _, _ := c.fakeNodeDB(t, inst.Bin)
+	c.withPolicy(t, "nodeprobe_cache="+realDB)
+
+	dir := workdir(t)
+	script := writeScript(t, dir, "counter.sh", fmt.Sprintf(counterScript, 40))
+	out, errf := dir+"/out", dir+"/err"
+	id := c.sbatch(t, dir, "--dmtcp", "--constraint=dmtcp_"+class, "-o", out, "-e", errf, script)
+	waitFile(t, out, "count 5\n", 90*time.Second)
+	r := c.run(t, "", "/", nil, "scontrol", "requeuehold", id)
+	require.Equal(t, 0, r.code, r.stderr)
+	c.waitState(t, id, 30*time.Second, "PENDING")
+	waitFile(t, errf, "slurm-dmtcp: checkpoint (signal) generation 1", 30*time.Second)
+	c.setPolicy(t, "nodeprobe_cache="+fakeDB)
+	c.run(t, "", "/", nil, "scontrol", "release", id)
+	c.startOnce(t, id, 1)
+	e := waitFile(t, errf, "the job was requeued and is held", 90*time.Second)
+	assert.Contains(t, e, fmt.Sprintf("the job already required feature dmtcp_%s, yet this node, which publishes it, differs: its published class is stale", class))
+	assert.Contains(t, e, "scontrol release "+id)
+	j := c.waitState(t, id, 30*time.Second, "PENDING")
+	assert.Equal(t, 2, j.Restarts)
+	r = c.run(t, "", "/", nil, "scontrol", "show", "job", "-o", id)
+	assert.Contains(t, r.stdout, " Features=dmtcp_"+class+" ", "the constraint is left as it was")
+	time.Sleep(3 * time.Second)
+	assert.Equal(t, "PENDING", c.job(t, id).State, "held: it does not come back to this node on its own")
 }
