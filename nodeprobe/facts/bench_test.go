@@ -57,3 +57,12 @@ func BenchmarkClass(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkQuick is the agent's staleness check of a cached fact set (no program run).
+func BenchmarkQuick(b *testing.B) {
+	for b.Loop() {
+		if _, err := Quick(Options{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
