@@ -6,9 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -354,4 +357,67 @@ func TestStaleClassFeatureHoldsTheJob(t *testing.T) {
 	assert.Contains(t, r.stdout, " Features=dmtcp_"+class+" ", "the constraint is left as it was")
 	time.Sleep(3 * time.Second)
 	assert.Equal(t, "PENDING", c.job(t, id).State, "held: it does not come back to this node on its own")
+}
+
+// serve --publish (what the systemd unit's publish.conf runs) puts the class on the node
+// after its first probe, publishes it again when an administrator's change removed it, and
+// stops cleanly on SIGTERM.
+func TestServePublishesOnTheCluster(t *testing.T) {
+	c := newCluster(t)
+	inst := needDMTCP(t)
+	n := c.node(t)
+	r := c.run(t, "", "/", nil, "scontrol", "update", "NodeName="+n.Name, "AvailableFeatures=sdmtcp_keep", "ActiveFeatures=sdmtcp_keep")
+	require.Equal(t, 0, r.code, r.stderr)
+	t.Cleanup(func() { c.publish(t, inst.Bin) })
+
+	var logs syncBuf
+	cmd := exec.Command(nodeprobe(t), "--db", c.probeDB("probe"), "--dmtcp-prefix", filepath.Dir(inst.Bin), "serve", "--every", "2s", "--publish")
+	cmd.Env = append(os.Environ(), "SLURM_CONF="+c.conf, "NOTIFY_SOCKET=", "JOURNAL_STREAM=")
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	require.NoError(t, cmd.Start())
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+
+	published := func() bool {
+		nn := c.node(t)
+		for _, f := range nn.ActiveFeatures {
+			if slurm.ClassOf(f) != "" {
+				return slices.Contains(nn.ActiveFeatures, "sdmtcp_keep")
+			}
+		}
+		return false
+	}
+	require.Eventually(t, published, 20*time.Second, 200*time.Millisecond, "serve did not publish: %s", logs.String())
+	assert.Contains(t, logs.String(), "class published as a Slurm node feature")
+
+	r = c.run(t, "", "/", nil, "scontrol", "update", "NodeName="+n.Name, "AvailableFeatures=sdmtcp_keep", "ActiveFeatures=sdmtcp_keep")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Eventually(t, published, 20*time.Second, 200*time.Millisecond, "serve did not publish again: %s", logs.String())
+
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-done:
+		assert.NoError(t, err, "exit status after SIGTERM; log:\n%s", logs.String())
+	case <-time.After(10 * time.Second):
+		t.Fatalf("serve did not stop on SIGTERM; log:\n%s", logs.String())
+	}
+}
+
+// syncBuf collects a child's output while the test reads it.
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
