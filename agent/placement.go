@@ -62,7 +62,7 @@ func LoadNodeFacts(ctx context.Context, cachePath, dmtcpPrefix string, timeout t
 }
 
 func loadNodeFacts(cachePath, dmtcpPrefix string, timeout time.Duration) NodeFacts {
-	why := ""
+	why := "no cache configured"
 	if cachePath != "" {
 		f, last, err := readCache(cachePath, timeout)
 		if err != nil {
@@ -108,7 +108,7 @@ func (n NodeFacts) ManifestFacts() json.RawMessage {
 }
 
 // Requeuer sends the job back to the queue constrained to feature: requeuehold, add the
-// constraint, release. It is a variable of the Placement so that tests can replace it.
+// constraint, release. A field of Placement, so that tests can replace it.
 type Requeuer func(ctx context.Context, jobID, feature string) (RequeueResult, error)
 
 // RequeueResult says what the requeue did.

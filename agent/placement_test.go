@@ -210,7 +210,7 @@ func TestLoadNodeFacts(t *testing.T) {
 		{"no cache file: collected", filepath.Join(dir, "none.db"), false, "collected now (open cache read-only: stat " + filepath.Join(dir, "none.db")},
 		{"cache of another kernel: collected", stale, false, "is stale: it holds kernel 5.14.0-362.8.1.el9_3.x86_64, now " + running},
 		{"cache of another glibc: collected", oldGlibc, false, "is stale: it holds glibc 2.17, now " + here.GlibcVersion},
-		{"no cache configured: collected", "", false, "collected now ()"},
+		{"no cache configured: collected", "", false, "collected now (no cache configured)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			nf := LoadNodeFacts(context.Background(), tc.path, "", 10*time.Second)
