@@ -63,6 +63,11 @@ install: all
 	install -m 0644 contrib/examples/*.sh contrib/examples/*.py $(DESTDIR)$(SHAREDIR)/examples/
 	if [ -f $(BUILD)/slurm-dmtcp-nodeprobe ]; then install -d $(DESTDIR)$(BINDIR) && \
 		install -m 0755 $(BUILD)/slurm-dmtcp-nodeprobe $(DESTDIR)$(BINDIR)/; fi
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SHAREDIR)/systemd
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' \
+		contrib/systemd/slurm-dmtcp-nodeprobe.service.in >$(DESTDIR)$(UNITDIR)/slurm-dmtcp-nodeprobe.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/slurm-dmtcp-nodeprobe.service
+	install -m 0644 contrib/systemd/publish.conf $(DESTDIR)$(SHAREDIR)/systemd/publish.conf
 	install -m 0644 plugstack.conf.example $(DESTDIR)$(SHAREDIR)/plugstack.conf.example
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
 	install -m 0644 spank/README.md $(DESTDIR)$(DOCDIR)/processes.md

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/slurm-dmtcp/slurm-dmtcp/nodeprobe/cache"
 )
 
 // Config is what the plugin passes on the agent's command line.
@@ -35,6 +37,11 @@ type Config struct {
 	CkptTemplate          string // checkpoint_dir= of plugstack.conf
 	RuntimeDir            string
 	DMTCPPrefix           string
+	// NodeprobeCache is the node probe's facts cache, read-only ("" = collect facts live).
+	NodeprobeCache string
+	// OnIncompatible is what to do when the checkpoint to restore cannot be restored on
+	// this node: OnIncompatibleRequeue or OnIncompatibleFail.
+	OnIncompatible string
 }
 
 // ErrUsage marks command-line errors (exit code 2).
@@ -65,6 +72,8 @@ func ParseArgs(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.CkptTemplate, "checkpoint-dir", "%h/.slurm-dmtcp/%j", "checkpoint folder template")
 	fs.StringVar(&c.RuntimeDir, "runtime-dir", "/tmp", "parent of the step's private runtime folder")
 	fs.StringVar(&c.DMTCPPrefix, "dmtcp-prefix", "", "DMTCP install prefix (empty: PATH, then /opt/dmtcp)")
+	fs.StringVar(&c.NodeprobeCache, "nodeprobe-cache", cache.DefaultPath, "node probe facts cache (read-only; empty: collect facts live)")
+	fs.StringVar(&c.OnIncompatible, "on-incompatible", OnIncompatibleRequeue, "checkpoint incompatible with this node: requeue or fail")
 	if err := fs.Parse(args); err != nil {
 		return c, fmt.Errorf("%w: %v", ErrUsage, err)
 	}
@@ -98,6 +107,10 @@ func ParseArgs(args []string, stderr io.Writer) (Config, error) {
 		return c, fmt.Errorf("%w: --keep=%d: want 1 or more", ErrUsage, c.Keep)
 	case !filepath.IsAbs(c.RuntimeDir):
 		return c, fmt.Errorf("%w: --runtime-dir=%q: want an absolute folder", ErrUsage, c.RuntimeDir)
+	case c.NodeprobeCache != "" && !filepath.IsAbs(c.NodeprobeCache):
+		return c, fmt.Errorf("%w: --nodeprobe-cache=%q: want an absolute path (or empty to collect facts live)", ErrUsage, c.NodeprobeCache)
+	case c.OnIncompatible != OnIncompatibleRequeue && c.OnIncompatible != OnIncompatibleFail:
+		return c, fmt.Errorf("%w: --on-incompatible=%q: want %s or %s", ErrUsage, c.OnIncompatible, OnIncompatibleRequeue, OnIncompatibleFail)
 	}
 	return c, nil
 }

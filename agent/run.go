@@ -99,6 +99,11 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 		compress = "on"
 	}
 	extra = append(extra, proto.KV{Key: proto.KeyCompress, Value: compress})
+	extra, nodeFacts, err := placeRestore(cfg, extra, log)
+	if err != nil {
+		store.Close()
+		return readyErr(err)
+	}
 
 	inst, err := coordinator.Find(cfg.DMTCPPrefix, os.Getenv("PATH"))
 	if err != nil {
@@ -126,7 +131,7 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 		CheckpointTimeout: 30 * time.Minute, Job: job, Started: started,
 		Space: StepSpace("/proc", os.Getppid(), os.Getpid(), layout.CkptDir),
 		Meta: manifest.Meta{JobID: uint32(jobID), StepID: cfg.Step, RestartCount: uint32(cfg.RestartCount),
-			User: u.Username, Node: host, DMTCPVersion: version},
+			User: u.Username, Node: host, DMTCPVersion: version, NodeFacts: nodeFacts},
 		Progress: func() io.WriteCloser { return taskStderr(layout.RunDir) },
 	}
 	return a.Serve(context.Background(), coord.Host, coord.Port, ready, lifeline)

@@ -28,6 +28,8 @@ void sdmtcp_config_defaults(struct sdmtcp_config *c)
 	c->max_lead_time = 3600;
 	c->max_runs = 10;
 	c->fail_without_checkpoint = 0;
+	snprintf(c->nodeprobe_cache, sizeof(c->nodeprobe_cache), "%s", SDMTCP_NODEPROBE_CACHE);
+	c->on_incompatible_fail = 0;
 }
 
 /* Case-insensitive on/off words. Returns 0 and sets *out, or -1. */
@@ -104,7 +106,7 @@ too_big:
 	return -1;
 }
 
-enum kind { K_PATH, K_TEMPLATE, K_BOOL, K_DURATION, K_COUNT, K_NOCKPT };
+enum kind { K_PATH, K_TEMPLATE, K_BOOL, K_DURATION, K_COUNT, K_NOCKPT, K_INCOMPATIBLE };
 
 struct key {
 	const char *name;
@@ -132,6 +134,8 @@ static const struct key keys[] = {
 	{ "max_lead_time", K_DURATION, OFF(max_lead_time), DURATION_FORMS },
 	{ "max_runs", K_COUNT, OFF(max_runs), "a whole number from 1 to 100" },
 	{ "on_no_checkpoint", K_NOCKPT, OFF(fail_without_checkpoint), "restart or fail" },
+	{ "nodeprobe_cache", K_PATH, OFF(nodeprobe_cache), "an absolute path" },
+	{ "on_incompatible", K_INCOMPATIBLE, OFF(on_incompatible_fail), "requeue or fail" },
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -176,6 +180,11 @@ static int set_key(struct sdmtcp_config *c, const struct key *k, const char *val
 			goto bad;
 		*(long *)field = n;
 		return 0;
+	case K_INCOMPATIBLE:
+		if (strcmp(val, "requeue") && strcmp(val, "fail"))
+			goto bad;
+		*(int *)field = !strcmp(val, "fail");
+		return 0;
 	}
 bad:
 	snprintf(err, errlen, "plugstack.conf argument %s=%s: expected %s", k->name, val, k->forms);
@@ -202,7 +211,7 @@ int sdmtcp_config_parse(struct sdmtcp_config *c, int ac, char **av, char *err, s
 				 "plugstack.conf argument '%.*s' is unknown; known keys: dmtcp_prefix "
 				 "agent exec checkpoint_dir runtime_dir default allow_opt_out "
 				 "min_interval default_interval keep agent_timeout compress lead_time "
-				 "max_lead_time max_runs on_no_checkpoint",
+				 "max_lead_time max_runs on_no_checkpoint nodeprobe_cache on_incompatible",
 				 (int)klen, av[i]);
 			return -1;
 		}

@@ -32,7 +32,13 @@ struct sdmtcp_config {
 	long max_runs;             /* max_runs=N: most runs a job may continue over (--dmtcp-continue) */
 	int fail_without_checkpoint; /* on_no_checkpoint=restart|fail: a restarted job without a
 				      * verified generation starts from the top (0) or fails (1) */
+	char nodeprobe_cache[1024]; /* nodeprobe_cache=: the node probe's facts cache (read-only) */
+	int on_incompatible_fail;  /* on_incompatible=requeue|fail: checkpoint from another class */
 };
+
+#ifndef SDMTCP_NODEPROBE_CACHE
+#define SDMTCP_NODEPROBE_CACHE "/var/lib/slurm-dmtcp/nodefacts.db"
+#endif
 
 void sdmtcp_config_defaults(struct sdmtcp_config *c);
 /* Parses plugstack arguments into c. Returns 0, or -1 with a message naming the bad argument

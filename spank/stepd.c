@@ -272,6 +272,8 @@ static int start_agent(spank_t sp, uint32_t stepid)
 	ARG("--runtime-dir=%s", c->runtime_dir);
 	if (c->dmtcp_prefix[0])
 		ARG("--dmtcp-prefix=%s", c->dmtcp_prefix);
+	ARG("--nodeprobe-cache=%s", c->nodeprobe_cache);
+	ARG("--on-incompatible=%s", c->on_incompatible_fail ? "fail" : "requeue");
 	argv[na] = NULL;
 #undef ARG
 	snprintf(envbuf[ne], sizeof(envbuf[ne]), "PATH=/usr/local/bin:/usr/bin:/bin");

@@ -179,13 +179,21 @@ static void test_config(void)
 	CHECK(parse(&c, "", err) == 0 && !c.default_on && c.allow_opt_out && c.min_interval == 60 &&
 		      c.keep == 2 && !strcmp(c.checkpoint_dir, "%h/.slurm-dmtcp/%j") && !c.compress &&
 		      c.lead_time == 300 && c.max_lead_time == 3600 && c.max_runs == 10 &&
-		      !c.fail_without_checkpoint,
+		      !c.fail_without_checkpoint &&
+		      !strcmp(c.nodeprobe_cache, "/var/lib/slurm-dmtcp/nodefacts.db") &&
+		      !c.on_incompatible_fail,
 	      "defaults");
 	CHECK(parse(&c, "compress=on lead_time=2m max_lead_time=10m max_runs=4 on_no_checkpoint=fail",
 		    err) == 0 &&
 		      c.compress && c.lead_time == 120 && c.max_lead_time == 600 && c.max_runs == 4 &&
 		      c.fail_without_checkpoint,
 	      "checkpoint keys: %s", err);
+	CHECK(parse(&c, "on_incompatible=fail nodeprobe_cache=/var/cache/facts.db", err) == 0 &&
+		      c.on_incompatible_fail && !strcmp(c.nodeprobe_cache, "/var/cache/facts.db"),
+	      "on_incompatible=fail nodeprobe_cache=: %s", err);
+	CHECK(parse(&c, "on_incompatible=fail on_incompatible=requeue", err) == 0 &&
+		      !c.on_incompatible_fail,
+	      "on_incompatible=requeue, the last one wins: %s", err);
 	CHECK(parse(&c, "dmtcp_prefix=/opt/dmtcp default=on allow_opt_out=no min_interval=5m "
 			"default_interval=1h keep=3 checkpoint_dir=/scratch/%u/%j agent_timeout=10",
 		    err) == 0,
@@ -212,6 +220,13 @@ static void test_config(void)
 		{ "max_runs=0", "max_runs=0: expected a whole number from 1 to 100" },
 		{ "lead_time=2h", "lead_time (7200s) is longer than max_lead_time (3600s)" },
 		{ "lead_time=later", "lead_time=later" },
+		{ "on_incompatible=retry", "on_incompatible=retry: expected requeue or fail" },
+		{ "on_incompatible=FAIL", "on_incompatible=FAIL: expected requeue or fail" },
+		{ "nodeprobe_cache=facts.db", "nodeprobe_cache=facts.db: expected an absolute path" },
+		{ "colour=blue", "known keys: dmtcp_prefix agent exec checkpoint_dir runtime_dir default "
+				 "allow_opt_out min_interval default_interval keep agent_timeout compress "
+				 "lead_time max_lead_time max_runs on_no_checkpoint nodeprobe_cache "
+				 "on_incompatible" },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = '\0';

@@ -36,6 +36,10 @@ var (
 	ErrEmpty = errors.New("no facts recorded yet")
 )
 
+// DefaultPath is where the probe keeps its cache and where the agent reads it, unless
+// configured otherwise (slurm-dmtcp-nodeprobe --db, plugstack.conf nodeprobe_cache=).
+const DefaultPath = "/var/lib/slurm-dmtcp/nodefacts.db"
+
 // DefaultBusyTimeout is how long a call waits for a lock held elsewhere.
 const DefaultBusyTimeout = 5 * time.Second
 

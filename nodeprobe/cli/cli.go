@@ -17,7 +17,9 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/coreos/go-systemd/v22/journal"
 
+	"github.com/slurm-dmtcp/slurm-dmtcp/nodeprobe/cache"
 	"github.com/slurm-dmtcp/slurm-dmtcp/nodeprobe/facts"
+	"github.com/slurm-dmtcp/slurm-dmtcp/nodeprobe/slurm"
 )
 
 // Exit codes.
@@ -29,7 +31,7 @@ const (
 )
 
 // DefaultDB is where the probe keeps its cache.
-const DefaultDB = "/var/lib/slurm-dmtcp/nodefacts.db"
+const DefaultDB = cache.DefaultPath
 
 const usage = `usage: slurm-dmtcp-nodeprobe [flags] COMMAND [flags] [args]
 
@@ -46,14 +48,26 @@ commands:
   check [--json] [--all] MANIFEST
                              can the checkpoint of MANIFEST (a JSON file with a
                              top-level "node_facts" object) be restored here?
-  serve [--every 10m]        run for systemd: probe now, every interval and on
-                             SIGHUP; Type=notify with watchdog; exit on SIGTERM
+  serve [--every 10m] [--publish [--node NAME]]
+                             run for systemd: probe now, every interval and on
+                             SIGHUP; Type=notify with watchdog; exit on SIGTERM;
+                             --publish: publish the class after each probe
+  publish [--json] [--node NAME]
+                             probe, record, and publish the class as the Slurm node
+                             feature dmtcp_<class> of node NAME (default: this host),
+                             keeping its other features (root: scontrol update)
+  map [--json] [--facts FILE]...
+                             every node's class from Slurm's node data and the groups
+                             of nodes a checkpoint can move between; --facts (facts
+                             JSON of a class, repeatable) adds moves across classes
 
 flags (before or after the command):
   --db PATH                  cache database (default ` + DefaultDB + `)
   --dmtcp-prefix DIR         DMTCP install prefix; dmtcp_launch is DIR/bin/dmtcp_launch
                              (default: look up dmtcp_launch in PATH)
   --root DIR                 read /proc, /sys and /etc under DIR (tests, chroots)
+  --scontrol PATH            Slurm's scontrol (default: scontrol in PATH; it honours
+                             SLURM_CONF)
 
 exit codes: 0 ok or compatible, 1 error, 2 usage error,
             3 incompatible (check) or blocking differences (diff)
@@ -72,6 +86,10 @@ type env struct {
 	watchdog func() (time.Duration, error)
 	// journal is nil when journald is not available.
 	journal func(msg string, p journal.Priority, vars map[string]string) error
+	// scontrol runs Slurm's scontrol at path (nil: the real one, see runner).
+	scontrol func(path string) slurm.Runner
+	// hostname is this node's host name (nil: os.Hostname).
+	hostname func() (string, error)
 }
 
 func defaultEnv(stdout, stderr io.Writer) env {
@@ -103,12 +121,14 @@ type common struct {
 	db          string
 	dmtcpPrefix string
 	root        string
+	scontrol    string
 }
 
 func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.db, "db", c.db, "cache database `PATH`")
 	fs.StringVar(&c.dmtcpPrefix, "dmtcp-prefix", c.dmtcpPrefix, "DMTCP install prefix `DIR`")
 	fs.StringVar(&c.root, "root", c.root, "read /proc, /sys and /etc under `DIR`")
+	fs.StringVar(&c.scontrol, "scontrol", c.scontrol, "Slurm's scontrol `PATH`")
 }
 
 func (c common) factOptions(now func() time.Time) facts.Options {
@@ -128,7 +148,7 @@ type exitError struct{ code int }
 func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 
 func run(ctx context.Context, args []string, e env) int {
-	g := common{db: DefaultDB}
+	g := common{db: DefaultDB, scontrol: "scontrol"}
 	global := newFlagSet("slurm-dmtcp-nodeprobe")
 	g.register(global)
 	if err := global.Parse(args); err != nil {
@@ -155,8 +175,12 @@ func run(ctx context.Context, args []string, e env) int {
 		err = cmdCheck(cmdArgs, g, e)
 	case "serve":
 		err = cmdServe(ctx, cmdArgs, g, e)
+	case "publish":
+		err = cmdPublish(ctx, cmdArgs, g, e)
+	case "map":
+		err = cmdMap(ctx, cmdArgs, g, e)
 	default:
-		err = usagef("unknown command %q: want one of probe, show, diff, check, serve, help", cmd)
+		err = usagef("unknown command %q: want one of probe, show, diff, check, serve, publish, map, help", cmd)
 	}
 	return exitCode(e, err)
 }

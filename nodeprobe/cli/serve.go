@@ -15,24 +15,40 @@ import (
 
 	"github.com/slurm-dmtcp/slurm-dmtcp/nodeprobe/cache"
 	"github.com/slurm-dmtcp/slurm-dmtcp/nodeprobe/facts"
+	"github.com/slurm-dmtcp/slurm-dmtcp/nodeprobe/slurm"
 )
 
 func cmdServe(ctx context.Context, args []string, c common, e env) error {
 	fs := newFlagSet("serve")
 	c.register(fs)
 	every := fs.Duration("every", 10*time.Minute, "re-probe every `INTERVAL` (e.g. 10m, 1h)")
+	publish := fs.Bool("publish", false, "publish the class as a Slurm node feature after each probe")
+	nodeFlag := fs.String("node", "", "Slurm NodeName of this node for --publish (default: the short host name)")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
 	}
-	if err := wantArgs("serve", pos, 0, "serve [--every 10m]"); err != nil {
+	if err := wantArgs("serve", pos, 0, "serve [--every 10m] [--publish [--node NAME]]"); err != nil {
 		return err
 	}
 	if *every < time.Second {
 		return usagef("serve: --every %s: want an interval of at least 1s, such as 30s, 10m or 1h", *every)
 	}
-	return serve(ctx, c, *every, e)
+	if *nodeFlag != "" && !*publish {
+		return usagef("serve: --node %s is only used with --publish", *nodeFlag)
+	}
+	node := ""
+	if *publish {
+		if node, err = e.nodeName(*nodeFlag); err != nil {
+			return err
+		}
+	}
+	return serve(ctx, c, *every, node, e)
 }
+
+// publishRetry is how soon serve tries again after a failed publication (slurmctld down or
+// not up yet at boot), when that is sooner than the next probe.
+const publishRetry = 30 * time.Second
 
 func newLogger(e env) *logrus.Logger {
 	log := logrus.New()
@@ -50,8 +66,9 @@ func newLogger(e env) *logrus.Logger {
 // serve probes at start, on every tick and on SIGHUP, and stops cleanly on
 // SIGTERM or SIGINT. It speaks the systemd notify protocol: READY=1 after
 // the first probe, RELOADING=1 around a SIGHUP probe, WATCHDOG=1 at half
-// the watchdog interval and STOPPING=1 on exit.
-func serve(ctx context.Context, c common, every time.Duration, e env) error {
+// the watchdog interval and STOPPING=1 on exit. With node set, it publishes the class as a
+// Slurm node feature after each probe; a failed publication is logged and retried.
+func serve(ctx context.Context, c common, every time.Duration, node string, e env) error {
 	log := newLogger(e)
 	notify := func(state string) {
 		if _, err := e.sdNotify(state); err != nil {
@@ -72,12 +89,52 @@ func serve(ctx context.Context, c common, every time.Duration, e env) error {
 		log.WithFields(logrus.Fields{"db": c.db, "moved_to": movedTo}).Warn("facts cache was corrupt; moved it aside and started a fresh one")
 	}
 
+	var retry *time.Timer
+	var retryC <-chan time.Time
+	defer func() {
+		if retry != nil {
+			retry.Stop()
+		}
+	}()
+	publishClass := func(class, reason string) {
+		if node == "" {
+			return
+		}
+		pctx, cancel := context.WithTimeout(ctx, scontrolTimeout)
+		p, err := slurm.Publish(pctx, e.runner(c.scontrol), node, class)
+		cancel()
+		if err != nil {
+			wait := min(publishRetry, every)
+			log.WithError(err).WithFields(logrus.Fields{"node": node, "class": class, "reason": reason,
+				"retry_in": wait.String()}).Warn("publishing the class as a Slurm node feature failed")
+			if retry == nil {
+				retry = time.NewTimer(wait)
+			} else {
+				retry.Reset(wait)
+			}
+			retryC = retry.C
+			return
+		}
+		retryC = nil
+		entry := log.WithFields(logrus.Fields{"node": p.Node, "feature": p.Feature, "changed": p.Changed, "reason": reason})
+		if len(p.Removed) > 0 {
+			entry = entry.WithField("replaced", strings.Join(p.Removed, ","))
+		}
+		if p.Changed {
+			entry.Info("class published as a Slurm node feature")
+		} else {
+			entry.Debug("class already published")
+		}
+	}
+	lastClass := ""
+
 	probe := func(reason string) {
 		f, err := facts.Collect(c.factOptions(e.now))
 		if err != nil {
 			log.WithError(err).WithField("reason", reason).Error("probe failed")
 			return
 		}
+		defer func() { lastClass = facts.Class(f); publishClass(lastClass, reason) }()
 		changed, err := db.Record(f, e.now())
 		if err != nil {
 			log.WithError(err).WithField("reason", reason).Error("recording facts failed")
@@ -121,6 +178,8 @@ func serve(ctx context.Context, c common, every time.Duration, e env) error {
 			probe("timer")
 		case <-watchdogC:
 			notify(daemon.SdNotifyWatchdog)
+		case <-retryC:
+			publishClass(lastClass, "retry")
 		case s := <-sigs:
 			switch s {
 			case syscall.SIGHUP:
