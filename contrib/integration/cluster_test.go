@@ -172,6 +172,9 @@ func (c *cluster) waitDone(t *testing.T, id string, timeout time.Duration) jobIn
 // it may.
 func (c *cluster) startNow(t *testing.T, id string) {
 	t.Helper()
+	// slurmd refuses a launch in the same second as the previous run's kill ("Job credential
+	// revoked", times in whole seconds) and the job then fails: let that second pass.
+	time.Sleep(2 * time.Second)
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) && c.job(t, id).State == "PENDING" {
 		c.run(t, "", "/", nil, "scontrol", "update", "JobId="+id, "StartTime=now")

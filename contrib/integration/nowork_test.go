@@ -188,11 +188,20 @@ func TestNodeLossResumesFromPeriodicCheckpoint(t *testing.T) {
 	// learn of the lost batch step only later and end that run then: requeue again until
 	// a new run starts.
 	deadline := time.Now().Add(90 * time.Second)
+	var pendingSince time.Time
 	for j := c.job(t, id); !(j.State == "RUNNING" && j.Restarts > 0); j = c.job(t, id) {
 		require.True(t, time.Now().Before(deadline), "job %s did not run again: %+v", id, j)
+		if j.State != "PENDING" {
+			pendingSince = time.Time{}
+		}
 		switch j.State {
 		case "PENDING":
-			c.run(t, "", "/", nil, "scontrol", "update", "JobId="+id, "StartTime=now")
+			// Not in the second of the kill: see startNow.
+			if pendingSince.IsZero() {
+				pendingSince = time.Now()
+			} else if time.Since(pendingSince) >= 2*time.Second {
+				c.run(t, "", "/", nil, "scontrol", "update", "JobId="+id, "StartTime=now")
+			}
 		case "RUNNING", "COMPLETED", "FAILED", "NODE_FAIL", "CANCELLED":
 			c.run(t, "", "/", nil, "scontrol", "requeue", id)
 		}
