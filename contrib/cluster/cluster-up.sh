@@ -12,6 +12,11 @@
 #                 else /opt/dmtcp when it holds bin/dmtcp_launch
 #   TEST_USERS    regular users to create for jobs (default "sdmtcp sdmtcp2")
 #   PLUGSTACK_ARGS extra key=value arguments for the plugin line in plugstack.conf
+#   CTLD_PORT, SLURMD_PORT  ports (default 16817, 16818): a second cluster on the same host
+#                 needs its own, its own CLUSTER_DIR and SLURM_CONF=$CLUSTER_DIR/slurm.conf
+#   FIRST_JOB_ID  first job id of a new cluster (FirstJobId); a second cluster on the same
+#                 host should start elsewhere, e.g. 100000, so that its jobs' checkpoint
+#                 folders (~/.slurm-dmtcp/<jobid>) and runtime folders do not collide
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -116,6 +121,7 @@ MinJobAge=30
 InactiveLimit=0
 SlurmdTimeout=30
 SchedulerParameters=sched_interval=1
+${FIRST_JOB_ID:+FirstJobId=$FIRST_JOB_ID}
 PreemptType=preempt/partition_prio
 PreemptMode=REQUEUE
 JobRequeue=1
