@@ -29,6 +29,9 @@ const (
 	ExitNoDMTCP     = 3 // DMTCP not found or not runnable
 	ExitCoordinator = 4 // the coordinator would not start or died
 	ExitFolders     = 5 // a checkpoint or runtime folder could not be made safe
+	// ExitNoCheckpoint: the job restarted without a verified generation and policy says fail
+	// (plugstack.conf on_no_checkpoint=fail).
+	ExitNoCheckpoint = 6
 )
 
 // Error carries an exit code with the message the plugin shows the user.
@@ -101,6 +104,11 @@ type Agent struct {
 	Extra []proto.KV
 	// CheckpointTimeout bounds one checkpoint request.
 	CheckpointTimeout time.Duration
+	// Job reads the job's end time and requeues it (continuation past the time limit); nil:
+	// no checkpoint before the time limit.
+	Job Job
+	// Started is when this run of the step began.
+	Started time.Time
 }
 
 // Serve tells the plugin where the coordinator is (on ready), then takes periodic
@@ -139,11 +147,22 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Write
 		defer timer.Stop()
 		tick = timer.C
 	}
-	stopping := false
+	var lead <-chan time.Time
+	leadTimer := a.armLead(ctx)
+	if leadTimer != nil {
+		defer leadTimer.Stop()
+		lead = leadTimer.C
+	}
+	stopping, requeued := false, false
 	for {
 		select {
 		case <-stop:
-			a.Log.Info("step finished: stopping the coordinator")
+			if !stopping {
+				a.Log.Info("step finished: stopping the coordinator")
+				a.markFinished()
+			} else {
+				a.Log.Info("step stopped by Slurm: stopping the coordinator")
+			}
 			return a.shutdown()
 		case <-ctx.Done():
 			return a.shutdown()
@@ -157,15 +176,29 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Write
 				continue
 			}
 			stopping = true
+			if requeued {
+				// The agent requeued the job right after the checkpoint before the time limit.
+				a.Log.Info("SIGTERM after our requeue: ending the computation at the checkpoint just taken")
+				a.kill(ctx)
+				continue
+			}
 			a.Log.Info("SIGTERM: Slurm is stopping the step; checkpointing before it goes")
 			if _, err := a.Checkpoint(ctx, manifest.ReasonSignal); err == nil {
-				kctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				if err := a.Coord.Kill(kctx); err != nil {
-					a.Log.WithError(err).Warn("could not end the computation after the checkpoint")
-				}
-				cancel()
+				a.kill(ctx)
+			}
+		case <-lead:
+			if stopping {
+				continue
+			}
+			again, rq := a.beforeTimeLimit(ctx)
+			requeued = rq
+			if again > 0 {
+				leadTimer.Reset(again)
 			}
 		case <-tick:
+			if requeued || stopping {
+				continue
+			}
 			_, _ = a.Checkpoint(ctx, manifest.ReasonPeriodic)
 			timer.Reset(a.Config.Interval) // measured from the end of the previous checkpoint
 		}
@@ -234,6 +267,15 @@ func (a *Agent) requestCheckpoint(ctx context.Context) (int, error) {
 			return 0, fmt.Errorf("checkpoint did not complete: %w", ctx.Err())
 		case <-time.After(50 * time.Millisecond):
 		}
+	}
+}
+
+// kill ends the computation (after a checkpoint), so nothing runs past the saved state.
+func (a *Agent) kill(ctx context.Context) {
+	kctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := a.Coord.Kill(kctx); err != nil {
+		a.Log.WithError(err).Warn("could not end the computation after the checkpoint")
 	}
 }
 

@@ -23,10 +23,17 @@ type Config struct {
 	Nodes        int
 	Tasks        int
 	Interval     time.Duration // 0: no periodic checkpoints
-	Keep         int
-	CkptTemplate string // checkpoint_dir= of plugstack.conf
-	RuntimeDir   string
-	DMTCPPrefix  string
+	LeadTime     time.Duration // checkpoint this long before the time limit; 0: none
+	MaxRuns      int           // runs in all when continuing past the time limit; 1: no continuation
+	TotalTime    time.Duration // run time wanted over all runs; 0: bounded by MaxRuns only
+	Compress     bool          // gzip checkpoint images
+	// FailWithoutCheckpoint: a restarted job with no verified generation fails instead of
+	// starting from the top.
+	FailWithoutCheckpoint bool
+	Keep                  int
+	CkptTemplate          string // checkpoint_dir= of plugstack.conf
+	RuntimeDir            string
+	DMTCPPrefix           string
 }
 
 // ErrUsage marks command-line errors (exit code 2).
@@ -35,7 +42,8 @@ var ErrUsage = errors.New("usage")
 // ParseArgs reads the agent's flags. Errors name the flag, the value and the accepted form.
 func ParseArgs(args []string, stderr io.Writer) (Config, error) {
 	var c Config
-	var interval int64
+	var interval, lead, total int64
+	var onNoCkpt string
 	fs := flag.NewFlagSet("slurm-dmtcp-agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.IntVar(&c.Protocol, "protocol", 0, "protocol version the plugin speaks (1)")
@@ -46,6 +54,11 @@ func ParseArgs(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&c.Nodes, "nodes", 1, "nodes in the step")
 	fs.IntVar(&c.Tasks, "tasks", 1, "tasks of the step on this node")
 	fs.Int64Var(&interval, "interval", 0, "seconds between periodic checkpoints, 0 for none")
+	fs.Int64Var(&lead, "lead-time", 0, "seconds before the time limit for a last checkpoint, 0 for none")
+	fs.IntVar(&c.MaxRuns, "max-runs", 1, "runs in all when continuing past the time limit (1: no continuation)")
+	fs.Int64Var(&total, "total-time", 0, "seconds of run time wanted over all runs, 0 for no bound but --max-runs")
+	fs.BoolVar(&c.Compress, "compress", false, "gzip checkpoint images")
+	fs.StringVar(&onNoCkpt, "on-no-checkpoint", "restart", `a restarted job without a verified checkpoint: "restart" from the top or "fail"`)
 	fs.IntVar(&c.Keep, "keep", 2, "verified checkpoint generations to keep")
 	fs.StringVar(&c.CkptTemplate, "checkpoint-dir", "%h/.slurm-dmtcp/%j", "checkpoint folder template")
 	fs.StringVar(&c.RuntimeDir, "runtime-dir", "/tmp", "parent of the step's private runtime folder")
@@ -54,6 +67,9 @@ func ParseArgs(args []string, stderr io.Writer) (Config, error) {
 		return c, fmt.Errorf("%w: %v", ErrUsage, err)
 	}
 	c.Interval = time.Duration(interval) * time.Second
+	c.LeadTime = time.Duration(lead) * time.Second
+	c.TotalTime = time.Duration(total) * time.Second
+	c.FailWithoutCheckpoint = onNoCkpt == "fail"
 	switch {
 	case fs.NArg() > 0:
 		return c, fmt.Errorf("%w: unexpected argument %q", ErrUsage, fs.Arg(0))
@@ -65,6 +81,14 @@ func ParseArgs(args []string, stderr io.Writer) (Config, error) {
 		return c, fmt.Errorf("%w: --step=%q: want \"batch\" or a step number", ErrUsage, c.Step)
 	case interval < 0:
 		return c, fmt.Errorf("%w: --interval=%d: want seconds >= 0", ErrUsage, interval)
+	case lead < 0:
+		return c, fmt.Errorf("%w: --lead-time=%d: want seconds >= 0", ErrUsage, lead)
+	case total < 0:
+		return c, fmt.Errorf("%w: --total-time=%d: want seconds >= 0", ErrUsage, total)
+	case c.MaxRuns < 1:
+		return c, fmt.Errorf("%w: --max-runs=%d: want 1 or more", ErrUsage, c.MaxRuns)
+	case onNoCkpt != "restart" && onNoCkpt != "fail":
+		return c, fmt.Errorf("%w: --on-no-checkpoint=%q: want restart or fail", ErrUsage, onNoCkpt)
 	case c.Keep < 1:
 		return c, fmt.Errorf("%w: --keep=%d: want 1 or more", ErrUsage, c.Keep)
 	case !filepath.IsAbs(c.RuntimeDir):

@@ -43,6 +43,7 @@ func Main(args []string, lifeline io.Reader, ready io.Writer, stderr io.Writer) 
 }
 
 func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
+	started := time.Now()
 	var runDir string // removed on every failure once it exists
 	readyErr := func(err error) error {
 		if runDir != "" {
@@ -69,9 +70,10 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 		return readyErr(fail(ExitFolders, "agent log: %v", err))
 	}
 	defer logFile.Close()
+	job := SlurmJob{ID: cfg.JobID}
 	if cfg.RestartCount == 0 && cfg.Step == "batch" {
-		if n, err := JobRestarts(context.Background(), cfg.JobID); err == nil {
-			cfg.RestartCount = n
+		if info, err := job.Info(context.Background()); err == nil {
+			cfg.RestartCount = info.Restarts
 		} else {
 			fmt.Fprintf(logFile, "restart count from Slurm: %v\n", err)
 		}
@@ -87,7 +89,16 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 	for _, st := range store.StaleRemoved() {
 		log.WithField("folder", st).Warn("removed a half-written generation left by an earlier run")
 	}
-	extra := restorePlan(cfg, store, log)
+	extra, err := restorePlan(cfg, store, layout.StepDir, log)
+	if err != nil {
+		store.Close()
+		return readyErr(&Error{Code: ExitNoCheckpoint, Err: err})
+	}
+	compress := "off"
+	if cfg.Compress {
+		compress = "on"
+	}
+	extra = append(extra, proto.KV{Key: proto.KeyCompress, Value: compress})
 
 	inst, err := coordinator.Find(cfg.DMTCPPrefix, os.Getenv("PATH"))
 	if err != nil {
@@ -96,8 +107,9 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 		return readyErr(&Error{Code: ExitNoDMTCP, Err: err})
 	}
 	version, err := inst.Version()
-	if err != nil {
+	if err != nil || version == "" {
 		log.WithError(err).Warn("DMTCP version unknown")
+		version = "unknown" // manifests need one; the probe compares it on restore
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	coord, err := coordinator.Start(ctx, coordinator.Options{Install: inst, RunDir: layout.RunDir,
@@ -111,39 +123,12 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 	host, _ := os.Hostname()
 	jobID, _ := strconv.ParseUint(cfg.JobID, 10, 32)
 	a := &Agent{Config: cfg, Layout: layout, Coord: coord, Store: store, Log: log, Extra: extra,
-		CheckpointTimeout: 30 * time.Minute,
+		CheckpointTimeout: 30 * time.Minute, Job: job, Started: started,
 		Meta: manifest.Meta{JobID: uint32(jobID), StepID: cfg.Step, RestartCount: uint32(cfg.RestartCount),
 			User: u.Username, Node: host, DMTCPVersion: version},
 		Progress: func() io.WriteCloser { return taskStderr(layout.RunDir) },
 	}
 	return a.Serve(context.Background(), coord.Host, coord.Port, ready, lifeline)
-}
-
-// restorePlan decides, when Slurm runs the job again, which generation the tasks restore:
-// the newest one that verifies against its manifest. Damaged newer ones are skipped with a
-// note for the user; with none verified the job starts from the top.
-func restorePlan(cfg Config, store *generations.Store, log *logrus.Entry) []proto.KV {
-	if cfg.RestartCount == 0 {
-		return nil
-	}
-	g, skipped, err := store.NewestVerified()
-	var notes []string
-	for _, sk := range skipped {
-		log.WithError(sk.Err).WithField("generation", sk.Generation.Number).Warn("generation damaged: falling back")
-		notes = append(notes, fmt.Sprintf("generation %d is damaged (%v); falling back to an older one", sk.Generation.Number, sk.Err))
-	}
-	if err != nil {
-		log.WithError(err).Warn("no verified generation: the job starts from the top")
-		notes = append(notes, fmt.Sprintf("restart %d: no verified checkpoint generation (%v); starting from the top", cfg.RestartCount, err))
-		return []proto.KV{{Key: proto.KeyRestoreNote, Value: strings.Join(notes, " | ")}}
-	}
-	log.WithFields(logrus.Fields{"generation": g.Number, "taken": g.Time.Format(time.RFC3339)}).Info("restoring")
-	notes = append(notes, fmt.Sprintf("restart %d: restoring generation %d (checkpoint of %s, %s)",
-		cfg.RestartCount, g.Number, g.Time.Format(time.RFC3339), g.Reason))
-	return []proto.KV{
-		{Key: proto.KeyRestore, Value: g.Path},
-		{Key: proto.KeyRestoreNote, Value: strings.Join(notes, " | ")},
-	}
 }
 
 // taskStderr opens the error output of the step's first task, which the task launcher

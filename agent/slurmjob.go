@@ -9,30 +9,88 @@ import (
 	"time"
 )
 
-// JobRestarts asks slurmctld how many times the job was requeued (scontrol's Restarts=).
-// slurmstepd does not hand the batch step its restart count before the script's environment
-// is built, so the agent asks Slurm itself.
-func JobRestarts(ctx context.Context, jobID string) (int, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "scontrol", "show", "job", "-o", jobID).CombinedOutput()
-	if err != nil {
-		return 0, fmt.Errorf("scontrol show job %s: %w: %s", jobID, err, strings.TrimSpace(string(out)))
-	}
-	return parseRestarts(string(out))
+// JobInfo is what the agent needs to know of its job from slurmctld.
+type JobInfo struct {
+	Restarts  int       // times the job was requeued (Restarts=)
+	State     string    // JobState=
+	StartTime time.Time // zero when unknown
+	EndTime   time.Time // zero when the job has no time limit
 }
 
-func parseRestarts(out string) (int, error) {
+// SlurmJob reads and requeues the agent's own job through scontrol, as the job's user.
+type SlurmJob struct {
+	ID string
+}
+
+// Info asks slurmctld about the job (scontrol show job -o). slurmstepd does not hand the
+// batch step its restart count before the script's environment is built, and the end time
+// moves when an administrator changes the time limit, so the agent asks Slurm itself.
+func (j SlurmJob) Info(ctx context.Context) (JobInfo, error) {
+	out, err := j.scontrol(ctx, "show", "job", "-o", j.ID)
+	if err != nil {
+		return JobInfo{}, err
+	}
+	return parseJob(out, time.Local)
+}
+
+// Requeue sends the job back to the queue; Slurm then signals its steps (SIGTERM).
+func (j SlurmJob) Requeue(ctx context.Context) error {
+	_, err := j.scontrol(ctx, "requeue", j.ID)
+	return err
+}
+
+func (j SlurmJob) scontrol(ctx context.Context, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "scontrol", args...).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("scontrol %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return string(out), nil
+}
+
+// parseJob reads one line of `scontrol show job -o`; times are in the zone scontrol prints
+// them in (the local one).
+func parseJob(out string, loc *time.Location) (JobInfo, error) {
+	var info JobInfo
+	seen := false
 	for _, f := range strings.Fields(out) {
-		if v, ok := strings.CutPrefix(f, "Restarts="); ok {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 {
-				return 0, fmt.Errorf("scontrol: Restarts=%q is not a count", v)
+		k, v, ok := strings.Cut(f, "=")
+		if !ok {
+			continue
+		}
+		var err error
+		switch k {
+		case "Restarts":
+			seen = true
+			info.Restarts, err = strconv.Atoi(v)
+			if err != nil || info.Restarts < 0 {
+				return JobInfo{}, fmt.Errorf("scontrol: Restarts=%q is not a count", v)
 			}
-			return n, nil
+		case "JobState":
+			info.State = v
+		case "StartTime":
+			info.StartTime, err = parseSlurmTime(v, loc)
+		case "EndTime":
+			info.EndTime, err = parseSlurmTime(v, loc)
+		}
+		if err != nil {
+			return JobInfo{}, fmt.Errorf("scontrol: %s=%q: %w", k, v, err)
 		}
 	}
-	return 0, fmt.Errorf("scontrol: no Restarts= field in %q", firstWords(out, 8))
+	if !seen {
+		return JobInfo{}, fmt.Errorf("scontrol: no Restarts= field in %q", firstWords(out, 8))
+	}
+	return info, nil
+}
+
+// parseSlurmTime reads 2026-11-25T20:48:37; "Unknown", "None" and "N/A" give the zero time.
+func parseSlurmTime(v string, loc *time.Location) (time.Time, error) {
+	switch v {
+	case "Unknown", "None", "N/A", "":
+		return time.Time{}, nil
+	}
+	return time.ParseInLocation("2006-01-02T15:04:05", v, loc)
 }
 
 func firstWords(s string, n int) string {

@@ -2,32 +2,42 @@ package agent
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-func TestParseRestarts(t *testing.T) {
+func TestParseJob(t *testing.T) {
+	utc := time.UTC
+	at := func(s string) time.Time {
+		v, err := time.ParseInLocation("2006-01-02T15:04:05", s, utc)
+		require.NoError(t, err)
+		return v
+	}
 	for _, tc := range []struct {
 		name, in string
-		want     int
+		want     JobInfo
 		err      string
 	}{
-		{"first run", "JobId=7 JobName=x Requeue=1 Restarts=0 BatchFlag=1", 0, ""},
-		{"requeued twice", "JobId=7 Restarts=2 BatchFlag=1", 2, ""},
-		{"missing", "slurm_load_jobs error: Invalid job id specified", 0, "no Restarts= field"},
-		{"garbage", "JobId=7 Restarts=many", 0, `Restarts="many"`},
-		{"negative", "Restarts=-1", 0, "not a count"},
+		{"first run with a limit", "JobId=7 JobName=x JobState=RUNNING Requeue=1 Restarts=0 BatchFlag=1 TimeLimit=00:03:00 StartTime=2026-11-25T20:45:37 EndTime=2026-11-25T20:48:37",
+			JobInfo{Restarts: 0, State: "RUNNING", StartTime: at("2026-11-25T20:45:37"), EndTime: at("2026-11-25T20:48:37")}, ""},
+		{"requeued twice, no limit", "JobId=7 JobState=RUNNING Restarts=2 BatchFlag=1 TimeLimit=UNLIMITED StartTime=2026-11-25T20:45:37 EndTime=Unknown",
+			JobInfo{Restarts: 2, State: "RUNNING", StartTime: at("2026-11-25T20:45:37")}, ""},
+		{"missing", "slurm_load_jobs error: Invalid job id specified", JobInfo{}, "no Restarts= field"},
+		{"garbage", "JobId=7 Restarts=many", JobInfo{}, `Restarts="many"`},
+		{"negative", "Restarts=-1", JobInfo{}, "not a count"},
+		{"bad time", "Restarts=0 EndTime=tomorrow", JobInfo{}, `EndTime="tomorrow"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			n, err := parseRestarts(tc.in)
+			info, err := parseJob(tc.in, utc)
 			if tc.err != "" {
 				require.Error(t, err)
 				assert.Contains(t, err.Error(), tc.err)
 				return
 			}
 			require.NoError(t, err)
-			assert.Equal(t, tc.want, n)
+			assert.Equal(t, tc.want, info)
 		})
 	}
 }

@@ -33,6 +33,8 @@ const (
 	KeyRestore = "restore"
 	// KeyRestoreNote is what the task launcher prints to the job's error output on a restart.
 	KeyRestoreNote = "restore_note"
+	// KeyCompress is "on" or "off": whether DMTCP gzips the images (plugstack.conf compress=).
+	KeyCompress = "compress"
 )
 
 // EnvName is the variable through which the plugin hands a ready-message key to the tasks.

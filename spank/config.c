@@ -23,6 +23,11 @@ void sdmtcp_config_defaults(struct sdmtcp_config *c)
 	c->default_interval = 3600;
 	c->keep = 2;
 	c->agent_timeout = 30;
+	c->compress = 0;
+	c->lead_time = 300;
+	c->max_lead_time = 3600;
+	c->max_runs = 10;
+	c->fail_without_checkpoint = 0;
 }
 
 /* Case-insensitive on/off words. Returns 0 and sets *out, or -1. */
@@ -99,7 +104,7 @@ too_big:
 	return -1;
 }
 
-enum kind { K_PATH, K_TEMPLATE, K_BOOL, K_DURATION, K_COUNT };
+enum kind { K_PATH, K_TEMPLATE, K_BOOL, K_DURATION, K_COUNT, K_NOCKPT };
 
 struct key {
 	const char *name;
@@ -122,6 +127,11 @@ static const struct key keys[] = {
 	{ "default_interval", K_DURATION, OFF(default_interval), DURATION_FORMS },
 	{ "keep", K_COUNT, OFF(keep), "a whole number from 1 to 100" },
 	{ "agent_timeout", K_DURATION, OFF(agent_timeout), DURATION_FORMS },
+	{ "compress", K_BOOL, OFF(compress), "on or off" },
+	{ "lead_time", K_DURATION, OFF(lead_time), DURATION_FORMS },
+	{ "max_lead_time", K_DURATION, OFF(max_lead_time), DURATION_FORMS },
+	{ "max_runs", K_COUNT, OFF(max_runs), "a whole number from 1 to 100" },
+	{ "on_no_checkpoint", K_NOCKPT, OFF(fail_without_checkpoint), "restart or fail" },
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -145,6 +155,11 @@ static int set_key(struct sdmtcp_config *c, const struct key *k, const char *val
 	case K_BOOL:
 		if (sdmtcp_parse_bool(val, (int *)field) < 0)
 			goto bad;
+		return 0;
+	case K_NOCKPT:
+		if (strcmp(val, "restart") && strcmp(val, "fail"))
+			goto bad;
+		*(int *)field = !strcmp(val, "fail");
 		return 0;
 	case K_DURATION:
 		if (sdmtcp_parse_duration(val, (long *)field, sub, sizeof(sub)) < 0) {
@@ -186,7 +201,8 @@ int sdmtcp_config_parse(struct sdmtcp_config *c, int ac, char **av, char *err, s
 			snprintf(err, errlen,
 				 "plugstack.conf argument '%.*s' is unknown; known keys: dmtcp_prefix "
 				 "agent exec checkpoint_dir runtime_dir default allow_opt_out "
-				 "min_interval default_interval keep agent_timeout",
+				 "min_interval default_interval keep agent_timeout compress lead_time "
+				 "max_lead_time max_runs on_no_checkpoint",
 				 (int)klen, av[i]);
 			return -1;
 		}
@@ -197,6 +213,12 @@ int sdmtcp_config_parse(struct sdmtcp_config *c, int ac, char **av, char *err, s
 		snprintf(err, errlen,
 			 "plugstack.conf: default_interval (%lds) is shorter than min_interval (%lds)",
 			 c->default_interval, c->min_interval);
+		return -1;
+	}
+	if (c->lead_time > c->max_lead_time) {
+		snprintf(err, errlen,
+			 "plugstack.conf: lead_time (%lds) is longer than max_lead_time (%lds)",
+			 c->lead_time, c->max_lead_time);
 		return -1;
 	}
 	return 0;

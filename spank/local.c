@@ -12,21 +12,20 @@
 int sdmtcp_local_post_opt(const struct sdmtcp_config *c, const struct sdmtcp_request *r)
 {
 	char err[SDMTCP_ERRLEN];
-	long interval;
-	int on;
+	struct sdmtcp_job j;
 
-	if (sdmtcp_resolve(c, r, &on, &interval, err, sizeof(err)) < 0) {
+	if (sdmtcp_resolve(c, r, &j, err, sizeof(err)) < 0) {
 		slurm_error("dmtcp: %s", err);
 		return -1;
 	}
-	if (on && r->dmtcp == 1 && getuid() == 0) {
+	if (j.on && r->dmtcp == 1 && getuid() == 0) {
 		slurm_error("dmtcp: --dmtcp: jobs of root are never run under DMTCP (the agent "
 			    "never runs as root); submit as a regular user");
 		return -1;
 	}
-	if (on && interval)
-		slurm_verbose("dmtcp: the job runs under DMTCP, a checkpoint every %lds", interval);
-	else if (on)
-		slurm_verbose("dmtcp: the job runs under DMTCP, no periodic checkpoints");
+	if (j.on)
+		slurm_verbose("dmtcp: the job runs under DMTCP: periodic checkpoints every %lds "
+			      "(0 = none), %lds before the time limit, %ld run(s) in all%s",
+			      j.interval, j.lead, j.runs, j.total ? " or until its total run time" : "");
 	return 0;
 }

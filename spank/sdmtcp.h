@@ -26,6 +26,12 @@ struct sdmtcp_config {
 	long default_interval;     /* default_interval=DURATION: interval when none is given */
 	long keep;                 /* keep=N: verified generations kept */
 	long agent_timeout;        /* agent_timeout=DURATION: wait for the agent to be ready */
+	int compress;              /* compress=on|off: gzip checkpoint images (DMTCP's gzip) */
+	long lead_time;            /* lead_time=DURATION: checkpoint this long before the time limit */
+	long max_lead_time;        /* max_lead_time=DURATION: longest --dmtcp-lead allowed */
+	long max_runs;             /* max_runs=N: most runs a job may continue over (--dmtcp-continue) */
+	int fail_without_checkpoint; /* on_no_checkpoint=restart|fail: a restarted job without a
+				      * verified generation starts from the top (0) or fails (1) */
 };
 
 void sdmtcp_config_defaults(struct sdmtcp_config *c);
@@ -37,10 +43,24 @@ int sdmtcp_config_parse(struct sdmtcp_config *c, int ac, char **av, char *err, s
 int sdmtcp_parse_duration(const char *s, long *out, char *err, size_t errlen);
 int sdmtcp_parse_bool(const char *s, int *out);
 
-/* What the user asked for on the command line, SBATCH lines or SLURM_SPANK_* variables. */
+/* What the user asked for on the command line, SBATCH lines or SLURM_SPANK_* variables.
+ * -1 everywhere: not given. */
 struct sdmtcp_request {
-	int dmtcp;      /* -1 not given, 0 off, 1 on */
-	long interval;  /* -1 not given, else seconds (0 = no periodic checkpoints) */
+	int dmtcp;      /* 0 off, 1 on */
+	long interval;  /* seconds (0 = no periodic checkpoints) */
+	long lead;      /* --dmtcp-lead: seconds before the time limit (0 = no lead checkpoint) */
+	long runs;      /* --dmtcp-continue=N: runs in all, 1 = no continuation */
+	long total;     /* --dmtcp-continue=DURATION: run time wanted over all runs */
+};
+#define SDMTCP_REQUEST_INIT { -1, -1, -1, -1, -1 }
+
+/* What a job gets: the request within the site's policy. */
+struct sdmtcp_job {
+	int on;
+	long interval; /* seconds between periodic checkpoints, 0 = none */
+	long lead;     /* seconds before the time limit, 0 = no lead checkpoint */
+	long runs;     /* most runs in all when continuing past the time limit; 1 = no continuation */
+	long total;    /* run time wanted over all runs, 0 = bounded by runs only */
 };
 
 /* Option callbacks store here (C globals: callbacks have no user pointer). */
@@ -50,10 +70,12 @@ int sdmtcp_options_register(void *spank_handle);
 /* Parses one option value into r; 0 or -1 with err filled. */
 int sdmtcp_option_dmtcp(struct sdmtcp_request *r, const char *arg, char *err, size_t errlen);
 int sdmtcp_option_interval(struct sdmtcp_request *r, const char *arg, char *err, size_t errlen);
+int sdmtcp_option_lead(struct sdmtcp_request *r, const char *arg, char *err, size_t errlen);
+int sdmtcp_option_continue(struct sdmtcp_request *r, const char *arg, char *err, size_t errlen);
 
-/* Decides from policy and request whether DMTCP is on and with which interval. Returns 0, or
- * -1 with a message in err when the request breaks policy. */
-int sdmtcp_resolve(const struct sdmtcp_config *c, const struct sdmtcp_request *r, int *on,
-		   long *interval, char *err, size_t errlen);
+/* Decides from policy and request whether DMTCP is on, with which interval, lead time and
+ * continuation. Returns 0, or -1 with a message in err when the request breaks policy. */
+int sdmtcp_resolve(const struct sdmtcp_config *c, const struct sdmtcp_request *r,
+		   struct sdmtcp_job *j, char *err, size_t errlen);
 
 #endif

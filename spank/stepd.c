@@ -45,8 +45,7 @@ enum mode { MODE_OFF, MODE_AGENT, MODE_JOIN };
 
 static struct {
 	const struct sdmtcp_config *cfg;
-	int on;
-	long interval;
+	struct sdmtcp_job job;
 	enum mode mode;
 	pid_t agent;
 	int lifeline; /* write end of the agent's stdin: closing it asks the agent to stop */
@@ -62,11 +61,18 @@ int sdmtcp_stepd_post_opt(spank_t sp, const struct sdmtcp_config *c,
 	char err[SDMTCP_ERRLEN];
 	(void)sp;
 	st.cfg = c;
-	if (sdmtcp_resolve(c, r, &st.on, &st.interval, err, sizeof(err)) < 0) {
+	if (sdmtcp_resolve(c, r, &st.job, err, sizeof(err)) < 0) {
 		/* srun/sbatch refused this already; a node with another plugstack.conf may not. */
+		struct sdmtcp_request none = SDMTCP_REQUEST_INIT;
 		slurm_error("dmtcp: %s", err);
-		st.on = c->default_on;
-		st.interval = c->default_interval;
+		/* Keep the user's on/off where policy allows it, with the node's defaults. */
+		none.dmtcp = r->dmtcp;
+		if (r->dmtcp < 0 && (r->interval >= 0 || r->lead >= 0 || r->runs >= 0 || r->total >= 0))
+			none.dmtcp = 1;
+		if (r->dmtcp == 0 && !c->allow_opt_out)
+			none.dmtcp = -1;
+		if (sdmtcp_resolve(c, &none, &st.job, err, sizeof(err)) < 0)
+			st.job.on = 0;
 	}
 	return 0;
 }
@@ -254,7 +260,12 @@ static int start_agent(spank_t sp, uint32_t stepid)
 	ARG("--node-id=%u", nodeid);
 	ARG("--nodes=%u", nnodes);
 	ARG("--tasks=%u", st.local_tasks);
-	ARG("--interval=%ld", st.interval);
+	ARG("--interval=%ld", st.job.interval);
+	ARG("--lead-time=%ld", st.job.lead);
+	ARG("--max-runs=%ld", st.job.runs);
+	ARG("--total-time=%ld", st.job.total);
+	ARG("--compress=%s", c->compress ? "true" : "false");
+	ARG("--on-no-checkpoint=%s", c->fail_without_checkpoint ? "fail" : "restart");
 	ARG("--keep=%ld", c->keep);
 	ARG("--checkpoint-dir=%s", c->checkpoint_dir);
 	ARG("--runtime-dir=%s", c->runtime_dir);
@@ -407,7 +418,7 @@ int sdmtcp_stepd_user_init(spank_t sp)
 		st.mode = MODE_JOIN;
 		return 0;
 	}
-	if (!st.on)
+	if (!st.job.on)
 		return 0;
 
 	if (access(st.cfg->exec, X_OK) < 0) {

@@ -107,7 +107,7 @@ static void test_durations(void)
 
 static void test_options(void)
 {
-	struct sdmtcp_request r = { -1, -1 };
+	struct sdmtcp_request r = SDMTCP_REQUEST_INIT;
 	char err[SDMTCP_ERRLEN];
 
 	CHECK(sdmtcp_option_dmtcp(&r, NULL, err, sizeof(err)) == 0 && r.dmtcp == 1, "plain --dmtcp");
@@ -123,6 +123,40 @@ static void test_options(void)
 		      strstr(err, "--dmtcp-interval=10x") && strstr(err, "0 turns periodic"),
 	      "--dmtcp-interval=10x: '%s'", err);
 	CHECK(sdmtcp_option_interval(&r, NULL, err, sizeof(err)) < 0, "--dmtcp-interval without value");
+	CHECK(sdmtcp_option_lead(&r, "10m", err, sizeof(err)) == 0 && r.lead == 600, "--dmtcp-lead=10m");
+	CHECK(sdmtcp_option_lead(&r, "soon", err, sizeof(err)) < 0 &&
+		      strstr(err, "--dmtcp-lead=soon") && strstr(err, "1h30m"),
+	      "--dmtcp-lead=soon: '%s'", err);
+	static const struct {
+		const char *in;
+		int ok;
+		long runs, total;
+		const char *msg;
+	} cont[] = {
+		{ "3", 1, 3, 0, NULL },
+		{ "3d", 1, -1, 259200, NULL },
+		{ "2d12h", 1, -1, 216000, NULL },
+		{ "off", 1, 1, 0, NULL },
+		{ "0", 1, 1, 0, NULL }, /* 0 reads as "off" */
+		{ "99999", 0, 0, 0, "from 1 to 9999" },
+		{ "-2", 0, 0, 0, "a number of runs in all (3)" },
+		{ "forever", 0, 0, 0, "--dmtcp-continue=forever" },
+		{ "", 0, 0, 0, "a total run time with a unit" },
+		{ "1h30", 0, 0, 0, "36h, 3d" },
+	};
+	for (size_t i = 0; i < sizeof(cont) / sizeof(cont[0]); i++) {
+		struct sdmtcp_request q = SDMTCP_REQUEST_INIT;
+		err[0] = '\0';
+		int rc = sdmtcp_option_continue(&q, cont[i].in, err, sizeof(err));
+		if (cont[i].ok)
+			CHECK(rc == 0 && q.runs == cont[i].runs && q.total == cont[i].total,
+			      "--dmtcp-continue=%s: rc %d runs %ld total %ld (%s)", cont[i].in, rc, q.runs,
+			      q.total, err);
+		else
+			CHECK(rc < 0 && strstr(err, cont[i].msg), "--dmtcp-continue=%s: rc %d '%s'",
+			      cont[i].in, rc, err);
+	}
+	CHECK(sdmtcp_option_continue(&r, NULL, err, sizeof(err)) < 0, "--dmtcp-continue without value");
 }
 
 static int parse(struct sdmtcp_config *c, const char *line, char *err)
@@ -143,8 +177,15 @@ static void test_config(void)
 	char err[SDMTCP_ERRLEN];
 
 	CHECK(parse(&c, "", err) == 0 && !c.default_on && c.allow_opt_out && c.min_interval == 60 &&
-		      c.keep == 2 && !strcmp(c.checkpoint_dir, "%h/.slurm-dmtcp/%j"),
+		      c.keep == 2 && !strcmp(c.checkpoint_dir, "%h/.slurm-dmtcp/%j") && !c.compress &&
+		      c.lead_time == 300 && c.max_lead_time == 3600 && c.max_runs == 10 &&
+		      !c.fail_without_checkpoint,
 	      "defaults");
+	CHECK(parse(&c, "compress=on lead_time=2m max_lead_time=10m max_runs=4 on_no_checkpoint=fail",
+		    err) == 0 &&
+		      c.compress && c.lead_time == 120 && c.max_lead_time == 600 && c.max_runs == 4 &&
+		      c.fail_without_checkpoint,
+	      "checkpoint keys: %s", err);
 	CHECK(parse(&c, "dmtcp_prefix=/opt/dmtcp default=on allow_opt_out=no min_interval=5m "
 			"default_interval=1h keep=3 checkpoint_dir=/scratch/%u/%j agent_timeout=10",
 		    err) == 0,
@@ -166,6 +207,11 @@ static void test_config(void)
 		{ "min_interval=soon", "min_interval=soon" },
 		{ "agent_timeout=0", "agent_timeout=0" },
 		{ "min_interval=1h default_interval=30m", "shorter than min_interval" },
+		{ "compress=gzip", "compress=gzip: expected on or off" },
+		{ "on_no_checkpoint=retry", "on_no_checkpoint=retry: expected restart or fail" },
+		{ "max_runs=0", "max_runs=0: expected a whole number from 1 to 100" },
+		{ "lead_time=2h", "lead_time (7200s) is longer than max_lead_time (3600s)" },
+		{ "lead_time=later", "lead_time=later" },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = '\0';
@@ -178,36 +224,46 @@ static void test_resolve(void)
 {
 	struct sdmtcp_config c;
 	char err[SDMTCP_ERRLEN];
-	int on;
-	long iv;
+	struct sdmtcp_job j;
 	static const struct {
 		const char *policy;
-		int dmtcp;
-		long interval;
-		int ok, want_on;
-		long want_iv;
+		struct sdmtcp_request r; /* dmtcp, interval, lead, runs, total */
+		int ok;
+		struct sdmtcp_job want; /* on, interval, lead, runs, total */
 		const char *msg;
 	} cases[] = {
-		{ "", -1, -1, 1, 0, 3600, NULL },
-		{ "", 1, -1, 1, 1, 3600, NULL },
-		{ "", -1, 120, 1, 1, 120, NULL }, /* an interval implies --dmtcp */
-		{ "", 1, 0, 1, 1, 0, NULL },
-		{ "", 1, 30, 0, 0, 0, "shorter than this cluster's minimum of 60s" },
-		{ "", 0, 120, 0, 0, 0, "--dmtcp-interval needs --dmtcp" },
-		{ "default=on", -1, -1, 1, 1, 3600, NULL },
-		{ "default=on", 0, -1, 1, 0, 3600, NULL },
-		{ "default=on allow_opt_out=no", 0, -1, 0, 0, 0, "allow_opt_out=no" },
-		{ "default=on allow_opt_out=no", -1, -1, 1, 1, 3600, NULL },
-		{ "min_interval=0 default_interval=0", 1, 1, 1, 1, 1, NULL },
+		{ "", { -1, -1, -1, -1, -1 }, 1, { 0, 3600, 300, 1, 0 }, NULL },
+		{ "", { 1, -1, -1, -1, -1 }, 1, { 1, 3600, 300, 1, 0 }, NULL },
+		{ "", { -1, 120, -1, -1, -1 }, 1, { 1, 120, 300, 1, 0 }, NULL }, /* implies --dmtcp */
+		{ "", { 1, 0, -1, -1, -1 }, 1, { 1, 0, 300, 1, 0 }, NULL },
+		{ "", { 1, 30, -1, -1, -1 }, 0, { 0 }, "shorter than this cluster's minimum of 60s" },
+		{ "", { 0, 120, -1, -1, -1 }, 0, { 0 }, "--dmtcp-interval needs --dmtcp" },
+		{ "default=on", { -1, -1, -1, -1, -1 }, 1, { 1, 3600, 300, 1, 0 }, NULL },
+		{ "default=on", { 0, -1, -1, -1, -1 }, 1, { 0, 3600, 300, 1, 0 }, NULL },
+		{ "default=on allow_opt_out=no", { 0, -1, -1, -1, -1 }, 0, { 0 }, "allow_opt_out=no" },
+		{ "default=on allow_opt_out=no", { -1, -1, -1, -1, -1 }, 1, { 1, 3600, 300, 1, 0 }, NULL },
+		{ "min_interval=0 default_interval=0", { 1, 1, -1, -1, -1 }, 1, { 1, 1, 300, 1, 0 }, NULL },
+		{ "", { -1, -1, 600, -1, -1 }, 1, { 1, 3600, 600, 1, 0 }, NULL }, /* lead implies on */
+		{ "", { -1, -1, 7200, -1, -1 }, 0, { 0 }, "longer than this cluster's maximum of 3600s" },
+		{ "", { 0, -1, 60, -1, -1 }, 0, { 0 }, "--dmtcp-lead needs --dmtcp" },
+		{ "", { -1, -1, -1, 3, -1 }, 1, { 1, 3600, 300, 3, 0 }, NULL },
+		{ "", { -1, -1, -1, -1, 86400 }, 1, { 1, 3600, 300, 10, 86400 }, NULL },
+		{ "", { -1, -1, -1, 11, -1 }, 0, { 0 }, "at most 10 runs in all (plugstack.conf max_runs)" },
+		{ "max_runs=1", { -1, -1, -1, -1, 3600 }, 0, { 0 }, "does not let jobs go on past" },
+		{ "", { 1, -1, 0, 3, -1 }, 0, { 0 }, "needs a checkpoint before the time limit" },
+		{ "", { 0, -1, -1, 3, -1 }, 0, { 0 }, "--dmtcp-continue needs --dmtcp" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct sdmtcp_request r = { cases[i].dmtcp, cases[i].interval };
 		CHECK(parse(&c, cases[i].policy, err) == 0, "policy '%s': %s", cases[i].policy, err);
 		err[0] = '\0';
-		int rc = sdmtcp_resolve(&c, &r, &on, &iv, err, sizeof(err));
+		memset(&j, 0, sizeof(j));
+		int rc = sdmtcp_resolve(&c, &cases[i].r, &j, err, sizeof(err));
 		if (cases[i].ok)
-			CHECK(rc == 0 && on == cases[i].want_on && iv == cases[i].want_iv,
-			      "case %zu: rc %d on %d interval %ld (%s)", i, rc, on, iv, err);
+			CHECK(rc == 0 && j.on == cases[i].want.on &&
+				      j.interval == cases[i].want.interval && j.lead == cases[i].want.lead &&
+				      j.runs == cases[i].want.runs && j.total == cases[i].want.total,
+			      "case %zu: rc %d on %d interval %ld lead %ld runs %ld total %ld (%s)", i, rc,
+			      j.on, j.interval, j.lead, j.runs, j.total, err);
 		else
 			CHECK(rc < 0 && strstr(err, cases[i].msg), "case %zu: rc %d err '%s'", i, rc, err);
 	}
@@ -258,7 +314,7 @@ static void test_local_refusal(void)
 {
 	struct sdmtcp_config c;
 	char err[SDMTCP_ERRLEN];
-	struct sdmtcp_request r = { 1, 10 };
+	struct sdmtcp_request r = { 1, 10, -1, -1, -1 };
 
 	CHECK(parse(&c, "", err) == 0, "defaults");
 	last_log[0] = '\0';

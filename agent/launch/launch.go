@@ -68,6 +68,13 @@ func Command(args []string, env []string) (string, []string, []string, error) {
 	if gen != "" {
 		argv = append(argv, images...)
 	} else {
+		// Restored processes keep the setting they were launched with.
+		switch get(proto.EnvName(proto.KeyCompress)) {
+		case "on":
+			argv = append(argv, "--gzip")
+		case "off":
+			argv = append(argv, "--no-gzip")
+		}
 		argv = append(argv, argv0)
 		argv = append(argv, args...)
 	}

@@ -36,6 +36,13 @@ func TestCommand(t *testing.T) {
 	}{
 		{name: "launch", env: base, wantProg: prefix + "/bin/dmtcp_launch",
 			wantArgv: []string{prefix + "/bin/dmtcp_launch", "-j", "-h", "n1", "-p", "4242", "--ckptdir", "/c/.current", "--tmpdir", "/r/tmp", "./job.sh", "a", "b c"}},
+		{name: "launch without compression", env: append(base, "SLURM_DMTCP_COMPRESS=off"), wantProg: prefix + "/bin/dmtcp_launch",
+			wantArgv: []string{prefix + "/bin/dmtcp_launch", "-j", "-h", "n1", "-p", "4242", "--ckptdir", "/c/.current", "--tmpdir", "/r/tmp", "--no-gzip", "./job.sh", "a", "b c"}},
+		{name: "launch with compression", env: append(base, "SLURM_DMTCP_COMPRESS=on"), wantProg: prefix + "/bin/dmtcp_launch",
+			wantArgv: []string{prefix + "/bin/dmtcp_launch", "-j", "-h", "n1", "-p", "4242", "--ckptdir", "/c/.current", "--tmpdir", "/r/tmp", "--gzip", "./job.sh", "a", "b c"}},
+		{name: "restore keeps the launch's setting", env: append(base, "SLURM_DMTCP_COMPRESS=off", "SLURM_DMTCP_RESTORE="+gen), wantProg: prefix + "/bin/dmtcp_restart",
+			wantArgv: []string{prefix + "/bin/dmtcp_restart", "-j", "-h", "n1", "-p", "4242", "--ckptdir", "/c/.current", "--tmpdir", "/r/tmp",
+				filepath.Join(gen, "ckpt_bash_1.dmtcp"), filepath.Join(gen, "ckpt_sleep_2.dmtcp")}},
 		{name: "restore", env: append(base, "SLURM_DMTCP_RESTORE="+gen, "SLURM_DMTCP_RESTORE_NOTE=restart 1"), wantProg: prefix + "/bin/dmtcp_restart",
 			wantArgv: []string{prefix + "/bin/dmtcp_restart", "-j", "-h", "n1", "-p", "4242", "--ckptdir", "/c/.current", "--tmpdir", "/r/tmp",
 				filepath.Join(gen, "ckpt_bash_1.dmtcp"), filepath.Join(gen, "ckpt_sleep_2.dmtcp")}},

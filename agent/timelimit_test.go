@@ -1,0 +1,195 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/slurm-dmtcp/slurm-dmtcp/agent/generations"
+	"github.com/slurm-dmtcp/slurm-dmtcp/coordinator"
+)
+
+func TestLeadAt(t *testing.T) {
+	t0 := time.Date(2026, 11, 25, 20, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name    string
+		info    JobInfo
+		lead    time.Duration
+		started time.Time
+		want    time.Time
+		ok      bool
+	}{
+		{"no time limit", JobInfo{StartTime: t0}, 5 * time.Minute, t0, time.Time{}, false},
+		{"no lead", JobInfo{StartTime: t0, EndTime: t0.Add(time.Hour)}, 0, t0, time.Time{}, false},
+		{"lead before the end", JobInfo{StartTime: t0, EndTime: t0.Add(time.Hour)}, 5 * time.Minute, t0, t0.Add(55 * time.Minute), true},
+		{"lead longer than half the run", JobInfo{StartTime: t0, EndTime: t0.Add(time.Minute)}, 5 * time.Minute, t0, t0.Add(30 * time.Second), true},
+		{"agent started before Slurm's start time", JobInfo{StartTime: t0.Add(time.Second), EndTime: t0.Add(time.Hour)}, time.Minute, t0, t0.Add(59 * time.Minute), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			at, ok := leadAt(tc.info, tc.lead, tc.started)
+			assert.Equal(t, tc.ok, ok)
+			assert.Equal(t, tc.want, at)
+		})
+	}
+}
+
+func TestContinueDecision(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		cfg   Config
+		run   int
+		saved time.Duration
+		ok    bool
+		why   string
+	}{
+		{"not asked", Config{MaxRuns: 1}, 1, time.Minute, false, "not asked for"},
+		{"runs left", Config{MaxRuns: 3}, 2, time.Minute, true, ""},
+		{"last run", Config{MaxRuns: 3}, 3, time.Minute, false, "run 3 of at most 3"},
+		{"total not reached", Config{MaxRuns: 10, TotalTime: time.Hour}, 2, 40 * time.Minute, true, ""},
+		{"total reached", Config{MaxRuns: 10, TotalTime: time.Hour}, 2, 61 * time.Minute, false, "saved 1h1m0s, the 1h0m0s asked for"},
+		{"total but runs used up", Config{MaxRuns: 2, TotalTime: time.Hour}, 2, time.Minute, false, "run 2 of at most 2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ok, why := continueDecision(tc.cfg, tc.run, tc.saved)
+			assert.Equal(t, tc.ok, ok)
+			assert.Contains(t, why, tc.why)
+		})
+	}
+}
+
+func TestLedgerRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	l, err := ReadLedger(dir)
+	require.NoError(t, err)
+	assert.Equal(t, Ledger{}, l, "no file: empty ledger")
+	require.NoError(t, WriteLedger(dir, Ledger{Runs: 2, Saved: 90 * time.Second}))
+	l, err = ReadLedger(dir)
+	require.NoError(t, err)
+	assert.Equal(t, Ledger{Runs: 2, Saved: 90 * time.Second}, l)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, ledgerFile), []byte("runs=lots\n"), 0o600))
+	_, err = ReadLedger(dir)
+	assert.ErrorContains(t, err, `runs="lots" is not a count`)
+}
+
+// fakeCoord checkpoints by writing one image into the checkpoint folder.
+type fakeCoord struct {
+	dir   string
+	mu    sync.Mutex
+	ckpts int
+	kills int
+	done  chan struct{}
+}
+
+func (f *fakeCoord) Status(context.Context) (coordinator.Status, error) {
+	return coordinator.Status{NumPeers: 1, Running: true}, nil
+}
+func (f *fakeCoord) Checkpoint(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ckpts++
+	return os.WriteFile(filepath.Join(f.dir, "ckpt_bash_1.dmtcp"), bytes.Repeat([]byte{byte(f.ckpts)}, 4096), 0o600)
+}
+func (f *fakeCoord) Kill(context.Context) error { f.mu.Lock(); f.kills++; f.mu.Unlock(); return nil }
+func (f *fakeCoord) Quit(context.Context) error { return nil }
+func (f *fakeCoord) Done() <-chan struct{}      { return f.done }
+
+type fakeJob struct {
+	info      JobInfo
+	mu        sync.Mutex
+	requeues  int
+	requeueTo error
+}
+
+func (j *fakeJob) Info(context.Context) (JobInfo, error) { return j.info, nil }
+func (j *fakeJob) Requeue(context.Context) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.requeues++
+	return j.requeueTo
+}
+
+type lockedBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+func (l *lockedBuf) Close() error   { return nil }
+func (l *lockedBuf) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+
+// newTestAgent builds an agent on temporary folders with a fake coordinator and job.
+func newTestAgent(t *testing.T, cfg Config, job *fakeJob) (*Agent, *fakeCoord, *lockedBuf) {
+	step := t.TempDir()
+	ckpt := filepath.Join(step, generations.CurrentDirName)
+	require.NoError(t, os.MkdirAll(ckpt, 0o700))
+	store, err := generations.Open(step, generations.Options{Keep: 2})
+	require.NoError(t, err)
+	coord := &fakeCoord{dir: ckpt, done: make(chan struct{})}
+	progress := &lockedBuf{}
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	a := &Agent{Config: cfg, Layout: Layout{StepDir: step, CkptDir: ckpt, RunDir: t.TempDir()}, Coord: coord, Store: store,
+		Log: logrus.NewEntry(log), Job: job, Started: time.Now(), CheckpointTimeout: 10 * time.Second,
+		Progress: func() io.WriteCloser { return progress }}
+	a.Meta.JobID, a.Meta.StepID, a.Meta.User, a.Meta.Node, a.Meta.DMTCPVersion = 7, "batch", "u", "n", "5.0"
+	return a, coord, progress
+}
+
+// Before the time limit the agent checkpoints, records the run and requeues the job when
+// the job asked to continue; it says so on the job's error output.
+func TestServeCheckpointsAndRequeuesBeforeTheTimeLimit(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		cfg         Config
+		requeueErr  error
+		wantRequeue int
+		wantLine    string
+		wantLedger  Ledger
+	}{
+		{"continues", Config{JobID: "7", Step: "batch", LeadTime: time.Hour, MaxRuns: 3}, nil, 1, "job requeued to continue (run 1 done, at most 3 runs)", Ledger{Runs: 1}},
+		{"last run stops at its limit", Config{JobID: "7", Step: "batch", LeadTime: time.Hour, MaxRuns: 3, RestartCount: 2}, nil, 0, "the job stops at its limit (this was run 3 of at most 3)", Ledger{}},
+		{"no continuation asked", Config{JobID: "7", Step: "batch", LeadTime: time.Hour, MaxRuns: 1}, nil, 0, "not asked for", Ledger{}},
+		{"requeue refused", Config{JobID: "7", Step: "batch", LeadTime: time.Hour, MaxRuns: 3}, errors.New("scontrol requeue 7: Access denied"), 1, "the requeue failed (scontrol requeue 7: Access denied)", Ledger{Runs: 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			now := time.Now()
+			// The end is 400 ms away and the lead an hour: the checkpoint comes at once
+			// (half of the run, 200 ms).
+			job := &fakeJob{info: JobInfo{StartTime: now, EndTime: now.Add(400 * time.Millisecond)}, requeueTo: tc.requeueErr}
+			a, coord, progress := newTestAgent(t, tc.cfg, job)
+			a.Started = now
+			lifeline, closeLifeline := io.Pipe()
+			errc := make(chan error, 1)
+			go func() { errc <- a.Serve(context.Background(), "h", 1, io.Discard, lifeline) }()
+			require.Eventually(t, func() bool { return strings.Contains(progress.String(), "time limit in") }, 5*time.Second, 20*time.Millisecond)
+			closeLifeline.Close()
+			require.NoError(t, <-errc)
+			assert.Contains(t, progress.String(), tc.wantLine)
+			assert.Contains(t, progress.String(), "checkpoint (time-limit) generation 1")
+			assert.Equal(t, tc.wantRequeue, job.requeues)
+			assert.Equal(t, 1, coord.ckpts)
+			l, err := ReadLedger(a.Layout.StepDir)
+			require.NoError(t, err)
+			assert.Equal(t, tc.wantLedger.Runs, l.Runs)
+			gens, err := a.Store.List()
+			require.NoError(t, err)
+			require.Len(t, gens, 1)
+			assert.Equal(t, "time-limit", string(gens[0].Reason))
+		})
+	}
+}
