@@ -398,7 +398,8 @@ func TestValgrindSrunSbatchWithPlugin(t *testing.T) {
 		{[]string{"sbatch", "--dmtcp=maybe", "--wrap", "true"}, false, `--dmtcp=maybe`},
 	}
 	for _, cl := range calls {
-		r := c.run(t, testUser, dir, nil, append(vgArgs, cl.args...)...)
+		// valgrind writes temporary files in TMPDIR: one the user may write.
+		r := c.run(t, testUser, dir, []string{"TMPDIR=" + logs}, append(vgArgs, cl.args...)...)
 		if cl.ok {
 			assert.Equal(t, 0, r.code, "%v: %s", cl.args, r.stderr)
 		} else {
