@@ -424,9 +424,9 @@ func (b *bench) sigtermRestore() error {
 	if err != nil {
 		return fmt.Errorf("hand-written flow: %w", err)
 	}
-	b.add(row{Name: fmt.Sprintf("requeued job released to application resumed, %d MiB", mib), Value: ours.total, Unit: "s",
-		Baseline: hw.total, BaseName: "hand-written script: coordinator + dmtcp_restart",
-		Note: fmt.Sprintf("job seen RUNNING to first tick: %.2f s vs %.2f s; scheduling included", ours.fromRunning, hw.fromRunning)})
+	b.add(row{Name: fmt.Sprintf("requeued job seen RUNNING to application resumed, %d MiB", mib), Value: ours.fromRunning, Unit: "s",
+		Baseline: hw.fromRunning, BaseName: "hand-written script: coordinator + dmtcp_restart",
+		Note: fmt.Sprintf("ours verifies the generation (sha256) first; from release, scheduling included: %.2f s vs %.2f s", ours.total, hw.total)})
 	b.add(row{Name: fmt.Sprintf("checkpoint %d MiB to a verified generation, SIGTERM path", mib), Value: gen.Total, Unit: "s",
 		Baseline: hwCkpt, BaseName: "hand-written dmtcp_command -bc, images only (no hash, fsync, manifest)",
 		Note: fmt.Sprintf("DMTCP %.2f s + commit %.2f s", gen.DMTCPSec, gen.CommitSec)})
@@ -441,24 +441,35 @@ func (b *bench) resumeAfterRequeue(id, out string) (resume, error) {
 	if err := waitFor(60*time.Second, func() bool { return b.jobState(id) == "PENDING" }); err != nil {
 		return resume{}, fmt.Errorf("job %s not pending after requeue: %w", id, err)
 	}
+	// slurmd refuses ("Job credential revoked") a batch job whose new credential is from the
+	// same second as the kill of its previous run: release it a second later.
+	time.Sleep(1200 * time.Millisecond)
 	t1 := time.Now()
 	var tRun time.Time
 	var resumed float64
+	ended := ""
 	err := waitFor(120*time.Second, func() bool {
 		if tRun.IsZero() {
-			switch b.jobState(id) {
+			switch st := b.jobState(id); st {
 			case "PENDING":
 				_, _ = b.slurm("scontrol", "update", "JobId="+id, "StartTime=now")
 			case "RUNNING":
 				tRun = time.Now()
+			default:
+				ended = st
+				return true
 			}
 		}
 		resumed = firstTickAfter(out, float64(t1.UnixNano())/1e9)
 		return resumed > 0
 	})
+	if ended != "" {
+		err = fmt.Errorf("it ended (%s) instead of running again", ended)
+	}
 	if err != nil {
 		o, _ := os.ReadFile(out)
-		return resume{}, fmt.Errorf("job %s did not resume: %w: %s", id, err, tail(string(o)))
+		e, _ := os.ReadFile(out + ".err")
+		return resume{}, fmt.Errorf("job %s did not resume (%s): %w: %s\nerror output: %s", id, b.jobState(id), err, tail(string(o)), tail(string(e)))
 	}
 	if o, _ := os.ReadFile(out); bytes.Count(o, []byte("ready ")) > 1 {
 		return resume{}, fmt.Errorf("job %s started its program again instead of restoring it", id)
