@@ -4,6 +4,7 @@ package integration
 
 import (
 	"bufio"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -134,6 +135,26 @@ func TestSecurityAgentNeverRoot(t *testing.T) {
 		assert.Equal(t, []int{gid, gid, gid, gid}, gids, "gids of pid %s", pid)
 		assert.NotContains(t, groups, 0, "groups of pid %s", pid)
 	}
+
+	// Started as root by anything, the agent refuses at once and creates nothing.
+	scratch := rootOnlyDir(t)
+	pr, pw, err := os.Pipe()
+	require.NoError(t, err)
+	agentCmd := exec.Command(filepath.Join(c.dir, "bin", "slurm-dmtcp-agent"), "--protocol=1", "--job-id=999999", "--step=batch",
+		"--checkpoint-dir="+scratch+"/ckpt/%j", "--runtime-dir="+scratch)
+	agentCmd.ExtraFiles = []*os.File{pw}
+	var agentErr strings.Builder
+	agentCmd.Stderr = &agentErr
+	runErr := agentCmd.Run()
+	pw.Close()
+	msg, _ := io.ReadAll(pr)
+	pr.Close()
+	var ee *exec.ExitError
+	require.ErrorAs(t, runErr, &ee, "the agent ran as root: %s", agentErr.String())
+	assert.Equal(t, 1, ee.ExitCode())
+	assert.Contains(t, string(msg), "sdmtcp/1 error")
+	assert.Contains(t, string(msg), "never runs as root")
+	assertEmpty(t, scratch)
 
 	c.withPolicy(t, "default=on")
 	r := c.run(t, "", "/tmp", nil, "srun", "bash", "-c", "env | grep -c '^SLURM_DMTCP_'; grep -c libdmtcp /proc/self/maps")
@@ -369,7 +390,7 @@ func TestSecuritySymlinksInCheckpointPathsRefused(t *testing.T) {
 	})
 }
 
-// valgrind on srun and sbatch with the plugin loaded (option parsing, policy check, refusal
+// valgrind on srun, sbatch and salloc with the plugin loaded (option parsing, policy check, refusal
 // of a bad value, submission) reports no error and no leak with a frame in the plugin.
 func TestValgrindSrunSbatchWithPlugin(t *testing.T) {
 	c := newCluster(t)
@@ -396,6 +417,7 @@ func TestValgrindSrunSbatchWithPlugin(t *testing.T) {
 		{[]string{"srun", "--dmtcp-interval=bogus", "true"}, false, `dmtcp: --dmtcp-interval=bogus`},
 		{[]string{"sbatch", "--dmtcp", "--dmtcp-interval=90s", "-o", "/dev/null", "--wrap", "true"}, true, ""},
 		{[]string{"sbatch", "--dmtcp=maybe", "--wrap", "true"}, false, `--dmtcp=maybe`},
+		{[]string{"salloc", "--dmtcp-interval=2m", "true"}, true, ``},
 	}
 	for _, cl := range calls {
 		// valgrind writes temporary files in TMPDIR: one the user may write.
