@@ -51,6 +51,7 @@ func fail(code int, format string, a ...any) error {
 type Coordinator interface {
 	Status(ctx context.Context) (coordinator.Status, error)
 	Checkpoint(ctx context.Context) error
+	CheckpointAndKill(ctx context.Context) error
 	Kill(ctx context.Context) error
 	Quit(ctx context.Context) error
 	Done() <-chan struct{}
@@ -80,10 +81,28 @@ func NewLayout(c Config, u *user.User) (Layout, error) {
 	base := filepath.Join(c.RuntimeDir, "slurm-dmtcp-"+u.Uid)
 	l.RunDir = filepath.Join(base, c.JobID+"."+c.StepName())
 	l.TmpDir = filepath.Join(l.RunDir, "tmp")
-	for _, d := range []string{l.JobDir, l.StepDir, l.CkptDir, base, l.RunDir, l.TmpDir} {
+	for _, d := range []string{l.JobDir, l.StepDir, l.CkptDir, base, l.RunDir} {
 		if err := PrivateDir(d, uid); err != nil {
 			return Layout{}, err
 		}
+	}
+	// An earlier run of this step killed before its cleanup left its runtime files (the
+	// task's pid, markers for the launcher, DMTCP's temporary files): none of them is valid now.
+	entries, err := os.ReadDir(l.RunDir)
+	if err != nil {
+		return Layout{}, fmt.Errorf("runtime folder %s: %w", l.RunDir, err)
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(l.RunDir, e.Name())); err != nil {
+			return Layout{}, fmt.Errorf("runtime folder %s: remove what an earlier run left: %w", l.RunDir, err)
+		}
+	}
+	if err := PrivateDir(l.TmpDir, uid); err != nil {
+		return Layout{}, err
+	}
+	// Images an earlier run was writing when it was killed are not a generation.
+	if err := clearDir(l.CkptDir); err != nil {
+		return Layout{}, fmt.Errorf("checkpoint folder %s: remove what an earlier run left: %w", l.CkptDir, err)
 	}
 	return l, nil
 }
@@ -109,6 +128,8 @@ type Agent struct {
 	Job Job
 	// Started is when this run of the step began.
 	Started time.Time
+	// Space, when set, is checked before each checkpoint.
+	Space SpaceCheck
 }
 
 // Serve tells the plugin where the coordinator is (on ready), then takes periodic
@@ -132,9 +153,14 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Write
 		"checkpoint_dir": a.Layout.CkptDir}).Info("coordinator ready")
 
 	stop := make(chan struct{})
+	// Periodic checkpoints and the one before the time limit give up when the step's tasks
+	// are gone; a checkpoint on SIGTERM does not (its tasks exit as their images are written).
+	runCtx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
 	go func() {
 		_, _ = io.Copy(io.Discard, lifeline)
 		close(stop)
+		cancelRun()
 	}()
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
@@ -179,18 +205,18 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Write
 			if requeued {
 				// The agent requeued the job right after the checkpoint before the time limit.
 				a.Log.Info("SIGTERM after our requeue: ending the computation at the checkpoint just taken")
+				a.mark(proto.StoppingFile)
 				a.kill(ctx)
+				a.mark(proto.StoppedFile)
 				continue
 			}
 			a.Log.Info("SIGTERM: Slurm is stopping the step; checkpointing before it goes")
-			if _, err := a.Checkpoint(ctx, manifest.ReasonSignal); err == nil {
-				a.kill(ctx)
-			}
+			_, _ = a.checkpoint(ctx, manifest.ReasonSignal, true)
 		case <-lead:
 			if stopping {
 				continue
 			}
-			again, rq := a.beforeTimeLimit(ctx)
+			again, rq := a.beforeTimeLimit(runCtx)
 			requeued = rq
 			if again > 0 {
 				leadTimer.Reset(again)
@@ -199,7 +225,7 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Write
 			if requeued || stopping {
 				continue
 			}
-			_, _ = a.Checkpoint(ctx, manifest.ReasonPeriodic)
+			_, _ = a.Checkpoint(runCtx, manifest.ReasonPeriodic)
 			timer.Reset(a.Config.Interval) // measured from the end of the previous checkpoint
 		}
 	}
@@ -209,14 +235,40 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Write
 // verified generation. A checkpoint that cannot complete leaves every earlier generation as
 // it was. Progress goes to the agent log and one line to the job's error output.
 func (a *Agent) Checkpoint(ctx context.Context, reason manifest.Reason) (generations.Committed, error) {
+	return a.checkpoint(ctx, reason, false)
+}
+
+// checkpoint is Checkpoint; with stop every process of the computation exits right after
+// writing its image (dmtcp_command -kc), so that nothing runs past the saved state, and the
+// task launchers wait for the commit (proto.StoppingFile, proto.StoppedFile) before they
+// end the step.
+func (a *Agent) checkpoint(ctx context.Context, reason manifest.Reason, stop bool) (generations.Committed, error) {
 	log := a.Log.WithField("reason", string(reason))
 	cctx, cancel := context.WithTimeout(ctx, a.CheckpointTimeout)
 	defer cancel()
+	if stop {
+		a.mark(proto.StoppingFile)
+		defer a.mark(proto.StoppedFile)
+	}
+	if a.Space != nil {
+		if sp, err := a.Space(); err != nil {
+			log.WithError(err).Warn("free space unknown")
+		} else if !sp.fits(a.Config.Compress) {
+			err := fmt.Errorf("the checkpoint folder %s has %d MiB free and the processes hold %d MiB", a.Layout.CkptDir, sp.Free>>20, sp.Need>>20)
+			log.WithError(err).Error("checkpoint skipped: not enough space")
+			a.progress("checkpoint (%s) skipped: %v (DMTCP would end the application on a full disk); earlier generations are untouched; free space or lower plugstack.conf keep=", reason, err)
+			return generations.Committed{}, err
+		}
+	}
 	start := time.Now()
-	peers, err := a.requestCheckpoint(cctx)
+	peers, err := a.requestCheckpoint(cctx, stop)
+	if stop && err != nil {
+		a.kill(ctx)
+	}
 	if err != nil {
 		log.WithError(err).Error("checkpoint failed")
 		a.progress("checkpoint (%s) failed: %v; earlier generations are untouched", reason, err)
+		a.clearCurrent()
 		return generations.Committed{}, err
 	}
 	if peers == 0 {
@@ -233,6 +285,7 @@ func (a *Agent) Checkpoint(ctx context.Context, reason manifest.Reason) (generat
 	meta.Reason, meta.StartTime, meta.EndTime = reason, start, time.Now()
 	c, err := pending.CommitFrom(a.Layout.CkptDir, meta)
 	if err != nil {
+		a.clearCurrent()
 		log.WithError(err).Error("checkpoint: commit generation")
 		a.progress("checkpoint (%s) failed: %v; earlier generations are untouched", reason, err)
 		return c, err
@@ -246,7 +299,7 @@ func (a *Agent) Checkpoint(ctx context.Context, reason manifest.Reason) (generat
 
 // requestCheckpoint asks for a blocking checkpoint, waiting out one already in progress,
 // and returns how many processes took part.
-func (a *Agent) requestCheckpoint(ctx context.Context) (int, error) {
+func (a *Agent) requestCheckpoint(ctx context.Context, thenExit bool) (int, error) {
 	for {
 		st, err := a.Coord.Status(ctx)
 		if err != nil {
@@ -256,7 +309,11 @@ func (a *Agent) requestCheckpoint(ctx context.Context) (int, error) {
 			return 0, nil
 		}
 		if st.Running {
-			if err := a.Coord.Checkpoint(ctx); err == nil {
+			request := a.Coord.Checkpoint
+			if thenExit {
+				request = a.Coord.CheckpointAndKill
+			}
+			if err := request(ctx); err == nil {
 				return st.NumPeers, nil
 			} else if ctx.Err() != nil {
 				return 0, err
@@ -267,6 +324,22 @@ func (a *Agent) requestCheckpoint(ctx context.Context) (int, error) {
 			return 0, fmt.Errorf("checkpoint did not complete: %w", ctx.Err())
 		case <-time.After(50 * time.Millisecond):
 		}
+	}
+}
+
+// clearCurrent removes what a failed checkpoint left where DMTCP writes.
+func (a *Agent) clearCurrent() {
+	if err := clearDir(a.Layout.CkptDir); err != nil {
+		a.Log.WithError(err).Warn("could not clear the checkpoint folder after a failure")
+	}
+}
+
+// mark creates an empty marker file in the runtime folder for the task launchers.
+func (a *Agent) mark(name string) {
+	if f, err := os.OpenFile(filepath.Join(a.Layout.RunDir, name), os.O_CREATE|os.O_WRONLY, 0o600); err == nil {
+		f.Close()
+	} else {
+		a.Log.WithError(err).Warn("marker for the task launchers")
 	}
 }
 

@@ -124,6 +124,7 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 	jobID, _ := strconv.ParseUint(cfg.JobID, 10, 32)
 	a := &Agent{Config: cfg, Layout: layout, Coord: coord, Store: store, Log: log, Extra: extra,
 		CheckpointTimeout: 30 * time.Minute, Job: job, Started: started,
+		Space: StepSpace("/proc", os.Getppid(), os.Getpid(), layout.CkptDir),
 		Meta: manifest.Meta{JobID: uint32(jobID), StepID: cfg.Step, RestartCount: uint32(cfg.RestartCount),
 			User: u.Username, Node: host, DMTCPVersion: version},
 		Progress: func() io.WriteCloser { return taskStderr(layout.RunDir) },

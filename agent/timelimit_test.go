@@ -100,6 +100,12 @@ func (f *fakeCoord) Checkpoint(context.Context) error {
 	f.ckpts++
 	return os.WriteFile(filepath.Join(f.dir, "ckpt_bash_1.dmtcp"), bytes.Repeat([]byte{byte(f.ckpts)}, 4096), 0o600)
 }
+func (f *fakeCoord) CheckpointAndKill(ctx context.Context) error {
+	if err := f.Checkpoint(ctx); err != nil {
+		return err
+	}
+	return f.Kill(ctx)
+}
 func (f *fakeCoord) Kill(context.Context) error { f.mu.Lock(); f.kills++; f.mu.Unlock(); return nil }
 func (f *fakeCoord) Quit(context.Context) error { return nil }
 func (f *fakeCoord) Done() <-chan struct{}      { return f.done }

@@ -139,6 +139,29 @@ func (c *Coordinator) Checkpoint(ctx context.Context) error {
 	return err
 }
 
+// CheckpointAndKill asks for a checkpoint after which every process exits at once, never
+// running past its image (dmtcp_command -kc), and waits until all of them have gone. The
+// processes exit with status 0.
+func (c *Coordinator) CheckpointAndKill(ctx context.Context) error {
+	if _, err := c.command(ctx, "-kc"); err != nil {
+		return err
+	}
+	for {
+		st, err := c.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if st.NumPeers == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("checkpoint then exit: %d processes still running: %w", st.NumPeers, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
 // Kill ends every process of the computation (dmtcp_command -k); the coordinator stays.
 func (c *Coordinator) Kill(ctx context.Context) error {
 	_, err := c.command(ctx, "-k")

@@ -46,3 +46,13 @@ const TaskPidFile = "task-0.pid"
 
 // TaskStderrFile, beside it, holds the path of that task's error file when it is a regular file.
 const TaskStderrFile = "task-0.stderr"
+
+// StoppingFile appears in the step's runtime folder when the agent starts a checkpoint that
+// ends the computation (Slurm is stopping the step); StoppedFile once that generation is
+// committed or the attempt has failed. The task launcher waits from its child's exit until
+// StoppedFile exists (bounded), so that Slurm does not end the step, and kill the agent,
+// half-way through a commit.
+const (
+	StoppingFile = "stopping"
+	StoppedFile  = "stopped"
+)

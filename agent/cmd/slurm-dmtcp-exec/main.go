@@ -1,16 +1,20 @@
 // Command slurm-dmtcp-exec is what a --dmtcp task execs first (the plugin put it in
-// argv[0]): it replaces itself with dmtcp_launch joined to the step's coordinator, running
-// the task's own command with its own arguments, environment, folder and stdio.
+// argv[0]): it runs dmtcp_launch joined to the step's coordinator (or dmtcp_restart when
+// Slurm runs the job again), with the task's own command, arguments, environment, folder and
+// stdio, as its child, and ends with the child's exit code (see launch.Supervise).
 package main
 
 import (
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
+	"time"
 
 	"github.com/slurm-dmtcp/slurm-dmtcp/agent/launch"
 )
+
+// stopWait bounds the wait for the agent to commit the checkpoint that stopped the task;
+// Slurm's own SIGKILL (KillWait after its SIGTERM) comes first on most clusters.
+const stopWait = 5 * time.Minute
 
 func main() {
 	path, argv, env, err := launch.Command(os.Args[1:], os.Environ())
@@ -21,10 +25,5 @@ func main() {
 		fmt.Fprintf(os.Stderr, "slurm-dmtcp: %s\n", n)
 	}
 	launch.RecordPid(os.Environ())
-	// Slurm's SIGTERM (requeue, preemption, time limit, scancel) must not kill the task before
-	// the agent has checkpointed it: the task starts with SIGTERM ignored (kept across exec);
-	// the agent ends the computation itself once the checkpoint is safe.
-	signal.Ignore(syscall.SIGTERM)
-	err = syscall.Exec(path, argv, env)
-	os.Exit(launch.Fail(fmt.Errorf("exec %s: %w", path, err)))
+	os.Exit(launch.Supervise(path, argv, env, launch.RunDir(os.Environ()), stopWait))
 }

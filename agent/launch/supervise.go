@@ -1,0 +1,77 @@
+package launch
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/slurm-dmtcp/slurm-dmtcp/proto"
+)
+
+// ExitStopped is the exit code of a task that the agent checkpointed and stopped because
+// Slurm was stopping the step (128 + SIGTERM, as if SIGTERM had ended it): srun and the batch
+// script see the step fail, never succeed, when its work was only saved.
+const ExitStopped = 128 + int(syscall.SIGTERM)
+
+// Supervise runs the task's DMTCP command (from Command) as its child, with the task's
+// stdio, and returns the exit code the task should end with. It stays the task's process
+// for Slurm, so the agent can always reach the job's error output through it.
+//
+// Slurm's SIGTERM must not kill the task before the agent has checkpointed it: the child
+// starts with SIGTERM ignored (inherited across exec) and the agent ends the computation
+// itself. Other signals reach the child from Slurm directly (they are sent to every process
+// of the step); here they are caught and dropped, so that this process outlives the child.
+//
+// When the agent stops the computation after a checkpoint (proto.StoppingFile in runDir),
+// Supervise waits, at most stopWait, for the generation to be committed (proto.StoppedFile)
+// before it returns ExitStopped.
+func Supervise(path string, argv, env []string, runDir string, stopWait time.Duration) int {
+	signal.Ignore(syscall.SIGTERM)
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2,
+		syscall.SIGALRM, syscall.SIGCONT, syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGPIPE)
+	go func() {
+		for range sigs {
+		}
+	}()
+	// The child leads a process group of its own, as the task did before this process was
+	// put in front of it: DMTCP records that group and restores it as it was.
+	cmd := &exec.Cmd{Path: path, Args: argv, Env: env, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true}}
+	if err := cmd.Run(); err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			return Fail(err)
+		}
+	}
+	code := exitCode(cmd.ProcessState)
+	if runDir == "" {
+		return code
+	}
+	if _, err := os.Stat(filepath.Join(runDir, proto.StoppingFile)); err != nil {
+		return code
+	}
+	deadline := time.Now().Add(stopWait)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(filepath.Join(runDir, proto.StoppedFile)); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return ExitStopped
+}
+
+// exitCode is the shell's view of how a process ended: its status, or 128 + the signal.
+func exitCode(ps *os.ProcessState) int {
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ps.ExitCode()
+}
+
+// RunDir is the step's runtime folder as the plugin passed it to the task, or "".
+func RunDir(env []string) string { return lookup(env, proto.EnvName(proto.KeyRunDir)) }
