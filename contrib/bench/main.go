@@ -375,22 +375,54 @@ func (b *bench) compression(gzip bool) (string, []string) {
 // application's first tick after the restore.
 func (b *bench) sigtermRestore() error {
 	const mib = 256
-	extra, env := b.compression(false)
-	b.policy(true, extra)
-	script := fmt.Sprintf("#!/bin/bash\n#SBATCH --open-mode=append\n/usr/bin/python3 %s/mem.py %d\n", b.work, mib)
-	id, out, err := b.sbatch(env, script, "--dmtcp", "--dmtcp-interval=0")
+	gen, ours, err := b.sigtermCase(1, mib)
 	if err != nil {
 		return err
+	}
+	// Growth with the number of processes: the same memory in 4 processes.
+	if _, _, err := b.sigtermCase(4, mib/4); err != nil {
+		return err
+	}
+
+	// The same program the hand-written way, requeued and restarted by its own script.
+	hw, hwCkpt, err := b.handWritten(mib)
+	if err != nil {
+		return fmt.Errorf("hand-written flow: %w", err)
+	}
+	b.add(row{Name: fmt.Sprintf("requeued job seen RUNNING to application resumed, %d MiB in 1 process(es)", mib), Value: ours.fromRunning, Unit: "s",
+		Baseline: hw.fromRunning, BaseName: "hand-written script: coordinator + dmtcp_restart",
+		Note: fmt.Sprintf("ours verifies the generation (sha256) first; from release, scheduling included: %.2f s vs %.2f s", ours.total, hw.total)})
+	b.add(row{Name: fmt.Sprintf("SIGTERM checkpoint, %d MiB in 1 process(es), whole generation", mib), Value: gen.Total, Unit: "s",
+		Baseline: hwCkpt, BaseName: "hand-written dmtcp_command -bc, images only (no hash, fsync, manifest)",
+		Note: fmt.Sprintf("DMTCP %.2f s + commit %.2f s", gen.DMTCPSec, gen.CommitSec)})
+	return nil
+}
+
+// sigtermCase runs a --dmtcp batch job holding procs x mib MiB of memory, requeues it, and
+// adds the time from the SIGTERM to a verified generation and from the job's restart to
+// the application resumed.
+func (b *bench) sigtermCase(procs, mib int) (ckptResult, resume, error) {
+	extra, env := b.compression(false)
+	b.policy(true, extra)
+	script := fmt.Sprintf("#!/bin/bash\n#SBATCH --open-mode=append\nfor i in $(seq 1 %d); do /usr/bin/python3 %s/mem.py %d & done\nwait\n",
+		procs, b.work, mib)
+	id, out, err := b.sbatch(env, script, "--dmtcp", "--dmtcp-interval=0")
+	if err != nil {
+		return ckptResult{}, resume{}, err
 	}
 	defer b.cancel(id)
 	stepDir := filepath.Join(b.usr.HomeDir, ".slurm-dmtcp", id, "batch")
 	defer os.RemoveAll(filepath.Dir(stepDir))
-	if err := waitFor(90*time.Second, func() bool { o, _ := os.ReadFile(out); return bytes.Contains(o, []byte("tick 5 ")) }); err != nil {
-		return fmt.Errorf("job %s never ran its program: %w", id, err)
+	err = waitFor(90*time.Second, func() bool {
+		o, _ := os.ReadFile(out)
+		return bytes.Count(o, []byte("ready ")) == procs && bytes.Contains(o, []byte("tick 5 "))
+	})
+	if err != nil {
+		return ckptResult{}, resume{}, fmt.Errorf("job %s never ran its program: %w", id, err)
 	}
 	t0 := time.Now()
 	if o, err := b.slurm("scontrol", "requeue", id); err != nil {
-		return fmt.Errorf("requeue: %v: %s", err, o)
+		return ckptResult{}, resume{}, fmt.Errorf("requeue: %v: %s", err, o)
 	}
 	var manifest string
 	err = waitFor(60*time.Second, func() bool {
@@ -401,43 +433,35 @@ func (b *bench) sigtermRestore() error {
 		return manifest != ""
 	})
 	if err != nil {
-		return fmt.Errorf("no generation after SIGTERM: %w", err)
+		return ckptResult{}, resume{}, fmt.Errorf("job %s: no generation after SIGTERM: %w", id, err)
 	}
 	tGen := time.Since(t0).Seconds()
 	size, _ := manifestBytes(manifest)
 	genNo, _ := strconv.Atoi(strings.TrimPrefix(filepath.Base(filepath.Dir(manifest)), "gen-"))
 	gen, err := checkpointLine(filepath.Join(stepDir, "agent.log"), genNo)
 	if err != nil {
-		return err
+		return gen, resume{}, err
 	}
-	b.add(row{Name: fmt.Sprintf("SIGTERM (scontrol requeue) to verified generation, %d MiB", mib), Value: tGen, Unit: "s",
+	what := fmt.Sprintf("%d MiB in %d process(es)", procs*mib, procs)
+	b.add(row{Name: "SIGTERM (scontrol requeue) to verified generation, " + what, Value: tGen, Unit: "s",
 		Baseline: b.killWait(), BaseName: "KillWait of the cluster (the window Slurm leaves)",
 		Note: fmt.Sprintf("image %.0f MB, no compression", float64(size)/1e6)})
-
-	ours, err := b.resumeAfterRequeue(id, out)
+	r, err := b.resumeAfterRequeue(id, out, procs)
 	if err != nil {
-		return err
+		return gen, r, err
 	}
-
-	// The same program the hand-written way, requeued and restarted by its own script.
-	hw, hwCkpt, err := b.handWritten(mib)
-	if err != nil {
-		return fmt.Errorf("hand-written flow: %w", err)
+	if procs > 1 {
+		b.add(row{Name: "requeued job seen RUNNING to application resumed, " + what, Value: r.fromRunning, Unit: "s",
+			Note: fmt.Sprintf("from release, scheduling included: %.2f s", r.total)})
 	}
-	b.add(row{Name: fmt.Sprintf("requeued job seen RUNNING to application resumed, %d MiB", mib), Value: ours.fromRunning, Unit: "s",
-		Baseline: hw.fromRunning, BaseName: "hand-written script: coordinator + dmtcp_restart",
-		Note: fmt.Sprintf("ours verifies the generation (sha256) first; from release, scheduling included: %.2f s vs %.2f s", ours.total, hw.total)})
-	b.add(row{Name: fmt.Sprintf("checkpoint %d MiB to a verified generation, SIGTERM path", mib), Value: gen.Total, Unit: "s",
-		Baseline: hwCkpt, BaseName: "hand-written dmtcp_command -bc, images only (no hash, fsync, manifest)",
-		Note: fmt.Sprintf("DMTCP %.2f s + commit %.2f s", gen.DMTCPSec, gen.CommitSec)})
-	return nil
+	return gen, r, nil
 }
 
 type resume struct{ total, fromRunning float64 }
 
 // resumeAfterRequeue makes a requeued job start at once and waits for the application's
 // first tick after that: the time from release, and from the job seen RUNNING.
-func (b *bench) resumeAfterRequeue(id, out string) (resume, error) {
+func (b *bench) resumeAfterRequeue(id, out string, procs int) (resume, error) {
 	if err := waitFor(60*time.Second, func() bool { return b.jobState(id) == "PENDING" }); err != nil {
 		return resume{}, fmt.Errorf("job %s not pending after requeue: %w", id, err)
 	}
@@ -471,7 +495,7 @@ func (b *bench) resumeAfterRequeue(id, out string) (resume, error) {
 		e, _ := os.ReadFile(out + ".err")
 		return resume{}, fmt.Errorf("job %s did not resume (%s): %w: %s\nerror output: %s", id, b.jobState(id), err, tail(string(o)), tail(string(e)))
 	}
-	if o, _ := os.ReadFile(out); bytes.Count(o, []byte("ready ")) > 1 {
+	if o, _ := os.ReadFile(out); bytes.Count(o, []byte("ready ")) > procs {
 		return resume{}, fmt.Errorf("job %s started its program again instead of restoring it", id)
 	}
 	r := resume{total: resumed - float64(t1.UnixNano())/1e9}
@@ -532,7 +556,7 @@ func (b *bench) handWritten(mib int) (resume, float64, error) {
 	if o, err := b.slurm("scontrol", "requeue", id); err != nil {
 		return resume{}, 0, fmt.Errorf("requeue: %v: %s", err, o)
 	}
-	r, err := b.resumeAfterRequeue(id, out)
+	r, err := b.resumeAfterRequeue(id, out, 1)
 	return r, ckpt, err
 }
 
@@ -903,7 +927,7 @@ func machine(dmtcp string) map[string]string {
 func (b *bench) print(w io.Writer) {
 	fmt.Fprintf(w, "\nslurm-dmtcp bench, %s, %s cpus (%s), %s, %s, %s\n", b.rep.Date, b.rep.Machine["cpus"], b.rep.Machine["cpu"],
 		b.rep.Machine["kernel"], b.rep.Machine["slurm"], b.rep.Machine["dmtcp"])
-	fmt.Fprintf(w, "%-66s %12s %12s %7s  %s\n", "measure", "value", "baseline", "ratio", "baseline is / notes")
+	fmt.Fprintf(w, "%-74s %12s %12s %7s  %s\n", "measure", "value", "baseline", "ratio", "baseline is / notes")
 	for _, r := range b.rep.Rows {
 		base, ratio := "", ""
 		if r.Baseline != 0 {
@@ -912,7 +936,7 @@ func (b *bench) print(w io.Writer) {
 		}
 		note := strings.TrimSpace(r.BaseName + "; " + r.Note)
 		note = strings.Trim(note, "; ")
-		fmt.Fprintf(w, "%-66s %12s %12s %7s  %s\n", r.Name, fmt.Sprintf("%.2f %s", r.Value, r.Unit), base, ratio, note)
+		fmt.Fprintf(w, "%-74s %12s %12s %7s  %s\n", r.Name, fmt.Sprintf("%.2f %s", r.Value, r.Unit), base, ratio, note)
 	}
 	if len(b.rep.GoBench) > 0 {
 		fmt.Fprintf(w, "\nGo micro-benchmarks\n")
