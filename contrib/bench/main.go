@@ -233,7 +233,9 @@ func (b *bench) launchCost() error {
 // 2. Job start: srun --dmtcp of a short program vs the same program under the hand-written
 // NERSC-style wrapper, and plain srun for reference. Wall time and first output line.
 func (b *bench) jobStart() error {
-	b.policy(true, "")
+	// Checkpoint folders in the bench's own scratch folder (same file system as the home
+	// folders here), removed at the end, like the hand-written wrapper's.
+	b.policy(true, "checkpoint_dir="+b.work+"/ckpt/%j")
 	kinds := []struct {
 		name string
 		args []string
@@ -261,7 +263,119 @@ func (b *bench) jobStart() error {
 	b.add(row{Name: "job start: srun wall time of a short program, --dmtcp", Value: median(wall["--dmtcp"]) * 1000, Unit: "ms",
 		Baseline: median(wall["hand-written"]) * 1000, BaseName: "hand-written coordinator + dmtcp_launch", Samples: b.startN,
 		Note: fmt.Sprintf("plain srun, no DMTCP: %.0f ms", median(wall["plain"])*1000)})
+	return b.agentStart()
+}
+
+// agentStart isolates the agent's share of the job start, outside Slurm: the agent started
+// as the plugin starts it, to its ready message and to its exit at EOF on its lifeline, vs a
+// bare dmtcp_coordinator on a free port to its port file and to its exit on dmtcp_command -q.
+func (b *bench) agentStart() error {
+	agentBin := filepath.Join(b.clusterDir, "bin", "slurm-dmtcp-agent")
+	if _, err := os.Stat(agentBin); err != nil {
+		fmt.Printf("SKIP agent start: %s not installed by cluster-up.sh\n", agentBin)
+		return nil
+	}
+	var ready, stop, coordReady, coordStop []float64
+	for i := 0; i < b.startN; i++ {
+		r, s, err := b.agentOnce(agentBin, i)
+		if err != nil {
+			return err
+		}
+		ready, stop = append(ready, r), append(stop, s)
+		r, s, err = b.coordinatorOnce(i)
+		if err != nil {
+			return err
+		}
+		coordReady, coordStop = append(coordReady, r), append(coordStop, s)
+	}
+	b.add(row{Name: "agent start to ready message (outside Slurm)", Value: median(ready) * 1000, Unit: "ms",
+		Baseline: median(coordReady) * 1000, BaseName: "bare dmtcp_coordinator -p 0 to its port file", Samples: b.startN})
+	b.add(row{Name: "agent stop, lifeline EOF to exit (outside Slurm)", Value: median(stop) * 1000, Unit: "ms",
+		Baseline: median(coordStop) * 1000, BaseName: "bare dmtcp_command -q to coordinator exit", Samples: b.startN})
 	return nil
+}
+
+func (b *bench) agentOnce(agentBin string, i int) (ready, stop float64, err error) {
+	dir := filepath.Join(b.work, fmt.Sprintf("agent-%d", i))
+	cmd := b.asUser(nil, agentBin, "--protocol=1", fmt.Sprintf("--job-id=%d", 990000000+i), "--step=0",
+		"--checkpoint-dir="+dir+"/ckpt/%j", "--runtime-dir="+dir, "--dmtcp-prefix="+b.dmtcp)
+	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C", "SLURM_CONF=" + b.conf}
+	defer os.RemoveAll(dir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return 0, 0, err
+	}
+	_ = os.Chown(dir, int(b.uid), int(b.gid))
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return 0, 0, err
+	}
+	defer pr.Close()
+	cmd.ExtraFiles = []*os.File{pw}
+	lifeline, err := cmd.StdinPipe()
+	if err != nil {
+		return 0, 0, err
+	}
+	t := time.Now()
+	if err := cmd.Start(); err != nil {
+		return 0, 0, err
+	}
+	pw.Close()
+	msg := bufio.NewScanner(pr)
+	var lines []string
+	for msg.Scan() {
+		lines = append(lines, msg.Text())
+		if msg.Text() == "end" {
+			break
+		}
+	}
+	ready = time.Since(t).Seconds()
+	if len(lines) == 0 || lines[0] != "sdmtcp/1 ready" {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return 0, 0, fmt.Errorf("agent: no ready message: %q", lines)
+	}
+	t = time.Now()
+	lifeline.Close()
+	err = cmd.Wait()
+	stop = time.Since(t).Seconds()
+	if err != nil {
+		return 0, 0, fmt.Errorf("agent exit: %v", err)
+	}
+	return ready, stop, nil
+}
+
+func (b *bench) coordinatorOnce(i int) (ready, stop float64, err error) {
+	dir := filepath.Join(b.work, fmt.Sprintf("coord-%d", i))
+	defer os.RemoveAll(dir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return 0, 0, err
+	}
+	_ = os.Chown(dir, int(b.uid), int(b.gid))
+	port := filepath.Join(dir, "port")
+	cmd := b.asUser(nil, filepath.Join(b.dmtcp, "bin", "dmtcp_coordinator"), "-q", "-p", "0", "--port-file", port, "--tmpdir", dir)
+	stdin, err := cmd.StdinPipe() // held open: at EOF the coordinator spins on its prompt
+	if err != nil {
+		return 0, 0, err
+	}
+	defer stdin.Close()
+	t := time.Now()
+	if err := cmd.Start(); err != nil {
+		return 0, 0, err
+	}
+	var p []byte
+	err = waitForEvery(10*time.Second, time.Millisecond, func() bool { p, _ = os.ReadFile(port); return len(bytes.TrimSpace(p)) > 0 })
+	ready = time.Since(t).Seconds()
+	if err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return 0, 0, fmt.Errorf("dmtcp_coordinator: no port file: %w", err)
+	}
+	t = time.Now()
+	q := b.asUser(nil, filepath.Join(b.dmtcp, "bin", "dmtcp_command"), "-p", strings.TrimSpace(string(p)), "-q")
+	_ = q.Run()
+	err = cmd.Wait()
+	stop = time.Since(t).Seconds()
+	return ready, stop, err
 }
 
 type ckptResult struct {
@@ -977,13 +1091,17 @@ func spread(v []float64) float64 {
 }
 
 func waitFor(d time.Duration, ok func() bool) error {
+	return waitForEvery(d, 50*time.Millisecond, ok)
+}
+
+func waitForEvery(d, every time.Duration, ok func() bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	for !ok() {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("not within %s", d)
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(every):
 		}
 	}
 	return nil
