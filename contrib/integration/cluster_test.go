@@ -172,6 +172,10 @@ func (c *cluster) waitDone(t *testing.T, id string, timeout time.Duration) jobIn
 // it may.
 func (c *cluster) startNow(t *testing.T, id string) {
 	t.Helper()
+	// slurmd refuses a batch job whose new credential dates from the same second as the kill
+	// of its previous run ("Killing non-startable batch JobId=N: Job credential revoked" in
+	// slurmctld.log, and the job ends FAILED): release it a second later.
+	time.Sleep(1200 * time.Millisecond)
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) && c.job(t, id).State == "PENDING" {
 		c.run(t, "", "/", nil, "scontrol", "update", "JobId="+id, "StartTime=now")
