@@ -159,10 +159,16 @@ func main() {
 		{"probe", "node probe memory", b.probeRSS},
 		{"gobench", "Go micro-benchmarks", b.goBenchmarks},
 	}
+	_, noDMTCP := os.Stat(filepath.Join(b.dmtcp, "bin", "dmtcp_launch"))
 	for _, s := range steps {
-		if *only == "" || strings.Contains(","+*only+",", ","+s.key+",") {
-			b.step(s.name, s.f)
+		if *only != "" && !strings.Contains(","+*only+",", ","+s.key+",") {
+			continue
 		}
+		if noDMTCP != nil && (s.key == "start" || s.key == "checkpoint" || s.key == "sigterm") {
+			fmt.Printf("SKIP %s: no DMTCP in %s (set DMTCP_PREFIX)\n", s.name, b.dmtcp)
+			continue
+		}
+		b.step(s.name, s.f)
 	}
 
 	b.print(os.Stdout)
