@@ -24,7 +24,6 @@ import (
 // planted in checkpoint and runtime paths are refused, never followed by root; valgrind
 // finds nothing of the plugin's own in srun and sbatch.
 
-
 // waitingScript prints what the victim's job is, then waits for dir/go.
 const waitingScript = `#!/bin/bash
 echo "port=${SLURM_DMTCP_COORD_PORT:-none}"
