@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -397,9 +398,60 @@ static void stop_agent(void)
 	st.agent = -1;
 }
 
+/* Opens name under dirfd without following a link; the result must be owned by uid and be a
+ * folder (dir=1) or a regular file (dir=0). Returns the fd or -1. */
+static int open_owned(int dirfd, const char *name, uid_t uid, int dir)
+{
+	struct stat sb;
+	int fd = openat(dirfd, name,
+			O_RDONLY | O_NOFOLLOW | O_CLOEXEC | (dir ? O_DIRECTORY : O_NONBLOCK));
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &sb) < 0 || sb.st_uid != uid ||
+	    (dir ? !S_ISDIR(sb.st_mode) : !S_ISREG(sb.st_mode))) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int sdmtcp_batch_coordinator_is(const char *runtime_dir, uid_t uid, uint32_t jobid,
+				const char *port)
+{
+	char name[64], buf[32];
+	int base, user, step, file, same = 0;
+	ssize_t n;
+
+	base = open(runtime_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (base < 0)
+		return 0;
+	snprintf(name, sizeof(name), "slurm-dmtcp-%u", (unsigned)uid);
+	user = open_owned(base, name, uid, 1);
+	close(base);
+	if (user < 0)
+		return 0;
+	snprintf(name, sizeof(name), "%u.batch", jobid);
+	step = open_owned(user, name, uid, 1);
+	close(user);
+	if (step < 0)
+		return 0;
+	file = open_owned(step, "coordinator.port", uid, 0);
+	close(step);
+	if (file < 0)
+		return 0;
+	n = read(file, buf, sizeof(buf) - 1);
+	close(file);
+	if (n > 0) {
+		buf[n] = '\0';
+		buf[strcspn(buf, " \t\r\n")] = '\0';
+		same = buf[0] && !strcmp(buf, port);
+	}
+	return same;
+}
+
 int sdmtcp_stepd_user_init(spank_t sp)
 {
-	uint32_t stepid = 0, nnodes = 1;
+	uint32_t stepid = 0, nnodes = 1, jobid = 0;
 	uid_t uid = 0;
 	char port[32];
 	int inside_batch;
@@ -414,9 +466,13 @@ int sdmtcp_stepd_user_init(spank_t sp)
 	    stepid == SLURM_PENDING_STEP || uid == 0)
 		return 0;
 	/* A step of a --dmtcp batch job joins the job's coordinator (the variable came down
-	 * from the batch script's environment), unless the step says --dmtcp=off. */
+	 * from the batch script's environment), unless the step says --dmtcp=off. The port
+	 * must be the one this job's batch agent wrote on this node: a variable copied from
+	 * another job, or set to reach another user's coordinator, is ignored. */
+	spank_get_item(sp, S_JOB_ID, &jobid);
 	inside_batch = stepid != SLURM_BATCH_SCRIPT &&
-		       spank_getenv(sp, SDMTCP_ENV_COORD_PORT, port, sizeof(port)) == ESPANK_SUCCESS;
+		       spank_getenv(sp, SDMTCP_ENV_COORD_PORT, port, sizeof(port)) == ESPANK_SUCCESS &&
+		       sdmtcp_batch_coordinator_is(st.cfg->runtime_dir, uid, jobid, port);
 	if (inside_batch && sdmtcp_req.dmtcp != 0) {
 		st.mode = MODE_JOIN;
 		return 0;
@@ -440,6 +496,9 @@ int sdmtcp_stepd_user_init(spank_t sp)
 			 nnodes);
 		return 0;
 	}
+	/* Only the agent says what to restore: never a variable from the user's environment. */
+	spank_unsetenv(sp, SDMTCP_ENV_PREFIX "RESTORE");
+	spank_unsetenv(sp, SDMTCP_ENV_PREFIX "RESTORE_NOTE");
 	if (start_agent(sp, stepid) < 0) {
 		slurm_error("dmtcp: %s", st.error);
 		stop_agent();

@@ -4,6 +4,9 @@
 #ifndef SDMTCP_STEPD_H
 #define SDMTCP_STEPD_H
 
+#include <stdint.h>
+#include <sys/types.h>
+
 #include <slurm/spank.h>
 
 #include "sdmtcp.h"
@@ -22,5 +25,11 @@ int sdmtcp_stepd_exit(spank_t sp);
  * returns -1 on a malformed message (err says why). */
 int sdmtcp_parse_ready(char *msg, void (*set)(void *ctx, const char *key, const char *val),
 		       void *ctx, char *err, size_t errlen);
+
+/* Whether port is the coordinator port that the agent of job jobid's batch step wrote on
+ * this node: <runtime_dir>/slurm-dmtcp-<uid>/<jobid>.batch/coordinator.port, every part
+ * opened without following a symbolic link and owned by uid. 1 yes, 0 no. */
+int sdmtcp_batch_coordinator_is(const char *runtime_dir, uid_t uid, uint32_t jobid,
+				const char *port);
 
 #endif

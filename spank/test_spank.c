@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <stdarg.h>
@@ -48,6 +49,12 @@ spank_err_t spank_getenv(spank_t sp, const char *var, char *buf, int len)
 	(void)buf;
 	(void)len;
 	return ESPANK_ENV_NOEXIST;
+}
+spank_err_t spank_unsetenv(spank_t sp, const char *var)
+{
+	(void)sp;
+	(void)var;
+	return ESPANK_SUCCESS;
 }
 spank_err_t spank_setenv(spank_t sp, const char *var, const char *val, int overwrite)
 {
@@ -344,6 +351,41 @@ static void test_local_refusal(void)
 		CHECK(rc == 0, "a user's --dmtcp accepted: '%s'", last_log);
 }
 
+static void test_batch_coordinator(void)
+{
+	char base[] = "/tmp/sdmtcp-test-XXXXXX";
+	char p[512], q[512];
+	uid_t me = getuid();
+	FILE *f;
+
+	CHECK(mkdtemp(base) != NULL, "mkdtemp");
+	snprintf(p, sizeof(p), "%s/slurm-dmtcp-%u", base, (unsigned)me);
+	CHECK(mkdir(p, 0700) == 0, "mkdir %s", p);
+	snprintf(p, sizeof(p), "%s/slurm-dmtcp-%u/42.batch", base, (unsigned)me);
+	CHECK(mkdir(p, 0700) == 0, "mkdir %s", p);
+	snprintf(p, sizeof(p), "%s/slurm-dmtcp-%u/42.batch/coordinator.port", base, (unsigned)me);
+	f = fopen(p, "w");
+	CHECK(f != NULL, "create %s", p);
+	if (f) {
+		fputs("40581\n", f);
+		fclose(f);
+	}
+	CHECK(sdmtcp_batch_coordinator_is(base, me, 42, "40581") == 1, "this job's coordinator");
+	CHECK(sdmtcp_batch_coordinator_is(base, me, 42, "40582") == 0, "another port");
+	CHECK(sdmtcp_batch_coordinator_is(base, me, 43, "40581") == 0, "another job");
+	CHECK(sdmtcp_batch_coordinator_is(base, me + 1, 42, "40581") == 0, "another user");
+	CHECK(sdmtcp_batch_coordinator_is(base, me, 42, "") == 0, "empty port");
+	CHECK(sdmtcp_batch_coordinator_is("/nonexistent", me, 42, "40581") == 0, "no runtime folder");
+	/* A link in place of the job's folder is not followed. */
+	snprintf(q, sizeof(q), "%s/slurm-dmtcp-%u/44.batch", base, (unsigned)me);
+	snprintf(p, sizeof(p), "%s/slurm-dmtcp-%u/42.batch", base, (unsigned)me);
+	CHECK(symlink(p, q) == 0, "symlink");
+	CHECK(sdmtcp_batch_coordinator_is(base, me, 44, "40581") == 0, "symbolic link refused");
+	unlink(q);
+	snprintf(p, sizeof(p), "rm -rf '%s'", base);
+	CHECK(system(p) == 0, "cleanup");
+}
+
 int main(void)
 {
 	test_durations();
@@ -352,6 +394,7 @@ int main(void)
 	test_resolve();
 	test_ready();
 	test_local_refusal();
+	test_batch_coordinator();
 	printf("%d passed, %d failed\n", checks - failures, failures);
 	return failures ? 1 : 0;
 }
