@@ -28,7 +28,7 @@ endif
 export CLUSTER_DIR ?= /var/tmp/slurm-dmtcp-cluster
 
 .PHONY: all install test unit-test c-test python-test integration-test lint demo cluster-up cluster-down bench clean
-all: $(BUILD)/spank_dmtcp.so $(GO_BINS)
+all: $(BUILD)/spank_dmtcp.so $(BUILD)/slurm-dmtcp-coordguard.so $(GO_BINS)
 
 $(BUILD):
 	mkdir -p $@
@@ -48,14 +48,18 @@ $(BUILD)/dmtcpctl: $(GO_SRC) | $(BUILD)
 $(BUILD)/slurm-dmtcp-nodeprobe: $(GO_SRC) | $(BUILD)
 	$(GO) build -trimpath -o $@ ./nodeprobe/cmd/slurm-dmtcp-nodeprobe
 
-$(BUILD)/spank-test: spank/test_spank.c $(SPANK_SRC) $(SPANK_HDR) | $(BUILD)
+# Preloaded into the job's dmtcp_coordinator (as the user): refuses other local users.
+$(BUILD)/slurm-dmtcp-coordguard.so: spank/coordguard.c spank/coordguard.h | $(BUILD)
+	$(CC) $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -fPIC -fvisibility=hidden -shared -o $@ spank/coordguard.c -ldl
+
+$(BUILD)/spank-test: spank/test_spank.c $(SPANK_SRC) $(SPANK_HDR) spank/coordguard.c | $(BUILD)
 	$(CC) $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -o $@ spank/test_spank.c \
-		spank/config.c spank/options.c spank/stepd.c spank/local.c
+		spank/config.c spank/options.c spank/stepd.c spank/local.c spank/coordguard.c -ldl
 
 install: all
 	install -d $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SHAREDIR)
 	install -m 0755 $(BUILD)/spank_dmtcp.so $(DESTDIR)$(PLUGINDIR)/spank_dmtcp.so
-	install -m 0755 $(BUILD)/slurm-dmtcp-agent $(BUILD)/slurm-dmtcp-exec $(DESTDIR)$(LIBEXECDIR)/
+	install -m 0755 $(BUILD)/slurm-dmtcp-agent $(BUILD)/slurm-dmtcp-exec $(BUILD)/slurm-dmtcp-coordguard.so $(DESTDIR)$(LIBEXECDIR)/
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PYTHONDIR)
 	install -m 0755 $(BUILD)/dmtcpctl $(DESTDIR)$(BINDIR)/dmtcpctl
 	install -m 0644 contrib/python/slurm_dmtcp.py $(DESTDIR)$(PYTHONDIR)/slurm_dmtcp.py

@@ -117,8 +117,12 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 		version = "unknown" // manifests need one; the probe compares it on restore
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	guard := coordGuard()
+	if guard == "" {
+		log.Warn("slurm-dmtcp-coordguard.so not found beside the agent: other users of the node can reach this job's coordinator")
+	}
 	coord, err := coordinator.Start(ctx, coordinator.Options{Install: inst, RunDir: layout.RunDir,
-		CkptDir: layout.CkptDir, TmpDir: layout.TmpDir})
+		CkptDir: layout.CkptDir, TmpDir: layout.TmpDir, Guard: guard})
 	cancel()
 	if err != nil {
 		store.Close()
@@ -135,6 +139,20 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 		Progress: func() io.WriteCloser { return taskStderr(layout.RunDir) },
 	}
 	return a.Serve(context.Background(), coord.Host, coord.Port, ready, lifeline)
+}
+
+// coordGuard is the library that keeps other users away from the coordinator, installed
+// beside the agent; "" when it is missing.
+func coordGuard() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	p := filepath.Join(filepath.Dir(exe), "slurm-dmtcp-coordguard.so")
+	if st, err := os.Stat(p); err != nil || !st.Mode().IsRegular() {
+		return ""
+	}
+	return p
 }
 
 // taskStderr opens the error output of the step's first task, which the task launcher

@@ -22,6 +22,9 @@ type Options struct {
 	CkptDir string // where dmtcp_restart_script.sh goes
 	TmpDir  string // DMTCP's temporary files (instead of /tmp/dmtcp-USER@HOST)
 	Host    string // name the tasks use to reach it; "" = this node's name, else 127.0.0.1
+	// Guard, when set, is preloaded into the coordinator (LD_PRELOAD): the library that
+	// refuses connections from other users of the node (slurm-dmtcp-coordguard.so).
+	Guard string
 }
 
 // Coordinator is a running dmtcp_coordinator that this process started and owns.
@@ -62,6 +65,9 @@ func Start(ctx context.Context, o Options) (*Coordinator, error) {
 	}
 	defer logf.Close()
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if o.Guard != "" {
+		cmd.Env = append(os.Environ(), "LD_PRELOAD="+o.Guard)
+	}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, fmt.Errorf("coordinator stdin: %w", err)

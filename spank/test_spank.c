@@ -14,6 +14,9 @@
 
 #include <slurm/spank.h>
 
+#include <arpa/inet.h>
+
+#include "coordguard.h"
 #include "sdmtcp.h"
 #include "stepd.h"
 
@@ -386,6 +389,50 @@ static void test_batch_coordinator(void)
 	CHECK(system(p) == 0, "cleanup");
 }
 
+static void test_coordguard(void)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+	char key[64], table[] = "/tmp/sdmtcp-tcp-XXXXXX";
+	int v6 = -1, fd;
+	FILE *f;
+
+	memset(&ss, 0, sizeof(ss));
+	in->sin_family = AF_INET;
+	in->sin_port = htons(0x1234);
+	inet_pton(AF_INET, "127.0.0.1", &in->sin_addr);
+	CHECK(sdmtcp_guard_key(&ss, key, sizeof(key), &v6) == 0 && !v6 && !strcmp(key, "0100007F:1234"),
+	      "IPv4 key '%s'", key);
+	memset(&ss, 0, sizeof(ss));
+	in6->sin6_family = AF_INET6;
+	in6->sin6_port = htons(0x1234);
+	inet_pton(AF_INET6, "::ffff:127.0.0.1", &in6->sin6_addr);
+	CHECK(sdmtcp_guard_key(&ss, key, sizeof(key), &v6) == 0 && !v6 && !strcmp(key, "0100007F:1234"),
+	      "IPv4-mapped key '%s' looks in tcp", key);
+	inet_pton(AF_INET6, "::1", &in6->sin6_addr);
+	CHECK(sdmtcp_guard_key(&ss, key, sizeof(key), &v6) == 0 && v6 &&
+		      !strcmp(key, "00000000000000000000000001000000:1234"),
+	      "IPv6 key '%s'", key);
+	ss.ss_family = AF_UNIX;
+	CHECK(sdmtcp_guard_key(&ss, key, sizeof(key), &v6) < 0, "other families are not looked up");
+
+	fd = mkstemp(table);
+	CHECK(fd >= 0, "mkstemp");
+	f = fdopen(fd, "w");
+	if (f) {
+		fputs("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+		      "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1001        0 123 1\n"
+		      "   1: 0100007F:1234 0100007F:1F90 01 00000000:00000000 00:00000000 00000000  1002        0 456 1\n",
+		      f);
+		fclose(f);
+	}
+	CHECK(sdmtcp_guard_owner(table, "0100007F:1234") == 1002, "owner of a local socket");
+	CHECK(sdmtcp_guard_owner(table, "0A000001:1234") == -1, "a socket of another host");
+	CHECK(sdmtcp_guard_owner("/nonexistent", "0100007F:1234") == -1, "no table");
+	unlink(table);
+}
+
 int main(void)
 {
 	test_durations();
@@ -395,6 +442,7 @@ int main(void)
 	test_ready();
 	test_local_refusal();
 	test_batch_coordinator();
+	test_coordguard();
 	printf("%d passed, %d failed\n", checks - failures, failures);
 	return failures ? 1 : 0;
 }

@@ -136,7 +136,7 @@ mv "$conf.new" "$conf"
 # checkout may sit in a folder only root can enter, such as /root).
 bindir=$CLUSTER_DIR/bin
 mkdir -p "$bindir"
-for f in "$PLUGIN" "$repo"/build/slurm-dmtcp-agent "$repo"/build/slurm-dmtcp-exec "$repo"/build/dmtcpctl; do
+for f in "$PLUGIN" "$repo"/build/slurm-dmtcp-agent "$repo"/build/slurm-dmtcp-exec "$repo"/build/dmtcpctl "$repo"/build/slurm-dmtcp-coordguard.so; do
 	[ -f "$f" ] || die "$f not found: run 'make' first"
 	install -m 0755 "$f" "$bindir/.$(basename "$f").new"
 	mv -f "$bindir/.$(basename "$f").new" "$bindir/$(basename "$f")"

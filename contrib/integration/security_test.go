@@ -227,18 +227,33 @@ func TestSecurityOtherUserCannotReadRestoreOrSignal(t *testing.T) {
 
 // Another user must not be able to query or command the job's coordinator (dmtcp_command
 // -s, and so -k or -c). DMTCP 5.0's coordinator has no authentication and listens on every
-// address: this fails until the coordinator is fenced off (known gap, issue 6).
+// address: the agent preloads slurm-dmtcp-coordguard.so into it, which closes connections
+// from sockets of this node owned by other users.
 func TestSecurityOtherUserCannotQueryCoordinator(t *testing.T) {
 	c := newCluster(t)
 	inst := needDMTCP(t)
 	id, _, port, _ := startVictim(t, c)
-	r := c.run(t, otherUser, workdirOf(t, otherUser), nil, "timeout", "20", inst.Command, "-h", "127.0.0.1", "-p", port, "--json", "-s")
-	assert.NotEqual(t, 0, r.code, "%s reached the coordinator of %s's job %s: %s", otherUser, testUser, id, r.stdout)
+	for _, host := range []string{"127.0.0.1", hostname(t)} {
+		r := c.run(t, otherUser, workdirOf(t, otherUser), nil, "timeout", "20", inst.Command, "-h", host, "-p", port, "--json", "-s")
+		assert.NotEqual(t, 0, r.code, "%s reached the coordinator of %s's job %s through %s: %s", otherUser, testUser, id, host, r.stdout)
+		assert.NotContains(t, r.stdout, "num_peers")
+	}
+	// The guard refused the other user and kept serving the job's own user.
+	r := c.run(t, testUser, workdirOf(t, otherUser), nil, "timeout", "20", inst.Command, "-h", "127.0.0.1", "-p", port, "--json", "-s")
+	assert.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, `"num_peers":`)
+}
+
+func hostname(t *testing.T) string {
+	t.Helper()
+	h, err := os.Hostname()
+	require.NoError(t, err)
+	return h
 }
 
 // A step of another user (not even a --dmtcp job) must not join the first user's
-// coordinator by naming it in SLURM_DMTCP_COORD_PORT: the plugin takes that variable as the
-// sign of a step inside a --dmtcp batch job (known gap, issue 6).
+// coordinator by naming it in SLURM_DMTCP_COORD_PORT: the plugin joins only the coordinator
+// whose port the job's own batch agent wrote on this node.
 func TestSecurityOtherUserStepCannotJoinCoordinator(t *testing.T) {
 	c := newCluster(t)
 	inst := needDMTCP(t)
