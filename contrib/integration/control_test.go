@@ -352,10 +352,7 @@ python3 -c 'import slurm_dmtcp as sd; print("after: restart", sd.ping()["restart
 
 	waitFile(t, out, "checkpoint after param b: generation 2", 120*time.Second)
 	waitFile(t, out, "run 3/5", 30*time.Second)
-	r := c.run(t, "", "/", nil, "scontrol", "requeue", id)
-	require.Equal(t, 0, r.code, r.stderr)
-	c.waitState(t, id, 30*time.Second, "PENDING")
-	c.startNow(t, id)
+	c.requeue(t, id)
 	j := c.waitDone(t, id, 180*time.Second)
 	assert.Equal(t, "COMPLETED", j.State)
 	assert.Equal(t, 1, j.Restarts)

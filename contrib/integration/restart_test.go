@@ -28,10 +28,7 @@ echo "final $i"
 func (c *cluster) requeueAt(t *testing.T, id, out string, at int) {
 	t.Helper()
 	waitFile(t, out, fmt.Sprintf("count %d\n", at), 90*time.Second)
-	r := c.run(t, "", "/", nil, "scontrol", "requeue", id)
-	require.Equal(t, 0, r.code, r.stderr)
-	c.waitState(t, id, 30*time.Second, "PENDING")
-	c.startNow(t, id)
+	c.requeue(t, id)
 }
 
 // counts returns the values printed, in order.
@@ -132,4 +129,14 @@ func TestDamagedNewestGenerationFallsBack(t *testing.T) {
 	assert.Regexp(t, `restoring generation \d+`, string(e))
 	b, _ := os.ReadFile(out)
 	assert.Contains(t, string(b), "final 50\n")
+}
+
+// requeue requeues the job as root (its tasks get SIGTERM) and starts its next run as soon
+// as Slurm allows.
+func (c *cluster) requeue(t *testing.T, id string) {
+	t.Helper()
+	r := c.run(t, "", "/", nil, "scontrol", "requeue", id)
+	require.Equal(t, 0, r.code, r.stderr)
+	c.waitState(t, id, 40*time.Second, "PENDING")
+	c.startNow(t, id)
 }
