@@ -433,6 +433,72 @@ static void test_coordguard(void)
 	unlink(table);
 }
 
+/* Random input for every parser a user or sysadmin reaches: no crash, no out-of-bounds (under
+ * valgrind), an answer of 0 or -1, and on -1 a message that names the input. The seed is
+ * printed; SDMTCP_FUZZ_SEED=N replays a run. */
+static void fuzz_parsers(void)
+{
+	static const char alphabet[] = "0123456789dhmsx-+. =%/eE,onfyNOFFdmtcp_intervalkeep\t";
+	const char *seed_env = getenv("SDMTCP_FUZZ_SEED");
+	unsigned seed = seed_env ? (unsigned)strtoul(seed_env, NULL, 10) : (unsigned)getpid();
+	static const char *const keys[] = { "default", "keep", "min_interval", "lead_time", "max_runs",
+					    "compress", "on_no_checkpoint", "checkpoint_dir", "colour" };
+	int bad = 0;
+
+	printf("fuzz seed %u (replay: SDMTCP_FUZZ_SEED=%u)\n", seed, seed);
+	srand(seed);
+	for (int i = 0; i < 20000; i++) {
+		char in[48], err[SDMTCP_ERRLEN], line[128];
+		struct sdmtcp_request r = SDMTCP_REQUEST_INIT;
+		struct sdmtcp_config c;
+		size_t n = (size_t)(rand() % (int)(sizeof(in) - 1));
+		long v = -7;
+		int rc;
+		char *av[1];
+
+		for (size_t k = 0; k < n; k++)
+			in[k] = alphabet[rand() % (int)(sizeof(alphabet) - 1)];
+		in[n] = '\0';
+
+		err[0] = '\0';
+		rc = sdmtcp_parse_duration(in, &v, err, sizeof(err));
+		if (!(rc == 0 && v >= 0 && v <= SDMTCP_MAX_INTERVAL) && !(rc == -1 && err[0]))
+			bad++;
+		err[0] = '\0';
+		rc = sdmtcp_option_interval(&r, in, err, sizeof(err));
+		if (rc == -1 && !strstr(err, "--dmtcp-interval="))
+			bad++;
+		err[0] = '\0';
+		rc = sdmtcp_option_lead(&r, in, err, sizeof(err));
+		if (rc == -1 && !strstr(err, "--dmtcp-lead="))
+			bad++;
+		err[0] = '\0';
+		rc = sdmtcp_option_continue(&r, in, err, sizeof(err));
+		if (rc == -1 && !strstr(err, "--dmtcp-continue="))
+			bad++;
+		err[0] = '\0';
+		rc = sdmtcp_option_dmtcp(&r, n ? in : NULL, err, sizeof(err));
+		if (rc == -1 && !strstr(err, "--dmtcp="))
+			bad++;
+
+		snprintf(line, sizeof(line), "%s=%s", keys[rand() % 9], in);
+		av[0] = line;
+		sdmtcp_config_defaults(&c);
+		err[0] = '\0';
+		rc = sdmtcp_config_parse(&c, 1, av, err, sizeof(err));
+		if (rc != 0 && (rc != -1 || !strstr(err, "plugstack.conf")))
+			bad++;
+		if (rc == 0) {
+			struct sdmtcp_job j;
+			err[0] = '\0';
+			rc = sdmtcp_resolve(&c, &r, &j, err, sizeof(err));
+			if (rc != 0 && (rc != -1 || !err[0]))
+				bad++;
+		}
+	}
+	CHECK(bad == 0, "fuzz: %d answers without a message naming the input (seed %u)", bad, seed);
+}
+
 int main(void)
 {
 	test_durations();
@@ -443,6 +509,7 @@ int main(void)
 	test_local_refusal();
 	test_batch_coordinator();
 	test_coordguard();
+	fuzz_parsers();
 	printf("%d passed, %d failed\n", checks - failures, failures);
 	return failures ? 1 : 0;
 }
