@@ -291,7 +291,7 @@ func (a *Agent) takeCheckpoint(ctx context.Context, reason manifest.Reason, stop
 		log.WithError(err).Error("checkpoint: begin generation")
 		return generations.Committed{}, err
 	}
-	pending.ExpectImages(peers)
+	pending.ExpectImages(checkpointImages(a.Layout.CkptDir, peers))
 	meta := a.Meta
 	meta.Reason, meta.StartTime, meta.EndTime = reason, start, time.Now()
 	c, err := pending.CommitFrom(a.Layout.CkptDir, meta)

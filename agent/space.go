@@ -108,3 +108,34 @@ func clearDir(dir string) error {
 	}
 	return nil
 }
+
+// checkpointImages is how many images the checkpoint that just ended wrote: the images the
+// coordinator's restart script for it names (given_ckpt_files=), or peers when there is no
+// script. Processes that start or end while a checkpoint is taken make peers, counted
+// before it, a guess.
+func checkpointImages(ckptDir string, peers int) int {
+	scripts, _ := filepath.Glob(filepath.Join(ckptDir, "dmtcp_restart_script_*.sh"))
+	var newest string
+	var newestTime int64
+	for _, s := range scripts {
+		if st, err := os.Stat(s); err == nil && st.ModTime().UnixNano() >= newestTime {
+			newest, newestTime = s, st.ModTime().UnixNano()
+		}
+	}
+	if newest == "" {
+		return peers
+	}
+	b, err := os.ReadFile(newest)
+	if err != nil {
+		return peers
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "given_ckpt_files=\""); ok {
+			n := len(strings.Fields(strings.TrimSuffix(v, "\"")))
+			if n > 0 {
+				return n
+			}
+		}
+	}
+	return peers
+}

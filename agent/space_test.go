@@ -68,3 +68,11 @@ func TestCheckpointSkippedWhenTheDiskCannotHoldIt(t *testing.T) {
 	assert.Contains(t, progress.String(), "checkpoint (periodic) skipped: the checkpoint folder")
 	assert.True(t, strings.HasSuffix(progress.String(), "free space or lower plugstack.conf keep=\n"))
 }
+
+func TestCheckpointImages(t *testing.T) {
+	dir := t.TempDir()
+	assert.Equal(t, 3, checkpointImages(dir, 3), "no restart script: the peers counted before")
+	script := "#!/bin/bash\nfoo=1\ngiven_ckpt_files=\" /c/.current/ckpt_bash_1.dmtcp /c/.current/ckpt_python3_2.dmtcp /c/.current/ckpt_sleep_3.dmtcp /c/.current/ckpt_sleep_4.dmtcp /c/.current/ckpt_sleep_5.dmtcp\"\n"
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "dmtcp_restart_script_98ff-40000-1.sh"), []byte(script), 0o700))
+	assert.Equal(t, 5, checkpointImages(dir, 4), "a process forked during the checkpoint wrote an image too")
+}
