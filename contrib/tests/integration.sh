@@ -15,7 +15,7 @@ fi
 cd "$repo"
 log=${TMPDIR:-/tmp}/slurm-dmtcp-integration.log
 rc=0
-go test -tags integration -count=1 -timeout 20m -v ./contrib/integration/ >"$log" 2>&1 || rc=$?
+go test -tags integration -count=1 -timeout 30m -v ./contrib/integration/ >"$log" 2>&1 || rc=$?
 # The verdict of each test, and the details of failures; the whole log stays in $log.
 grep -E '^(--- |    --- |PASS|FAIL|ok |panic)|SKIP|Error Trace|Error:|Messages:|expected|actual' "$log" || true
 echo "integration log: $log"
