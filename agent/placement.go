@@ -310,14 +310,18 @@ func scontrolPath() string {
 
 // placeRestore loads this node's facts (for the manifests of this run's checkpoints) and
 // checks the generation restorePlan chose against them; see Placement.Check.
-func placeRestore(cfg Config, extra []proto.KV, log *logrus.Entry) ([]proto.KV, json.RawMessage, error) {
+// loadFacts reads (or collects) this node's facts, with the DMTCP the agent itself finds.
+func loadFacts(cfg Config) NodeFacts {
 	prefix := cfg.DMTCPPrefix
 	if prefix == "" { // where the agent itself finds DMTCP, so that live facts name its version
 		if inst, err := coordinator.Find("", os.Getenv("PATH")); err == nil {
 			prefix = filepath.Dir(inst.Bin)
 		}
 	}
-	node := LoadNodeFacts(context.Background(), cfg.NodeprobeCache, prefix, NodeFactsTimeout)
+	return LoadNodeFacts(context.Background(), cfg.NodeprobeCache, prefix, NodeFactsTimeout)
+}
+
+func placeRestore(cfg Config, node NodeFacts, extra []proto.KV, log *logrus.Entry) ([]proto.KV, json.RawMessage, error) {
 	if node.Err != nil {
 		log.WithError(node.Err).Warn("node facts unavailable: checkpoints of this run carry no node_facts and restores are not checked")
 	} else {

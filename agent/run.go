@@ -70,6 +70,10 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 		return readyErr(fail(ExitFolders, "agent log: %v", err))
 	}
 	defer logFile.Close()
+	// The node's facts (a cache read, or a collection of a few ms) come while Slurm is asked
+	// for the restart count.
+	factsc := make(chan NodeFacts, 1)
+	go func(c Config) { factsc <- loadFacts(c) }(cfg)
 	job := SlurmJob{ID: cfg.JobID}
 	if cfg.RestartCount == 0 && cfg.Step == "batch" {
 		if info, err := job.Info(context.Background()); err == nil {
@@ -99,7 +103,7 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 		compress = "on"
 	}
 	extra = append(extra, proto.KV{Key: proto.KeyCompress, Value: compress})
-	extra, nodeFacts, err := placeRestore(cfg, extra, log)
+	extra, nodeFacts, err := placeRestore(cfg, <-factsc, extra, log)
 	if err != nil {
 		store.Close()
 		return readyErr(err)
@@ -111,11 +115,16 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 		log.WithError(err).Error("DMTCP not found")
 		return readyErr(&Error{Code: ExitNoDMTCP, Err: err})
 	}
-	version, err := inst.Version()
-	if err != nil || version == "" {
-		log.WithError(err).Warn("DMTCP version unknown")
-		version = "unknown" // manifests need one; the probe compares it on restore
+	// dmtcp_launch --version takes a process start: run it while the coordinator starts.
+	type versionResult struct {
+		v   string
+		err error
 	}
+	versionc := make(chan versionResult, 1)
+	go func() {
+		v, err := inst.Version()
+		versionc <- versionResult{v, err}
+	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	guard := coordGuard()
 	if guard == "" {
@@ -128,6 +137,12 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 		store.Close()
 		log.WithError(err).Error("coordinator")
 		return readyErr(&Error{Code: ExitCoordinator, Err: err})
+	}
+	vr := <-versionc
+	version := vr.v
+	if vr.err != nil || version == "" {
+		log.WithError(vr.err).Warn("DMTCP version unknown")
+		version = "unknown" // manifests need one; the probe compares it on restore
 	}
 	host, _ := os.Hostname()
 	jobID, _ := strconv.ParseUint(cfg.JobID, 10, 32)

@@ -50,7 +50,7 @@ type Status struct {
 
 // Start runs dmtcp_coordinator on a free port (-p 0), with SIGTERM ignored so that Slurm's
 // SIGTERM to every process of the step does not take it away before a checkpoint, and waits
-// until it answers a status request.
+// until it accepts connections.
 func Start(ctx context.Context, o Options) (*Coordinator, error) {
 	portFile := filepath.Join(o.RunDir, "coordinator.port")
 	_ = os.Remove(portFile)
@@ -82,11 +82,14 @@ func Start(ctx context.Context, o Options) (*Coordinator, error) {
 	if c.Host == "" {
 		c.Host = reachableHostname()
 	}
+	// The port file appears once the coordinator listens; a TCP connect confirms it (a
+	// dmtcp_command status request would cost a process start, about 10 ms).
 	for {
 		if b, err := os.ReadFile(portFile); err == nil {
 			if p, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && p > 0 {
 				c.Port = p
-				if _, err := c.Status(ctx); err == nil {
+				if conn, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)), time.Second); err == nil {
+					conn.Close()
 					return c, nil
 				}
 			}
@@ -98,7 +101,7 @@ func Start(ctx context.Context, o Options) (*Coordinator, error) {
 		case <-ctx.Done():
 			c.kill()
 			return nil, fmt.Errorf("dmtcp_coordinator did not answer in time: %w", ctx.Err())
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(2 * time.Millisecond):
 		}
 	}
 }
