@@ -261,6 +261,11 @@ func (a *Agent) takeCheckpoint(ctx context.Context, reason manifest.Reason, stop
 		a.mark(proto.StoppingFile)
 		defer a.mark(proto.StoppedFile)
 	}
+	if err := a.preflight(); err != nil {
+		log.WithError(err).Error("checkpoint skipped: checkpoint folder unusable")
+		a.progress("checkpoint (%s) skipped: %v (DMTCP would end the application); earlier generations are untouched", reason, err)
+		return generations.Committed{}, err
+	}
 	if a.Space != nil {
 		if sp, err := a.Space(); err != nil {
 			log.WithError(err).Warn("free space unknown")
@@ -336,6 +341,26 @@ func (a *Agent) requestCheckpoint(ctx context.Context, thenExit bool) (int, erro
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// preflight makes sure DMTCP can write where it will: the step's folders exist again if
+// they were removed while the job ran (as the job's user, 0700, no links), and a file can be
+// created where DMTCP writes. DMTCP ends the application when it cannot write its images.
+func (a *Agent) preflight() error {
+	for _, d := range []string{a.Layout.JobDir, a.Layout.StepDir, a.Layout.CkptDir} {
+		if d == "" {
+			continue
+		}
+		if err := PrivateDir(d, os.Getuid()); err != nil {
+			return err
+		}
+	}
+	f, err := os.CreateTemp(a.Layout.CkptDir, ".write-test-*")
+	if err != nil {
+		return fmt.Errorf("cannot write in %s: %w", a.Layout.CkptDir, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
 
 // clearCurrent removes what a failed checkpoint left where DMTCP writes.

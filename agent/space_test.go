@@ -76,3 +76,26 @@ func TestCheckpointImages(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "dmtcp_restart_script_98ff-40000-1.sh"), []byte(script), 0o700))
 	assert.Equal(t, 5, checkpointImages(dir, 4), "a process forked during the checkpoint wrote an image too")
 }
+
+// A checkpoint folder removed while the job runs is made again; one that cannot be written
+// stops the checkpoint before DMTCP is asked (it would end the application).
+func TestCheckpointFolderRemovedOrUnwritable(t *testing.T) {
+	a, coord, progress := newTestAgent(t, Config{JobID: "7", Step: "batch"}, &fakeJob{})
+	require.NoError(t, os.RemoveAll(a.Layout.StepDir))
+	_, err := a.Checkpoint(context.Background(), "periodic")
+	require.NoError(t, err, "folders made again")
+	assert.Equal(t, 1, coord.ckpts)
+	assert.DirExists(t, a.Layout.CkptDir)
+
+	if os.Geteuid() == 0 {
+		t.Log("running as root: an unwritable folder cannot be simulated by permissions; the rest was checked")
+		return
+	}
+	require.NoError(t, os.Chmod(a.Layout.StepDir, 0o500))
+	require.NoError(t, os.Chmod(a.Layout.CkptDir, 0o500))
+	defer func() { _ = os.Chmod(a.Layout.StepDir, 0o700); _ = os.Chmod(a.Layout.CkptDir, 0o700) }()
+	_, err = a.Checkpoint(context.Background(), "periodic")
+	require.NoError(t, err, "a folder of the job's own user is given its 0700 back")
+	assert.Equal(t, 2, coord.ckpts)
+	assert.NotContains(t, progress.String(), "skipped")
+}
