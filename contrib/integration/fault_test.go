@@ -121,3 +121,37 @@ func TestFaultKillDuringCheckpoint(t *testing.T) {
 		})
 	}
 }
+
+// The job's checkpoint folder is removed while it runs: the next checkpoint makes it again,
+// the application never notices, and a requeue restores from the new folder.
+func TestCheckpointFolderRemovedWhileRunning(t *testing.T) {
+	c := newCluster(t)
+	needDMTCP(t)
+	c.withPolicy(t, "min_interval=1")
+	dir := workdir(t)
+	script := writeScript(t, dir, "counter.py", fmt.Sprintf(pyCounter, 60, "0.3"))
+	out, errf := dir+"/out", dir+"/err"
+	id := c.sbatch(t, dir, "--dmtcp-interval=2s", "-o", out, "-e", errf, script)
+	jobDir := filepath.Join(homeOf(t, testUser), ".slurm-dmtcp", id)
+	waitFile(t, errf, "generation 1:", 60*time.Second)
+	require.NoError(t, os.RemoveAll(jobDir))
+	// A checkpoint after the removal lands in the folder made again.
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if m, _ := filepath.Glob(jobDir + "/batch/gen-*/MANIFEST.json"); len(m) > 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	gens, _ := filepath.Glob(jobDir + "/batch/gen-*")
+	require.NotEmpty(t, gens, "no generation after the folder was removed")
+	waitFile(t, out, "count 30\n", 60*time.Second)
+	c.requeue(t, id)
+	j := c.waitDone(t, id, 120*time.Second)
+	e, _ := os.ReadFile(errf)
+	assert.Equal(t, "COMPLETED", j.State, "error file:\n%s", e)
+	b, _ := os.ReadFile(out)
+	assertCountedTo(t, string(b), 60)
+	assert.Contains(t, string(e), "slurm-dmtcp: restart 1: restoring generation ")
+	assert.NotContains(t, string(e), "ASSERT")
+}
