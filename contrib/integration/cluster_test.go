@@ -118,7 +118,13 @@ func (c *cluster) sbatch(t *testing.T, dir string, args ...string) string {
 	require.Equal(t, 0, r.code, "sbatch %v: %s", args, r.stderr)
 	m := jobIDRE.FindStringSubmatch(strings.TrimSpace(r.stdout))
 	require.NotNil(t, m, "sbatch printed %q", r.stdout)
-	t.Cleanup(func() { c.run(t, "", "/", nil, "scancel", m[1]) })
+	t.Cleanup(func() {
+		c.run(t, "", "/", nil, "scancel", m[1])
+		// The job's checkpoints are kept after a job by design; a test's are not needed.
+		if u, err := user.Lookup(testUser); err == nil {
+			_ = os.RemoveAll(filepath.Join(u.HomeDir, ".slurm-dmtcp", m[1]))
+		}
+	})
 	return m[1]
 }
 
