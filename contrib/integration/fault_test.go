@@ -31,7 +31,7 @@ func faultSeed(t *testing.T) int64 {
 }
 
 // victimPids finds the processes of a job's batch step to kill: "coordinator" or
-// "application" (the counter itself).
+// "application" (the counter itself: python3 running the batch script, slurm_script).
 func victimPids(t *testing.T, id, victim string) []int {
 	t.Helper()
 	var pattern string
@@ -39,7 +39,7 @@ func victimPids(t *testing.T, id, victim string) []int {
 	case "coordinator":
 		pattern = "dmtcp_coordinator.*/" + id + `\.batch/`
 	case "application":
-		pattern = "counter.py"
+		pattern = "python3.* .*/slurm_script"
 	}
 	var pids []int
 	for _, pid := range descendants(t, stepdPid(t, id)) {
