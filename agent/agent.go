@@ -89,14 +89,8 @@ func NewLayout(c Config, u *user.User) (Layout, error) {
 	}
 	// An earlier run of this step killed before its cleanup left its runtime files (the
 	// task's pid, markers for the launcher, DMTCP's temporary files): none of them is valid now.
-	entries, err := os.ReadDir(l.RunDir)
-	if err != nil {
-		return Layout{}, fmt.Errorf("runtime folder %s: %w", l.RunDir, err)
-	}
-	for _, e := range entries {
-		if err := os.RemoveAll(filepath.Join(l.RunDir, e.Name())); err != nil {
-			return Layout{}, fmt.Errorf("runtime folder %s: remove what an earlier run left: %w", l.RunDir, err)
-		}
+	if err := clearDir(l.RunDir); err != nil {
+		return Layout{}, fmt.Errorf("runtime folder %s: remove what an earlier run left: %w", l.RunDir, err)
 	}
 	if err := PrivateDir(l.TmpDir, uid); err != nil {
 		return Layout{}, err

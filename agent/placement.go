@@ -308,8 +308,6 @@ func scontrolPath() string {
 	return "scontrol"
 }
 
-// placeRestore loads this node's facts (for the manifests of this run's checkpoints) and
-// checks the generation restorePlan chose against them; see Placement.Check.
 // loadFacts reads (or collects) this node's facts, with the DMTCP the agent itself finds.
 func loadFacts(cfg Config) NodeFacts {
 	prefix := cfg.DMTCPPrefix
@@ -321,6 +319,8 @@ func loadFacts(cfg Config) NodeFacts {
 	return LoadNodeFacts(context.Background(), cfg.NodeprobeCache, prefix, NodeFactsTimeout)
 }
 
+// placeRestore checks the generation restorePlan chose against this node's facts (see
+// Placement.Check) and returns the facts for the manifests of this run's checkpoints.
 func placeRestore(cfg Config, node NodeFacts, extra []proto.KV, log *logrus.Entry) ([]proto.KV, json.RawMessage, error) {
 	if node.Err != nil {
 		log.WithError(node.Err).Warn("node facts unavailable: checkpoints of this run carry no node_facts and restores are not checked")

@@ -3,10 +3,11 @@ package agent
 import (
 	"context"
 	"fmt"
-	"os/exec"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/slurm-dmtcp/slurm-dmtcp/nodeprobe/slurm"
 )
 
 // JobInfo is what the agent needs to know of its job from slurmctld.
@@ -26,60 +27,41 @@ type SlurmJob struct {
 // batch step its restart count before the script's environment is built, and the end time
 // moves when an administrator changes the time limit, so the agent asks Slurm itself.
 func (j SlurmJob) Info(ctx context.Context) (JobInfo, error) {
-	out, err := j.scontrol(ctx, "show", "job", "-o", j.ID)
+	out, err := j.scontrol()(ctx, "show", "job", "-o", j.ID)
 	if err != nil {
 		return JobInfo{}, err
 	}
-	return parseJob(out, time.Local)
+	return parseJob(string(out), time.Local)
 }
 
 // Requeue sends the job back to the queue; Slurm then signals its steps (SIGTERM).
 func (j SlurmJob) Requeue(ctx context.Context) error {
-	_, err := j.scontrol(ctx, "requeue", j.ID)
+	_, err := j.scontrol()(ctx, "requeue", j.ID)
 	return err
 }
 
-func (j SlurmJob) scontrol(ctx context.Context, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "scontrol", args...).CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("scontrol %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
-	}
-	return string(out), nil
-}
+func (j SlurmJob) scontrol() slurm.Runner { return slurm.Scontrol("scontrol", 10*time.Second) }
 
 // parseJob reads one line of `scontrol show job -o`; times are in the zone scontrol prints
 // them in (the local one).
 func parseJob(out string, loc *time.Location) (JobInfo, error) {
-	var info JobInfo
-	seen := false
-	for _, f := range strings.Fields(out) {
-		k, v, ok := strings.Cut(f, "=")
-		if !ok {
-			continue
-		}
-		var err error
-		switch k {
-		case "Restarts":
-			seen = true
-			info.Restarts, err = strconv.Atoi(v)
-			if err != nil || info.Restarts < 0 {
-				return JobInfo{}, fmt.Errorf("scontrol: Restarts=%q is not a count", v)
-			}
-		case "JobState":
-			info.State = v
-		case "StartTime":
-			info.StartTime, err = parseSlurmTime(v, loc)
-		case "EndTime":
-			info.EndTime, err = parseSlurmTime(v, loc)
-		}
-		if err != nil {
-			return JobInfo{}, fmt.Errorf("scontrol: %s=%q: %w", k, v, err)
-		}
-	}
-	if !seen {
+	restarts := jobField(out, "Restarts")
+	if restarts == "" {
 		return JobInfo{}, fmt.Errorf("scontrol: no Restarts= field in %q", firstWords(out, 8))
+	}
+	info := JobInfo{State: jobField(out, "JobState")}
+	var err error
+	if info.Restarts, err = strconv.Atoi(restarts); err != nil || info.Restarts < 0 {
+		return JobInfo{}, fmt.Errorf("scontrol: Restarts=%q is not a count", restarts)
+	}
+	for _, t := range []struct {
+		key string
+		to  *time.Time
+	}{{"StartTime", &info.StartTime}, {"EndTime", &info.EndTime}} {
+		v := jobField(out, t.key)
+		if *t.to, err = parseSlurmTime(v, loc); err != nil {
+			return JobInfo{}, fmt.Errorf("scontrol: %s=%q: %w", t.key, v, err)
+		}
 	}
 	return info, nil
 }
