@@ -99,19 +99,7 @@ func TestFaultKillDuringCheckpoint(t *testing.T) {
 			newest := strings.TrimLeft(filepath.Base(gens[len(gens)-1])[4:], "0")
 
 			// Whatever state the kill left the job in, it runs again from its newest generation.
-			for j := c.job(t, id); j.State == "RUNNING" || j.State == "COMPLETING"; j = c.job(t, id) {
-				c.run(t, "", "/", nil, "scontrol", "requeue", id)
-				time.Sleep(time.Second)
-				if j = c.job(t, id); j.State == "PENDING" {
-					break
-				}
-			}
-			if c.job(t, id).State != "PENDING" {
-				r := c.run(t, "", "/", nil, "scontrol", "requeue", id)
-				require.Equal(t, 0, r.code, r.stderr)
-			}
-			c.waitState(t, id, 40*time.Second, "PENDING")
-			c.startNow(t, id)
+			c.runAgain(t, id)
 			j := c.waitDone(t, id, 150*time.Second)
 			e, _ = os.ReadFile(errf)
 			assert.Equal(t, "COMPLETED", j.State, "error file:\n%s", e)

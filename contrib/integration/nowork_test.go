@@ -17,14 +17,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// counterEvery is counterScript with a chosen pause between counts.
-const counterEvery = `#!/bin/bash
-#SBATCH --open-mode=append
-i=0
-while [ $i -lt %d ]; do i=$((i+1)); echo "count $i"; sleep %s; done
-echo "final $i"
-`
-
 // pyCounter prints like counterEvery without forking: DMTCP 5.0 itself sometimes exits 99
 // when a checkpoint meets a fork of a restored shell (see README, known problems), and the
 // time-limit, preemption and node-loss tests are about Slurm's signals, not about that.
@@ -184,29 +176,8 @@ func TestNodeLossResumesFromPeriodicCheckpoint(t *testing.T) {
 	b, _ := os.ReadFile(out)
 	before := counts(string(b))
 	require.NotEmpty(t, before)
-	// Requeue it, as Slurm does for a job with --requeue after a node failure. Slurm may
-	// learn of the lost batch step only later and end that run then: requeue again until
-	// a new run starts.
-	deadline := time.Now().Add(90 * time.Second)
-	var pendingSince time.Time
-	for j := c.job(t, id); !(j.State == "RUNNING" && j.Restarts > 0); j = c.job(t, id) {
-		require.True(t, time.Now().Before(deadline), "job %s did not run again: %+v", id, j)
-		if j.State != "PENDING" {
-			pendingSince = time.Time{}
-		}
-		switch j.State {
-		case "PENDING":
-			// Not in the second of the kill: see startNow.
-			if pendingSince.IsZero() {
-				pendingSince = time.Now()
-			} else if time.Since(pendingSince) >= 2*time.Second {
-				c.run(t, "", "/", nil, "scontrol", "update", "JobId="+id, "StartTime=now")
-			}
-		case "RUNNING", "COMPLETED", "FAILED", "NODE_FAIL", "CANCELLED":
-			c.run(t, "", "/", nil, "scontrol", "requeue", id)
-		}
-		time.Sleep(time.Second)
-	}
+	// Requeue it, as Slurm does for a job with --requeue after a node failure.
+	c.runAgain(t, id)
 	j := c.waitDone(t, id, 120*time.Second)
 	assert.Equal(t, "COMPLETED", j.State)
 	b, _ = os.ReadFile(out)

@@ -179,7 +179,7 @@ func TestIncompatibleNodeRequeuesToCheckpointClass(t *testing.T) {
 	c.withPolicy(t, "nodeprobe_cache="+realDB)
 
 	dir := workdir(t)
-	script := writeScript(t, dir, "counter.sh", fmt.Sprintf(counterScript, 60))
+	script := writeScript(t, dir, "counter.sh", fmt.Sprintf(counterEvery, 60, "0.2"))
 	out, errf := dir+"/out", dir+"/err"
 	id := c.sbatch(t, dir, "--dmtcp", "-o", out, "-e", errf, script)
 	waitFile(t, out, "count 10\n", 90*time.Second)
@@ -249,7 +249,7 @@ func TestIncompatibleNodeFailsByPolicy(t *testing.T) {
 	c.withPolicy(t, "nodeprobe_cache="+realDB+" on_incompatible=fail")
 
 	dir := workdir(t)
-	script := writeScript(t, dir, "counter.sh", fmt.Sprintf(counterScript, 60))
+	script := writeScript(t, dir, "counter.sh", fmt.Sprintf(counterEvery, 60, "0.2"))
 	out, errf := dir+"/out", dir+"/err"
 	id := c.sbatch(t, dir, "--dmtcp", "-o", out, "-e", errf, script)
 	waitFile(t, out, "count 5\n", 90*time.Second)
@@ -283,7 +283,7 @@ func TestIncompatibleNodeHeldWhenNoNodeHasTheClass(t *testing.T) {
 	t.Cleanup(func() { c.publish(t, inst.Bin) })
 
 	dir := workdir(t)
-	script := writeScript(t, dir, "counter.sh", fmt.Sprintf(counterScript, 40))
+	script := writeScript(t, dir, "counter.sh", fmt.Sprintf(counterEvery, 40, "0.2"))
 	out, errf := dir+"/out", dir+"/err"
 	id := c.sbatch(t, dir, "--dmtcp", "-o", out, "-e", errf, script)
 	waitFile(t, out, "count 5\n", 90*time.Second)
@@ -337,7 +337,7 @@ func TestStaleClassFeatureHoldsTheJob(t *testing.T) {
 	c.withPolicy(t, "nodeprobe_cache="+realDB)
 
 	dir := workdir(t)
-	script := writeScript(t, dir, "counter.sh", fmt.Sprintf(counterScript, 40))
+	script := writeScript(t, dir, "counter.sh", fmt.Sprintf(counterEvery, 40, "0.2"))
 	out, errf := dir+"/out", dir+"/err"
 	id := c.sbatch(t, dir, "--dmtcp", "--constraint=dmtcp_"+class, "-o", out, "-e", errf, script)
 	waitFile(t, out, "count 5\n", 90*time.Second)

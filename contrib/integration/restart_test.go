@@ -15,11 +15,12 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// counterScript keeps its state only in memory (a shell variable) and prints every value.
-const counterScript = `#!/bin/bash
+// counterEvery keeps its state only in memory (a shell variable) and prints every value,
+// with a chosen pause between counts: fmt.Sprintf(counterEvery, last, pause).
+const counterEvery = `#!/bin/bash
 #SBATCH --open-mode=append
 i=0
-while [ $i -lt %d ]; do i=$((i+1)); echo "count $i"; sleep 0.2; done
+while [ $i -lt %d ]; do i=$((i+1)); echo "count $i"; sleep %s; done
 echo "final $i"
 `
 
@@ -48,7 +49,7 @@ func TestRequeueTwiceResumesFromCheckpoint(t *testing.T) {
 	c := newCluster(t)
 	needDMTCP(t)
 	dir := workdir(t)
-	script := writeScript(t, dir, "counter.sh", fmt.Sprintf(counterScript, 60))
+	script := writeScript(t, dir, "counter.sh", fmt.Sprintf(counterEvery, 60, "0.2"))
 	out, errf := dir+"/out", dir+"/err"
 	id := c.sbatch(t, dir, "--dmtcp", "-o", out, "-e", errf, script)
 
@@ -97,7 +98,7 @@ func TestDamagedNewestGenerationFallsBack(t *testing.T) {
 	needDMTCP(t)
 	c.withPolicy(t, "min_interval=1")
 	dir := workdir(t)
-	script := writeScript(t, dir, "counter.sh", fmt.Sprintf(counterScript, 50))
+	script := writeScript(t, dir, "counter.sh", fmt.Sprintf(counterEvery, 50, "0.2"))
 	out, errf := dir+"/out", dir+"/err"
 	id := c.sbatch(t, dir, "--dmtcp-interval=2s", "-o", out, "-e", errf, script)
 	stepDir := filepath.Join(homeOf(t, testUser), ".slurm-dmtcp", id, "batch")
@@ -139,4 +140,31 @@ func (c *cluster) requeue(t *testing.T, id string) {
 	require.Equal(t, 0, r.code, r.stderr)
 	c.waitState(t, id, 40*time.Second, "PENDING")
 	c.startNow(t, id)
+}
+
+// runAgain requeues a job whatever state a kill left it in, until a new run of it starts.
+// Slurm may learn of a lost batch step only later and end that run then: it is requeued
+// again.
+func (c *cluster) runAgain(t *testing.T, id string) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	var pendingSince time.Time
+	for j := c.job(t, id); !(j.State == "RUNNING" && j.Restarts > 0); j = c.job(t, id) {
+		require.True(t, time.Now().Before(deadline), "job %s did not run again: %+v", id, j)
+		if j.State != "PENDING" {
+			pendingSince = time.Time{}
+		}
+		switch j.State {
+		case "PENDING":
+			// Not in the second of the kill: see startNow.
+			if pendingSince.IsZero() {
+				pendingSince = time.Now()
+			} else if time.Since(pendingSince) >= 2*time.Second {
+				c.run(t, "", "/", nil, "scontrol", "update", "JobId="+id, "StartTime=now")
+			}
+		case "RUNNING", "COMPLETED", "FAILED", "NODE_FAIL", "CANCELLED":
+			c.run(t, "", "/", nil, "scontrol", "requeue", id)
+		}
+		time.Sleep(time.Second)
+	}
 }
