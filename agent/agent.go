@@ -271,7 +271,9 @@ func (a *Agent) takeCheckpoint(ctx context.Context, reason manifest.Reason, stop
 		}
 	}
 	start := time.Now()
+	stopWatch := a.watchCheckpoint(cctx, log, start)
 	peers, err := a.requestCheckpoint(cctx, stop)
+	stopWatch()
 	if stop && err != nil {
 		a.kill(ctx)
 	}
@@ -335,6 +337,44 @@ func (a *Agent) requestCheckpoint(ctx context.Context, thenExit bool) (int, erro
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// checkpointWatchEvery is how often a checkpoint that is still running is logged.
+const checkpointWatchEvery = 2 * time.Second
+
+// watchCheckpoint logs, every checkpointWatchEvery until the returned stop is called, that a
+// checkpoint is still running, with the coordinator's view of it and the images written so
+// far, so that a checkpoint cut short by Slurm's SIGKILL still leaves a trace of where it was.
+func (a *Agent) watchCheckpoint(ctx context.Context, log *logrus.Entry, start time.Time) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(checkpointWatchEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			images, _ := filepath.Glob(filepath.Join(a.Layout.CkptDir, "ckpt_*.dmtcp*"))
+			scripts, _ := filepath.Glob(filepath.Join(a.Layout.CkptDir, "dmtcp_restart_script_*.sh"))
+			fields := logrus.Fields{"elapsed": time.Since(start).Round(time.Millisecond).String(),
+				"images": len(images), "restart_script": len(scripts) > 0}
+			sctx, cancel := context.WithTimeout(ctx, time.Second)
+			if st, err := a.Coord.Status(sctx); err != nil {
+				fields["coordinator"] = err.Error()
+			} else {
+				fields["peers"], fields["running"] = st.NumPeers, st.Running
+			}
+			cancel()
+			log.WithFields(fields).Warn("checkpoint still running")
+		}
+	}()
+	return func() { close(done); <-finished }
 }
 
 // preflight makes sure DMTCP can write where it will: the step's folders exist again if

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -70,6 +71,9 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 		return readyErr(fail(ExitFolders, "agent log: %v", err))
 	}
 	defer logFile.Close()
+	// The plugin gives the agent /dev/null as its error output: a Go runtime crash report
+	// (panic, fatal error) goes to the agent log instead, where it can be found.
+	_ = syscall.Dup3(int(logFile.Fd()), 2, 0)
 	// The node's facts (a cache read, or a collection of a few ms) come while Slurm is asked
 	// for the restart count.
 	factsc := make(chan NodeFacts, 1)

@@ -122,10 +122,25 @@ func (c *cluster) sbatch(t *testing.T, dir string, args ...string) string {
 		c.run(t, "", "/", nil, "scancel", m[1])
 		// The job's checkpoints are kept after a job by design; a test's are not needed.
 		if u, err := user.Lookup(testUser); err == nil {
-			_ = os.RemoveAll(filepath.Join(u.HomeDir, ".slurm-dmtcp", m[1]))
+			jobDir := filepath.Join(u.HomeDir, ".slurm-dmtcp", m[1])
+			if t.Failed() {
+				logAgents(t, jobDir)
+			}
+			_ = os.RemoveAll(jobDir)
 		}
 	})
 	return m[1]
+}
+
+// logAgents prints the agent logs of a job, so that a failure seen only in CI shows what
+// the agents did.
+func logAgents(t *testing.T, jobDir string) {
+	logs, _ := filepath.Glob(filepath.Join(jobDir, "*", "agent.log"))
+	for _, l := range logs {
+		if b, err := os.ReadFile(l); err == nil {
+			t.Logf("%s:\n%s", l, b)
+		}
+	}
 }
 
 type jobInfo struct {
