@@ -10,6 +10,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -240,17 +241,22 @@ func (a *Agent) Checkpoint(ctx context.Context, reason manifest.Reason) (generat
 // task launchers wait for the commit (proto.StoppingFile, proto.StoppedFile) before they
 // end the step.
 func (a *Agent) checkpoint(ctx context.Context, reason manifest.Reason, stop bool) (generations.Committed, error) {
+	var stage atomic.Value
+	stage.Store("start")
+	defer a.watchCheckpoint(ctx, a.Log.WithField("reason", string(reason)), time.Now(), &stage)()
 	done := a.trackCheckpoint(reason) // for status requests on the control socket (control.go)
-	c, err := a.takeCheckpoint(ctx, reason, stop)
+	stage.Store("preflight")
+	c, err := a.takeCheckpoint(ctx, reason, stop, &stage)
 	done(c, err)
 	return c, err
 }
 
 // takeCheckpoint is checkpoint without the control socket's bookkeeping.
-func (a *Agent) takeCheckpoint(ctx context.Context, reason manifest.Reason, stop bool) (generations.Committed, error) {
+func (a *Agent) takeCheckpoint(ctx context.Context, reason manifest.Reason, stop bool, stage *atomic.Value) (generations.Committed, error) {
 	log := a.Log.WithField("reason", string(reason))
 	cctx, cancel := context.WithTimeout(ctx, a.CheckpointTimeout)
 	defer cancel()
+	start := time.Now()
 	if stop {
 		a.mark(proto.StoppingFile)
 		defer a.mark(proto.StoppedFile)
@@ -261,6 +267,7 @@ func (a *Agent) takeCheckpoint(ctx context.Context, reason manifest.Reason, stop
 		return generations.Committed{}, err
 	}
 	if a.Space != nil {
+		stage.Store("space")
 		if sp, err := a.Space(); err != nil {
 			log.WithError(err).Warn("free space unknown")
 		} else if !sp.fits(a.Config.Compress) {
@@ -270,10 +277,9 @@ func (a *Agent) takeCheckpoint(ctx context.Context, reason manifest.Reason, stop
 			return generations.Committed{}, err
 		}
 	}
-	start := time.Now()
-	stopWatch := a.watchCheckpoint(cctx, log, start)
+	stage.Store("dmtcp")
 	peers, err := a.requestCheckpoint(cctx, stop)
-	stopWatch()
+	stage.Store("commit")
 	if stop && err != nil {
 		a.kill(ctx)
 	}
@@ -342,10 +348,10 @@ func (a *Agent) requestCheckpoint(ctx context.Context, thenExit bool) (int, erro
 // checkpointWatchEvery is how often a checkpoint that is still running is logged.
 const checkpointWatchEvery = 2 * time.Second
 
-// watchCheckpoint logs, every checkpointWatchEvery until the returned stop is called, that a
+// watchCheckpoint logs, with the stage it is in (start, preflight, space, dmtcp, commit), every checkpointWatchEvery until the returned stop is called, that a
 // checkpoint is still running, with the coordinator's view of it and the images written so
 // far, so that a checkpoint cut short by Slurm's SIGKILL still leaves a trace of where it was.
-func (a *Agent) watchCheckpoint(ctx context.Context, log *logrus.Entry, start time.Time) (stop func()) {
+func (a *Agent) watchCheckpoint(ctx context.Context, log *logrus.Entry, start time.Time, stage *atomic.Value) (stop func()) {
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
@@ -362,7 +368,7 @@ func (a *Agent) watchCheckpoint(ctx context.Context, log *logrus.Entry, start ti
 			}
 			images, _ := filepath.Glob(filepath.Join(a.Layout.CkptDir, "ckpt_*.dmtcp*"))
 			scripts, _ := filepath.Glob(filepath.Join(a.Layout.CkptDir, "dmtcp_restart_script_*.sh"))
-			fields := logrus.Fields{"elapsed": time.Since(start).Round(time.Millisecond).String(),
+			fields := logrus.Fields{"elapsed": time.Since(start).Round(time.Millisecond).String(), "stage": stage.Load(),
 				"images": len(images), "restart_script": len(scripts) > 0}
 			sctx, cancel := context.WithTimeout(ctx, time.Second)
 			if st, err := a.Coord.Status(sctx); err != nil {

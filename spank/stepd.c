@@ -8,7 +8,8 @@
  *     task launcher, which runs the original command under dmtcp_launch. C only: no Go here.
  *   task_exit (main process): after the last local task, close the agent's lifeline and wait,
  *     bounded, for it to stop the coordinator and exit.
- *   exit: the same, in case no task ever ran.
+ *   exit: the same, in case no task ever ran; then remove the step's runtime folder as the
+ *     job's user, since Slurm may have SIGKILLed the agent before its own cleanup.
  *
  * Between fork and exec the child calls only async-signal-safe functions: slurmstepd has threads.
  */
@@ -52,6 +53,9 @@ static struct {
 	int lifeline; /* write end of the agent's stdin: closing it asks the agent to stop */
 	int ready;    /* read end of the agent's fd 3: EOF once the agent has exited */
 	uint32_t local_tasks;
+	uid_t uid;   /* the job's user, once the agent was started */
+	gid_t gid;
+	char rundir[1100]; /* the agent's runtime folder: removed at exit */
 	uint32_t exited;
 	char error[SDMTCP_ERRLEN]; /* non-empty: each task prints it and fails */
 } st = { .agent = -1, .lifeline = -1, .ready = -1 };
@@ -339,6 +343,14 @@ static int start_agent(spank_t sp, uint32_t stepid)
 	close(child_rdy);
 	close(devnull);
 	st.agent = pid;
+	st.uid = uid;
+	st.gid = gid;
+	if (stepid == SLURM_BATCH_SCRIPT)
+		snprintf(st.rundir, sizeof(st.rundir), "%s/slurm-dmtcp-%u/%u.batch", c->runtime_dir,
+			 (unsigned)uid, jobid);
+	else
+		snprintf(st.rundir, sizeof(st.rundir), "%s/slurm-dmtcp-%u/%u.step-%u", c->runtime_dir,
+			 (unsigned)uid, jobid, stepid);
 	st.lifeline = life[1];
 	st.ready = rdy[0];
 
@@ -536,9 +548,55 @@ int sdmtcp_stepd_task_exit(spank_t sp)
 	return 0;
 }
 
+int sdmtcp_remove_as(uid_t uid, gid_t gid, const char *dir, long timeout_ms)
+{
+	char parent[1100];
+	char *slash;
+	char *argv[] = { "/bin/sh", "-c", "rm -rf --one-file-system -- \"$1\" || exit 1; "
+			 "rmdir -- \"$2\" 2>/dev/null; exit 0", "sh", (char *)dir, parent, NULL };
+	char *envp[] = { "PATH=/usr/bin:/bin", NULL };
+	long deadline = now_ms() + timeout_ms;
+	int status;
+	pid_t pid, r;
+
+	snprintf(parent, sizeof(parent), "%s", dir);
+	slash = strrchr(parent, '/');
+	if (!dir[0] || !slash || slash == parent)
+		return -1;
+	*slash = '\0';
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		/* As the user, never as root: the folder and everything in it are the user's. */
+		if (getuid() == 0 && geteuid() != 0 && seteuid(0) < 0)
+			_exit(126);
+		if (getuid() == 0 && (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0))
+			_exit(126);
+		if (uid != 0 && (getuid() == 0 || geteuid() == 0))
+			_exit(126);
+		close_from(3);
+		execve(argv[0], argv, envp);
+		_exit(127);
+	}
+	while ((r = waitpid(pid, &status, WNOHANG)) == 0 && now_ms() < deadline) {
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	if (r == 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		return -1;
+	}
+	return r == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
 int sdmtcp_stepd_exit(spank_t sp)
 {
 	(void)sp;
 	stop_agent();
+	if (st.rundir[0] && sdmtcp_remove_as(st.uid, st.gid, st.rundir, 5000) < 0)
+		slurm_error("dmtcp: could not remove the runtime folder %s", st.rundir);
+	st.rundir[0] = '\0';
 	return 0;
 }

@@ -32,4 +32,9 @@ int sdmtcp_parse_ready(char *msg, void (*set)(void *ctx, const char *key, const 
 int sdmtcp_batch_coordinator_is(const char *runtime_dir, uid_t uid, uint32_t jobid,
 				const char *port);
 
+/* Removes dir and everything in it, then its parent if that is empty, as uid:gid (a child
+ * process that drops root first, so no link in dir is followed as root). Waits at most
+ * timeout_ms. 0 when done, -1 otherwise. */
+int sdmtcp_remove_as(uid_t uid, gid_t gid, const char *dir, long timeout_ms);
+
 #endif

@@ -389,6 +389,57 @@ static void test_batch_coordinator(void)
 	CHECK(system(p) == 0, "cleanup");
 }
 
+/* The runtime folder is removed as the job's user: everything in it goes, a link in it is
+ * not followed, and a folder the user may not remove stays. */
+static void test_remove_as(void)
+{
+	char base[] = "/tmp/sdmtcp-test-XXXXXX";
+	char user_dir[256], run[300], p[600], outside[256];
+	uid_t uid = getuid() == 0 ? 65534 : getuid();
+	gid_t gid = getuid() == 0 ? 65534 : getgid();
+	FILE *f;
+
+	CHECK(mkdtemp(base) != NULL, "mkdtemp");
+	chmod(base, 01777); /* like /tmp: the user may remove their own folder from it */
+	snprintf(outside, sizeof(outside), "%s/outside", base);
+	CHECK(mkdir(outside, 0755) == 0, "mkdir %s", outside);
+	snprintf(p, sizeof(p), "%s/keep", outside);
+	f = fopen(p, "w");
+	CHECK(f != NULL, "create %s", p);
+	if (f)
+		fclose(f);
+	snprintf(user_dir, sizeof(user_dir), "%s/slurm-dmtcp-%u", base, (unsigned)uid);
+	snprintf(run, sizeof(run), "%s/42.batch", user_dir);
+	CHECK(mkdir(user_dir, 0700) == 0 && mkdir(run, 0700) == 0, "mkdir %s", run);
+	snprintf(p, sizeof(p), "%s/tmp", run);
+	CHECK(mkdir(p, 0700) == 0, "mkdir %s", p);
+	snprintf(p, sizeof(p), "%s/tmp/dmtcpSharedArea", run);
+	f = fopen(p, "w");
+	CHECK(f != NULL, "create %s", p);
+	if (f)
+		fclose(f);
+	snprintf(p, sizeof(p), "%s/link", run);
+	CHECK(symlink(outside, p) == 0, "symlink");
+	if (getuid() == 0) {
+		snprintf(p, sizeof(p), "chown -R %u:%u '%s'", (unsigned)uid, (unsigned)gid, user_dir);
+		CHECK(system(p) == 0, "chown");
+	}
+	CHECK(sdmtcp_remove_as(uid, gid, run, 5000) == 0, "remove %s", run);
+	CHECK(access(run, F_OK) != 0, "the runtime folder is gone");
+	CHECK(access(user_dir, F_OK) != 0, "the empty per-user folder is gone");
+	snprintf(p, sizeof(p), "%s/keep", outside);
+	CHECK(access(p, F_OK) == 0, "the link's target is untouched");
+	if (getuid() == 0) {
+		/* root's folder, not empty: the user cannot remove it. */
+		CHECK(sdmtcp_remove_as(uid, gid, outside, 5000) < 0, "refused as the user");
+		CHECK(access(p, F_OK) == 0, "root's folder stays");
+	}
+	CHECK(sdmtcp_remove_as(uid, gid, "", 5000) < 0, "empty path refused");
+	CHECK(sdmtcp_remove_as(uid, gid, "relative", 5000) < 0, "relative path refused");
+	snprintf(p, sizeof(p), "rm -rf '%s'", base);
+	CHECK(system(p) == 0, "cleanup");
+}
+
 static void test_coordguard(void)
 {
 	struct sockaddr_storage ss;
@@ -508,6 +559,7 @@ int main(void)
 	test_ready();
 	test_local_refusal();
 	test_batch_coordinator();
+	test_remove_as();
 	test_coordguard();
 	fuzz_parsers();
 	printf("%d passed, %d failed\n", checks - failures, failures);

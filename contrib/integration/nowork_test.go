@@ -191,18 +191,26 @@ func TestNodeLossResumesFromPeriodicCheckpoint(t *testing.T) {
 	assert.LessOrEqual(t, after[0], before[len(before)-1]+1, "resumed no later than where the node died")
 }
 
-// Two --dmtcp jobs on the node at once, each requeued: no port clash, no mix-up of
-// checkpoints, both end exactly.
-func TestTwoJobsAtOnce(t *testing.T) {
+// As many --dmtcp jobs as the node has CPUs (at least 2) at once, each requeued: no port
+// clash, no mix-up of checkpoints, every one ends exactly.
+func TestNodeFullOfJobs(t *testing.T) {
 	c := newCluster(t)
 	needDMTCP(t)
-	type run struct{ id, out, errf string }
+	r := c.run(t, "", "/", nil, "sinfo", "-h", "-o", "%c")
+	require.Equal(t, 0, r.code, r.stderr)
+	cpus, err := strconv.Atoi(strings.TrimSpace(strings.Split(r.stdout, "\n")[0]))
+	require.NoError(t, err, "sinfo -o %%c printed %q", r.stdout)
+	n := max(2, min(cpus, 8)) // one job per CPU: as many as the node holds
+	type run struct {
+		id, out, errf string
+		end           int
+	}
 	var runs []run
-	for i, n := range []int{40, 45} {
+	for i := 0; i < n; i++ {
 		dir := workdir(t)
-		script := writeScript(t, dir, "counter.sh", fmt.Sprintf(counterEvery, n, "0.3"))
-		r := run{out: dir + "/out", errf: dir + "/err"}
-		r.id = c.sbatch(t, dir, "--dmtcp", "-J", fmt.Sprintf("pair%d", i), "-o", r.out, "-e", r.errf, script)
+		r := run{out: dir + "/out", errf: dir + "/err", end: 40 + 5*i}
+		script := writeScript(t, dir, "counter.sh", fmt.Sprintf(counterEvery, r.end, "0.3"))
+		r.id = c.sbatch(t, dir, "--dmtcp", "-n1", "-J", fmt.Sprintf("full%d", i), "-o", r.out, "-e", r.errf, script)
 		runs = append(runs, r)
 	}
 	for _, r := range runs {
@@ -211,11 +219,11 @@ func TestTwoJobsAtOnce(t *testing.T) {
 	for _, r := range runs {
 		c.requeueAt(t, r.id, r.out, 10)
 	}
-	for i, r := range runs {
+	for _, r := range runs {
 		j := c.waitDone(t, r.id, 120*time.Second)
 		assert.Equal(t, "COMPLETED", j.State, "job %s", r.id)
 		b, _ := os.ReadFile(r.out)
-		assertCountedTo(t, string(b), []int{40, 45}[i])
+		assertCountedTo(t, string(b), r.end)
 		e, _ := os.ReadFile(r.errf)
 		assert.Contains(t, string(e), "slurm-dmtcp: restart 1: restoring generation 1")
 		m, err := os.ReadFile(filepath.Join(homeOf(t, testUser), ".slurm-dmtcp", r.id, "batch", "gen-000001", "MANIFEST.json"))
