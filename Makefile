@@ -26,6 +26,7 @@ GO_BINS     += $(BUILD)/slurm-dmtcp-nodeprobe
 endif
 
 export CLUSTER_DIR ?= /var/tmp/slurm-dmtcp-cluster
+NODES       ?= 1
 
 .PHONY: all install test unit-test c-test python-test integration-test lint demo cluster-up cluster-down bench clean
 all: $(BUILD)/spank_dmtcp.so $(BUILD)/slurm-dmtcp-coordguard.so $(GO_BINS)
@@ -102,8 +103,9 @@ integration-test: all
 
 test: all unit-test c-test python-test integration-test
 
+# make cluster-up NODES=3: nodes n1..n3 in network namespaces (see contrib/cluster/cluster-up.sh).
 cluster-up: all
-	contrib/cluster/cluster-up.sh
+	NODES=$(NODES) contrib/cluster/cluster-up.sh
 
 cluster-down:
 	contrib/cluster/cluster-down.sh

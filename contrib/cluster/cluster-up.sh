@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Bring up a one-node Slurm cluster for slurm-dmtcp's demo and integration tests.
+# Bring up a Slurm cluster for slurm-dmtcp's demo and integration tests: one node by default,
+# or NODES=N nodes on this one machine.
 #
 # Run as root. Idempotent: a second run reuses what is already running and says so.
 # Everything (configuration, state, logs) lives in one scratch folder, $CLUSTER_DIR
@@ -17,6 +18,23 @@
 #   FIRST_JOB_ID  first job id of a new cluster (FirstJobId); a second cluster on the same
 #                 host should start elsewhere, e.g. 100000, so that its jobs' checkpoint
 #                 folders (~/.slurm-dmtcp/<jobid>) and runtime folders do not collide
+#   NODES         number of nodes (default 1). 1: one node named after the host, NodeAddr
+#                 127.0.0.1, daemons in the host's namespaces. N >= 2: nodes n1..nN, each
+#                 slurmd in its own network namespace (a veth pair onto a bridge this script
+#                 creates) and UTS namespace (hostname = node name); slurmctld stays on the
+#                 host and is reached at the bridge's address. Changing NODES of a running
+#                 cluster needs cluster-down first.
+#   NET_PREFIX    first three octets of the nodes' /24 (default 10.77.0): the bridge (the
+#                 controller's address) is NET_PREFIX.1, node nI is NET_PREFIX.(10+I)
+#   NETNS_PREFIX  network namespace names are NETNS_PREFIX + node name
+#                 (default sdmtcp-<CTLD_PORT>-, e.g. sdmtcp-16817-n1); the bridge is
+#                 sdbr<CTLD_PORT>, the host ends of the veth pairs sdv<CTLD_PORT>n<I>
+#   NODE_HOOK     optional command run once per node before its slurmd starts, as
+#                 NODE_HOOK NODE NETNS ADDR (NETNS "-" with one node), with CLUSTER_DIR and
+#                 SLURM_CONF exported: the place to give a node facts of its own. Each
+#                 slurmd also gets SDMTCP_NODE=<node name> in its environment.
+# What it started is listed in $CLUSTER_DIR/run/nodes (node, namespace, veth, address per
+# line) and $CLUSTER_DIR/run/net; cluster-down.sh reads them.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -26,12 +44,23 @@ PLUGIN=${PLUGIN:-$repo/build/spank_dmtcp.so}
 TEST_USERS=${TEST_USERS:-sdmtcp sdmtcp2}
 CTLD_PORT=${CTLD_PORT:-16817}
 SLURMD_PORT=${SLURMD_PORT:-16818}
+NODES=${NODES:-1}
+NET_PREFIX=${NET_PREFIX:-10.77.0}
+NETNS_PREFIX=${NETNS_PREFIX:-sdmtcp-$CTLD_PORT-}
 
 say() { printf 'cluster-up: %s\n' "$*"; }
 die() { printf 'cluster-up: error: %s\n' "$*" >&2; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || die "run as root (it installs packages and starts slurmctld, slurmd and munged)"
 [ -f "$PLUGIN" ] || die "plugin $PLUGIN not found: run 'make' first, or set PLUGIN=/path/to/spank_dmtcp.so"
+case "$NODES" in '' | *[!0-9]* | 0*) die "NODES=$NODES: expected a number from 1 to 200" ;; esac
+[ "$NODES" -le 200 ] || die "NODES=$NODES: expected a number from 1 to 200"
+[[ "$NET_PREFIX" =~ ^[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$ ]] || die "NET_PREFIX=$NET_PREFIX: expected three octets such as 10.77.0"
+if [ "$NODES" -gt 1 ]; then
+	for c in ip nsenter unshare; do
+		command -v "$c" >/dev/null 2>&1 || die "NODES=$NODES needs $c (packages iproute2, util-linux)"
+	done
+fi
 
 # 1. Packages.
 missing=""
@@ -76,7 +105,7 @@ done
 # 4. Configuration and state in one scratch folder.
 mkdir -p "$CLUSTER_DIR"/{state,spool,log,run}
 chmod 0755 "$CLUSTER_DIR"
-node=$(hostname -s)
+host=$(hostname -s)
 hw=$(slurmd -C 2>/dev/null | head -n 1)
 cpus=$(sed -n 's/.* CPUs=\([0-9]*\).*/\1/p' <<<"$hw")
 sockets=$(sed -n 's/.* SocketsPerBoard=\([0-9]*\).*/\1/p' <<<"$hw")
@@ -85,11 +114,50 @@ threads=$(sed -n 's/.* ThreadsPerCore=\([0-9]*\).*/\1/p' <<<"$hw")
 mem=$(sed -n 's/.* RealMemory=\([0-9]*\).*/\1/p' <<<"$hw")
 [ -n "$cpus" ] || die "slurmd -C did not report the node's hardware: $hw"
 
+# The nodes: "name netns veth address" per line. One node: the host itself, on 127.0.0.1.
+# Several: n1..nN, each in its own network namespace behind a veth on the bridge.
+bridge=sdbr$CTLD_PORT
+layout=""
+if [ "$NODES" -eq 1 ]; then
+	layout="$host - - 127.0.0.1"
+	ctld_host=$host
+	nodelist=$host
+	spooldir=$CLUSTER_DIR/spool
+	slurmd_pidfile=$CLUSTER_DIR/run/slurmd.pid
+	slurmd_logfile=$CLUSTER_DIR/log/slurmd.log
+else
+	for i in $(seq 1 "$NODES"); do
+		layout="$layout${layout:+$'\n'}n$i ${NETNS_PREFIX}n$i sdv${CTLD_PORT}n$i $NET_PREFIX.$((10 + i))"
+	done
+	# The controller stays in the host's namespaces under the host's name; nodes reach it
+	# at the bridge's address (name(address): no name lookup, no UTS namespace needed).
+	ctld_host="$host($NET_PREFIX.1)"
+	nodelist="n[1-$NODES]"
+	spooldir=$CLUSTER_DIR/spool/%n
+	slurmd_pidfile=$CLUSTER_DIR/run/slurmd-%n.pid
+	slurmd_logfile=$CLUSTER_DIR/log/slurmd-%n.log
+fi
+nodelines=$(while read -r name _ _ addr; do
+	printf 'NodeName=%s NodeAddr=%s CPUs=%s SocketsPerBoard=%s CoresPerSocket=%s ThreadsPerCore=%s RealMemory=%s State=UNKNOWN\n' \
+		"$name" "$addr" "$cpus" "$sockets" "$cores" "$threads" "$mem"
+done <<<"$layout")
+
+# A running cluster keeps its nodes: adding or removing nodes means restarting slurmctld
+# and moving namespaces, which cluster-down then cluster-up does cleanly.
+statefile=$CLUSTER_DIR/run/nodes
+if [ -f "$statefile" ] && [ "$(cat "$statefile")" != "$layout" ]; then
+	die "the cluster in $CLUSTER_DIR was brought up with other nodes ($(awk '{print $1}' "$statefile" | paste -sd ' ')); run cluster-down.sh (same CLUSTER_DIR) first"
+fi
+if [ ! -f "$statefile" ] && [ "$NODES" -gt 1 ] && [ -f "$CLUSTER_DIR/run/slurmctld.pid" ] &&
+	kill -0 "$(cat "$CLUSTER_DIR/run/slurmctld.pid")" 2>/dev/null; then
+	die "a one-node cluster is running in $CLUSTER_DIR; run cluster-down.sh (same CLUSTER_DIR) first"
+fi
+
 conf=$CLUSTER_DIR/slurm.conf
 cat >"$conf.new" <<CONF
 # Written by slurm-dmtcp contrib/cluster/cluster-up.sh
 ClusterName=sdmtcp
-SlurmctldHost=$node
+SlurmctldHost=$ctld_host
 SlurmctldPort=$CTLD_PORT
 SlurmdPort=$SLURMD_PORT
 SlurmUser=root
@@ -98,11 +166,11 @@ AuthType=auth/munge
 CredType=cred/munge
 AuthInfo=cred_expire=15
 StateSaveLocation=$CLUSTER_DIR/state
-SlurmdSpoolDir=$CLUSTER_DIR/spool
+SlurmdSpoolDir=$spooldir
 SlurmctldPidFile=$CLUSTER_DIR/run/slurmctld.pid
-SlurmdPidFile=$CLUSTER_DIR/run/slurmd.pid
+SlurmdPidFile=$slurmd_pidfile
 SlurmctldLogFile=$CLUSTER_DIR/log/slurmctld.log
-SlurmdLogFile=$CLUSTER_DIR/log/slurmd.log
+SlurmdLogFile=$slurmd_logfile
 SlurmdDebug=info
 SlurmctldDebug=info
 PlugStackConfig=$CLUSTER_DIR/plugstack.conf
@@ -125,10 +193,10 @@ ${FIRST_JOB_ID:+FirstJobId=$FIRST_JOB_ID}
 PreemptType=preempt/partition_prio
 PreemptMode=REQUEUE
 JobRequeue=1
-NodeName=$node NodeAddr=127.0.0.1 CPUs=$cpus SocketsPerBoard=$sockets CoresPerSocket=$cores ThreadsPerCore=$threads RealMemory=$mem State=UNKNOWN
-PartitionName=debug Nodes=$node Default=YES MaxTime=INFINITE State=UP PriorityTier=5 PreemptMode=OFF
-PartitionName=low Nodes=$node MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=REQUEUE GraceTime=15
-PartitionName=high Nodes=$node MaxTime=INFINITE State=UP PriorityTier=10 PreemptMode=OFF
+$nodelines
+PartitionName=debug Nodes=$nodelist Default=YES MaxTime=INFINITE State=UP PriorityTier=5 PreemptMode=OFF
+PartitionName=low Nodes=$nodelist MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=REQUEUE GraceTime=15
+PartitionName=high Nodes=$nodelist MaxTime=INFINITE State=UP PriorityTier=10 PreemptMode=OFF
 CONF
 mv "$conf.new" "$conf"
 
@@ -160,6 +228,38 @@ else
 	say "munged already running"
 fi
 
+# The node layout is recorded before anything is created, so that cluster-down.sh finds
+# all of it even when this script stops half-way.
+printf '%s\n' "$layout" >"$statefile.new"
+mv "$statefile.new" "$statefile"
+
+# 5a. Several nodes: the bridge (the controller's side, NET_PREFIX.1), and per node a
+# network namespace with a veth pair (eth0 inside, NET_PREFIX.(10+I)) and loopback.
+if [ "$NODES" -gt 1 ]; then
+	printf 'bridge=%s\naddress=%s.1/24\n' "$bridge" "$NET_PREFIX" >"$CLUSTER_DIR/run/net"
+	if other=$(ip -o -4 addr show | awk -v p="$NET_PREFIX." -v b="$bridge" '$2 != b && index($4, p) == 1 {print $2; exit}') && [ -n "$other" ]; then
+		die "$NET_PREFIX.0/24 is already used by interface $other (another cluster?): set NET_PREFIX"
+	fi
+	if ! ip link show "$bridge" >/dev/null 2>&1; then
+		ip link add "$bridge" type bridge
+		say "created bridge $bridge"
+	fi
+	ip addr replace "$NET_PREFIX.1/24" dev "$bridge"
+	ip link set "$bridge" up
+	while read -r name ns veth addr; do
+		[ -e "/run/netns/$ns" ] || ip netns add "$ns"
+		if ! ip link show "$veth" >/dev/null 2>&1; then
+			ip -n "$ns" link del eth0 2>/dev/null || true
+			ip link add "$veth" type veth peer name eth0 netns "$ns"
+		fi
+		ip link set "$veth" master "$bridge" up
+		ip -n "$ns" addr replace "$addr/24" dev eth0
+		ip -n "$ns" link set lo up
+		ip -n "$ns" link set eth0 up
+	done <<<"$layout"
+	say "network: bridge $bridge $NET_PREFIX.1/24 (controller), $(awk '{printf "%s=%s (netns %s) ", $1, $4, $2}' "$statefile")"
+fi
+
 export SLURM_CONF=$conf
 running() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 if running "$CLUSTER_DIR/run/slurmctld.pid"; then
@@ -169,21 +269,47 @@ else
 	slurmctld -f "$conf"
 	say "started slurmctld"
 fi
-if running "$CLUSTER_DIR/run/slurmd.pid"; then
-	say "slurmd already running"
-else
+while read -r name ns _ addr; do
+	if [ "$NODES" -eq 1 ]; then pidfile=$CLUSTER_DIR/run/slurmd.pid; else pidfile=$CLUSTER_DIR/run/slurmd-$name.pid; fi
+	if running "$pidfile"; then
+		say "slurmd $name already running"
+		continue
+	fi
+	if [ -n "${NODE_HOOK:-}" ]; then
+		CLUSTER_DIR=$CLUSTER_DIR "$NODE_HOOK" "$name" "$ns" "$addr" || die "NODE_HOOK $NODE_HOOK failed for node $name"
+	fi
 	# slurmd -D keeps it in the foreground of a detached subshell: no daemonizing.
-	setsid slurmd -D -f "$conf" </dev/null >>"$CLUSTER_DIR/log/slurmd.out" 2>&1 &
-	say "started slurmd"
-fi
+	if [ "$NODES" -eq 1 ]; then
+		SDMTCP_NODE=$name setsid slurmd -D -f "$conf" </dev/null >>"$CLUSTER_DIR/log/slurmd.out" 2>&1 &
+	else
+		# nsenter and unshare exec (no fork), so the pid file holds the daemon's host pid.
+		# Not "ip netns exec": it remounts /sys, and slurmd 22.05 then misses /sys/fs/cgroup.
+		mkdir -p "$CLUSTER_DIR/spool/$name"
+		# shellcheck disable=SC2016 # $1 and $2 are sh -c's own arguments
+		SDMTCP_NODE=$name setsid nsenter --net="/run/netns/$ns" unshare --uts \
+			sh -c 'hostname "$1" && exec slurmd -D -f "$2" -N "$1"' sh "$name" "$conf" \
+			</dev/null >>"$CLUSTER_DIR/log/slurmd-$name.out" 2>&1 &
+	fi
+	say "started slurmd $name"
+done <<<"$layout"
 
+want=$(awk '{print $1}' "$statefile" | sort)
 for _ in $(seq 1 60); do
-	state=$(sinfo -h -n "$node" -o %t 2>/dev/null | head -n 1 || true)
-	case "$state" in idle | mix | alloc) break ;; esac
-	case "$state" in down* | drain*) scontrol update NodeName="$node" State=RESUME >/dev/null 2>&1 || true ;; esac
+	states=$(sinfo -h -N -o '%N %t' 2>/dev/null | sort -u || true)
+	idle=$(awk '$2 == "idle" || $2 == "mix" || $2 == "alloc" {print $1}' <<<"$states" | sort)
+	[ "$idle" = "$want" ] && break
+	awk '$2 ~ /^(down|drain)/ {print $1}' <<<"$states" | while read -r n; do
+		scontrol update NodeName="$n" State=RESUME >/dev/null 2>&1 || true
+	done
 	sleep 0.5
 done
-case "$state" in
-idle | mix | alloc) say "node $node is $state; export SLURM_CONF=$conf" ;;
-*) die "node $node did not become idle (state '$state'); see $CLUSTER_DIR/log/" ;;
-esac
+if [ "$NODES" -eq 1 ]; then
+	state=$(awk '{print $2}' <<<"$states" | head -n 1)
+	case "$state" in
+	idle | mix | alloc) say "node $host is $state; export SLURM_CONF=$conf" ;;
+	*) die "node $host did not become idle (state '$state'); see $CLUSTER_DIR/log/" ;;
+	esac
+else
+	[ "$idle" = "$want" ] || die "not all $NODES nodes became idle ($(tr '\n' ' ' <<<"$states")); see $CLUSTER_DIR/log/"
+	say "all $NODES nodes idle ($nodelist, controller $ctld_host port $CTLD_PORT); export SLURM_CONF=$conf"
+fi
