@@ -135,7 +135,7 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 		log.Warn("slurm-dmtcp-coordguard.so not found beside the agent: other users of the node can reach this job's coordinator")
 	}
 	coord, err := coordinator.Start(ctx, coordinator.Options{Install: inst, RunDir: layout.RunDir,
-		CkptDir: layout.CkptDir, TmpDir: layout.TmpDir, Guard: guard})
+		CkptDir: layout.CkptDir, TmpDir: layout.TmpDir, Guard: guard, LocalOnly: cfg.Nodes <= 1})
 	cancel()
 	if err != nil {
 		store.Close()

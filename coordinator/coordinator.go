@@ -25,6 +25,9 @@ type Options struct {
 	// Guard, when set, is preloaded into the coordinator (LD_PRELOAD): the library that
 	// refuses connections from other users of the node (slurm-dmtcp-coordguard.so).
 	Guard string
+	// LocalOnly makes the guard refuse connections from other hosts too (a step on one
+	// node: every process of the job is on this host).
+	LocalOnly bool
 }
 
 // Coordinator is a running dmtcp_coordinator that this process started and owns.
@@ -67,6 +70,9 @@ func Start(ctx context.Context, o Options) (*Coordinator, error) {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if o.Guard != "" {
 		cmd.Env = append(os.Environ(), "LD_PRELOAD="+o.Guard)
+		if o.LocalOnly {
+			cmd.Env = append(cmd.Env, "SDMTCP_GUARD_LOCAL=1")
+		}
 	}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

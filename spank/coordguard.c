@@ -4,7 +4,9 @@
  * the node could connect and kill or checkpoint someone else's job. This wraps accept() and
  * accept4(): a connection from a socket of this host that belongs to another user (its uid
  * in /proc/net/tcp or tcp6) is closed at once. Root's and the job user's own connections
- * pass; so do connections from other hosts, which this cannot attribute to a user.
+ * pass; so do connections from other hosts, which this cannot attribute to a user, unless
+ * SDMTCP_GUARD_LOCAL=1 (the agent sets it for a step on one node, where every process of the
+ * job is on this host): then a connection from another host is closed too.
  *
  * It runs in the coordinator, as the job's user; never in a Slurm process.
  */
@@ -14,6 +16,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -65,7 +68,13 @@ long sdmtcp_guard_owner(const char *table, const char *key)
 	return -1;
 }
 
-/* The accepted fd, or -1 (closed, errno ECONNABORTED) for another local user's socket. */
+int sdmtcp_guard_local_only(const char *env)
+{
+	return env && !strcmp(env, "1");
+}
+
+/* The accepted fd, or -1 (closed, errno ECONNABORTED) for another local user's socket, or
+ * for another host's in local-only mode. */
 static int admit(int fd)
 {
 	struct sockaddr_storage ss;
@@ -78,7 +87,8 @@ static int admit(int fd)
 	    sdmtcp_guard_key(&ss, key, sizeof(key), &v6) < 0)
 		return fd;
 	uid = sdmtcp_guard_owner(v6 ? "/proc/net/tcp6" : "/proc/net/tcp", key);
-	if (uid > 0 && (unsigned long)uid != (unsigned long)getuid()) {
+	if ((uid > 0 && (unsigned long)uid != (unsigned long)getuid()) ||
+	    (uid < 0 && sdmtcp_guard_local_only(getenv("SDMTCP_GUARD_LOCAL")))) {
 		close(fd);
 		errno = ECONNABORTED;
 		return -1;

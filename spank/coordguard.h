@@ -12,4 +12,7 @@ int sdmtcp_guard_key(const struct sockaddr_storage *ss, char *key, size_t len, i
 /* The uid owning the socket whose local address is key in table, or -1. */
 long sdmtcp_guard_owner(const char *table, const char *key);
 
+/* Whether the value of SDMTCP_GUARD_LOCAL asks to refuse connections from other hosts. */
+int sdmtcp_guard_local_only(const char *env);
+
 #endif

@@ -481,6 +481,10 @@ static void test_coordguard(void)
 	CHECK(sdmtcp_guard_owner(table, "0100007F:1234") == 1002, "owner of a local socket");
 	CHECK(sdmtcp_guard_owner(table, "0A000001:1234") == -1, "a socket of another host");
 	CHECK(sdmtcp_guard_owner("/nonexistent", "0100007F:1234") == -1, "no table");
+	CHECK(sdmtcp_guard_local_only("1"), "SDMTCP_GUARD_LOCAL=1: local only");
+	CHECK(!sdmtcp_guard_local_only(NULL) && !sdmtcp_guard_local_only("") &&
+		      !sdmtcp_guard_local_only("0") && !sdmtcp_guard_local_only("yes"),
+	      "unset or any other value: other hosts pass");
 	unlink(table);
 }
 
