@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -40,8 +41,14 @@ func Supervise(path string, argv, env []string, runDir string, stopWait time.Dur
 	}()
 	// The child leads a process group of its own, as the task did before this process was
 	// put in front of it: DMTCP records that group and restores it as it was.
+	// If this process is killed (Slurm's SIGKILL after KillWait), the child goes with it:
+	// reparented to init it would escape process tracking by descent (proctrack/linuxproc)
+	// and run on outside the job. The parent-death signal belongs to the thread that
+	// forked the child: this goroutine keeps that thread until the child is gone.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	cmd := &exec.Cmd{Path: path, Args: argv, Env: env, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true}}
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}}
 	if err := cmd.Run(); err != nil {
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) {

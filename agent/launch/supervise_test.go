@@ -1,0 +1,61 @@
+package launch
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// superviseHelperEnv makes the test binary act as a task launcher (see TestMain).
+const superviseHelperEnv = "SDMTCP_TEST_SUPERVISE_PIDFILE"
+
+func TestMain(m *testing.M) {
+	if pidfile := os.Getenv(superviseHelperEnv); pidfile != "" {
+		os.Exit(Supervise("/bin/sh", []string{"sh", "-c", `echo $$ > "$0.tmp" && mv "$0.tmp" "$0" && exec sleep 60`, pidfile},
+			[]string{"PATH=/usr/bin:/bin"}, "", time.Second))
+	}
+	os.Exit(m.Run())
+}
+
+// The task's program ends with the launcher: a launcher killed by Slurm's SIGKILL does not
+// leave its child running outside the job.
+func TestSuperviseChildDiesWithLauncher(t *testing.T) {
+	pidfile := filepath.Join(t.TempDir(), "child.pid")
+	launcher := exec.Command(os.Args[0], "-test.run=^$")
+	launcher.Env = append(os.Environ(), superviseHelperEnv+"="+pidfile)
+	require.NoError(t, launcher.Start())
+	var child int
+	require.Eventually(t, func() bool {
+		b, err := os.ReadFile(pidfile)
+		if err != nil {
+			return false
+		}
+		child, err = strconv.Atoi(strings.TrimSpace(string(b)))
+		return err == nil
+	}, 10*time.Second, 10*time.Millisecond, "the launcher's child never started")
+	require.True(t, running(child), "child %d runs under the launcher", child)
+
+	require.NoError(t, launcher.Process.Signal(syscall.SIGKILL))
+	_ = launcher.Wait()
+	assert.Eventually(t, func() bool { return !running(child) }, 5*time.Second, 10*time.Millisecond,
+		"child %d outlived its launcher", child)
+}
+
+// running says whether pid is a live process (not gone, not a zombie).
+func running(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return len(f) > 0 && f[0] != "Z" && f[0] != "X"
+}
