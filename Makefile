@@ -26,6 +26,9 @@ GO_BINS     += $(BUILD)/slurm-dmtcp-nodeprobe
 endif
 
 export CLUSTER_DIR ?= /var/tmp/slurm-dmtcp-cluster
+# Where DMTCP is for the tests that need it: the conventional prefix when nothing else is
+# configured (PATH is searched too).
+export DMTCP_PREFIX ?= $(if $(wildcard /opt/dmtcp/bin/dmtcp_launch),/opt/dmtcp,)
 NODES       ?= 1
 
 .PHONY: all install test unit-test c-test python-test integration-test lint demo cluster-up cluster-down bench clean

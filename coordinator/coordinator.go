@@ -41,6 +41,9 @@ type Coordinator struct {
 	stdin io.WriteCloser
 	done  chan struct{}
 	err   error
+	// ckptDir is where the coordinator writes its restart script once every process of a
+	// checkpoint has written its image.
+	ckptDir string
 }
 
 // Status is dmtcp_command --json -s.
@@ -81,7 +84,7 @@ func Start(ctx context.Context, o Options) (*Coordinator, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", o.Install.Coordinator, err)
 	}
-	c := &Coordinator{inst: o.Install, cmd: cmd, stdin: stdin, done: make(chan struct{})}
+	c := &Coordinator{inst: o.Install, cmd: cmd, stdin: stdin, done: make(chan struct{}), ckptDir: o.CkptDir}
 	go func() { c.err = cmd.Wait(); close(c.done) }()
 
 	c.Host = o.Host
@@ -154,13 +157,26 @@ func (c *Coordinator) Checkpoint(ctx context.Context) error {
 	return err
 }
 
+// leftoverGrace is how long processes may stay after a checkpoint-then-exit is complete
+// before they are killed: the checkpointed ones exit by themselves within it.
+const leftoverGrace = time.Second
+
 // CheckpointAndKill asks for a checkpoint after which every process exits at once, never
 // running past its image (dmtcp_command -kc), and waits until all of them have gone. The
 // processes exit with status 0.
+//
+// A process started while the checkpoint is taken (a shell's next command, say) joins the
+// coordinator after the checkpoint began: it is not part of it, and the coordinator keeps it
+// suspended for good instead of ending it. Once the checkpoint is complete (the coordinator
+// has written its restart script) and leftoverGrace has passed, what is left is killed
+// (dmtcp_command -k).
 func (c *Coordinator) CheckpointAndKill(ctx context.Context) error {
+	requested := time.Now()
 	if _, err := c.command(ctx, "-kc"); err != nil {
 		return err
 	}
+	var complete time.Time
+	killed := false
 	for {
 		st, err := c.Status(ctx)
 		if err != nil {
@@ -169,12 +185,35 @@ func (c *Coordinator) CheckpointAndKill(ctx context.Context) error {
 		if st.NumPeers == 0 {
 			return nil
 		}
+		if complete.IsZero() && c.restartScriptSince(requested) {
+			complete = time.Now()
+		}
+		if !killed && !complete.IsZero() && time.Since(complete) >= leftoverGrace {
+			if _, err := c.command(ctx, "-k"); err != nil {
+				return fmt.Errorf("checkpoint then exit: %d processes that joined during the checkpoint stayed: %w", st.NumPeers, err)
+			}
+			killed = true
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("checkpoint then exit: %d processes still running: %w", st.NumPeers, ctx.Err())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// restartScriptSince says whether the coordinator wrote a restart script at or after t.
+func (c *Coordinator) restartScriptSince(t time.Time) bool {
+	if c.ckptDir == "" {
+		return false
+	}
+	scripts, _ := filepath.Glob(filepath.Join(c.ckptDir, "dmtcp_restart_script_*.sh"))
+	for _, s := range scripts {
+		if st, err := os.Stat(s); err == nil && !st.ModTime().Before(t) {
+			return true
+		}
+	}
+	return false
 }
 
 // Kill ends every process of the computation (dmtcp_command -k); the coordinator stays.
