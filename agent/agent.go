@@ -81,7 +81,7 @@ func NewLayout(c Config, u *user.User) (Layout, error) {
 	l := Layout{JobDir: jobDir, StepDir: filepath.Join(jobDir, c.StepName())}
 	l.CkptDir = filepath.Join(l.StepDir, generations.CurrentDirName)
 	base := filepath.Join(c.RuntimeDir, "slurm-dmtcp-"+u.Uid)
-	l.RunDir = filepath.Join(base, c.JobID+"."+c.StepName())
+	l.RunDir = filepath.Join(base, c.RunDirName())
 	l.TmpDir = filepath.Join(l.RunDir, "tmp")
 	for _, d := range []string{l.JobDir, l.StepDir, l.CkptDir, base, l.RunDir} {
 		if err := PrivateDir(d, uid); err != nil {
@@ -96,7 +96,12 @@ func NewLayout(c Config, u *user.User) (Layout, error) {
 	if err := PrivateDir(l.TmpDir, uid); err != nil {
 		return Layout{}, err
 	}
-	// Images an earlier run was writing when it was killed are not a generation.
+	// Images an earlier run was writing when it was killed are not a generation. Of a step
+	// across nodes only node 0 clears the shared folder (before it publishes its coordinator,
+	// so before any task of this run writes there).
+	if c.Member() {
+		return l, nil
+	}
 	if err := clearDir(l.CkptDir); err != nil {
 		return Layout{}, fmt.Errorf("checkpoint folder %s: remove what an earlier run left: %w", l.CkptDir, err)
 	}
@@ -126,6 +131,9 @@ type Agent struct {
 	Started time.Time
 	// Space, when set, is checked before each checkpoint.
 	Space SpaceCheck
+	// PerRank: node 0 of a step across nodes; images are in rank-<R>/ folders, listed by
+	// rank in the manifest.
+	PerRank bool
 
 	control      *control                // the control socket (control.go); nil without one
 	controlGuard func(ctlsrv.Cred) error // who may use it; nil: the job's user from inside the job
@@ -301,6 +309,14 @@ func (a *Agent) takeCheckpoint(ctx context.Context, reason manifest.Reason, stop
 	pending.ExpectImages(checkpointImages(a.Layout.CkptDir, peers))
 	meta := a.Meta
 	meta.Reason, meta.StartTime, meta.EndTime = reason, start, time.Now()
+	if a.PerRank {
+		if meta.Ranks, err = rankImages(a.Layout.CkptDir); err != nil {
+			pending.Abort()
+			a.clearCurrent()
+			log.WithError(err).Error("checkpoint: images by rank")
+			return generations.Committed{}, err
+		}
+	}
 	c, err := pending.CommitFrom(a.Layout.CkptDir, meta)
 	if err != nil {
 		a.clearCurrent()

@@ -127,3 +127,14 @@ func (c Config) StepName() string {
 	}
 	return "step-" + c.Step
 }
+
+// RunDirName is the name of the step's runtime folder under runtime_dir/slurm-dmtcp-<uid>:
+// "<job>.<step>", and for the other nodes of a step across nodes "<job>.<step>.node-<K>"
+// (several nodes may share one /tmp; the plugin computes the same name to remove it).
+func (c Config) RunDirName() string {
+	n := c.JobID + "." + c.StepName()
+	if c.Member() {
+		n += ".node-" + strconv.Itoa(c.NodeID)
+	}
+	return n
+}

@@ -46,10 +46,17 @@ func Main(args []string, lifeline io.Reader, ready io.Writer, stderr io.Writer) 
 func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 	started := time.Now()
 	var runDir string // removed on every failure once it exists
+	var stepDir string
 	readyErr := func(err error) error {
 		if runDir != "" {
 			_ = os.RemoveAll(runDir)
 			_ = os.Remove(filepath.Dir(runDir))
+		}
+		// Node 0 of a step across nodes: the other nodes' agents wait for its word.
+		if stepDir != "" && cfg.AcrossNodes() && !cfg.Member() {
+			a := leaderAddr(cfg, started)
+			a.Error = err.Error()
+			_ = WriteCoordAddr(stepDir, a)
 		}
 		_ = proto.WriteError(ready, err.Error())
 		return err
@@ -66,7 +73,15 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 		return readyErr(&Error{Code: ExitFolders, Err: err})
 	}
 	runDir = layout.RunDir
-	logFile, err := os.OpenFile(layout.StepDir+"/agent.log", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	logName := "agent.log"
+	if cfg.Member() {
+		logName = fmt.Sprintf("agent.node-%d.log", cfg.NodeID)
+	} else if cfg.AcrossNodes() {
+		// A coordinator.addr of an earlier run must not be taken for this run's.
+		_ = os.Remove(filepath.Join(layout.StepDir, proto.CoordAddrFile))
+		stepDir = layout.StepDir
+	}
+	logFile, err := os.OpenFile(filepath.Join(layout.StepDir, logName), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return readyErr(fail(ExitFolders, "agent log: %v", err))
 	}
@@ -88,7 +103,11 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 	}
 	log := NewLogger(logFile, logrus.Fields{"job_id": cfg.JobID, "step": cfg.Step, "user": u.Username,
 		"restart_count": cfg.RestartCount})
-	log.WithField("pid", os.Getpid()).Info("agent starting")
+	log.WithFields(logrus.Fields{"pid": os.Getpid(), "node_id": cfg.NodeID, "nodes": cfg.Nodes}).Info("agent starting")
+	if cfg.Member() {
+		<-factsc
+		return runMember(cfg, layout, log, ready, lifeline)
+	}
 
 	store, err := generations.Open(layout.StepDir, generations.Options{Keep: cfg.Keep})
 	if err != nil {
@@ -134,8 +153,14 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 	if guard == "" {
 		log.Warn("slurm-dmtcp-coordguard.so not found beside the agent: other users of the node can reach this job's coordinator")
 	}
+	coordHost := ""
+	if cfg.AcrossNodes() {
+		extra = append(extra, proto.KV{Key: proto.KeyPerRank, Value: "1"})
+		coordHost = coordinator.NodeAddress() // the other nodes' tasks must reach it
+	}
 	coord, err := coordinator.Start(ctx, coordinator.Options{Install: inst, RunDir: layout.RunDir,
-		CkptDir: layout.CkptDir, TmpDir: layout.TmpDir, Guard: guard, LocalOnly: cfg.Nodes <= 1})
+		CkptDir: layout.CkptDir, TmpDir: layout.TmpDir, Guard: guard, Host: coordHost,
+		LocalOnly: !cfg.AcrossNodes()})
 	cancel()
 	if err != nil {
 		store.Close()
@@ -148,6 +173,18 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 		log.WithError(vr.err).Warn("DMTCP version unknown")
 		version = "unknown" // manifests need one; the probe compares it on restore
 	}
+	if cfg.AcrossNodes() {
+		a := leaderAddr(cfg, started)
+		a.Host, a.Port, a.Extra = coord.Host, coord.Port, extra
+		if err := WriteCoordAddr(layout.StepDir, a); err != nil {
+			store.Close()
+			qctx, qcancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_ = coord.Quit(qctx)
+			qcancel()
+			return readyErr(fail(ExitFolders, "tell the other nodes where the coordinator is: %v", err))
+		}
+		log.WithFields(logrus.Fields{"coord_host": coord.Host, "coord_port": coord.Port, "run": a.Run}).Info("coordinator published for the other nodes of the step")
+	}
 	host, _ := os.Hostname()
 	jobID, _ := strconv.ParseUint(cfg.JobID, 10, 32)
 	a := &Agent{Config: cfg, Layout: layout, Coord: coord, Store: store, Log: log, Extra: extra,
@@ -156,6 +193,7 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 		Meta: manifest.Meta{JobID: uint32(jobID), StepID: cfg.Step, RestartCount: uint32(cfg.RestartCount),
 			User: u.Username, Node: host, DMTCPVersion: version, NodeFacts: nodeFacts},
 		Progress: func() io.WriteCloser { return taskStderr(layout.RunDir) },
+		PerRank:  cfg.AcrossNodes(),
 	}
 	return a.Serve(context.Background(), coord.Host, coord.Port, ready, lifeline)
 }

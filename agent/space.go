@@ -114,14 +114,7 @@ func clearDir(dir string) error {
 // script. Processes that start or end while a checkpoint is taken make peers, counted
 // before it, a guess.
 func checkpointImages(ckptDir string, peers int) int {
-	scripts, _ := filepath.Glob(filepath.Join(ckptDir, "dmtcp_restart_script_*.sh"))
-	var newest string
-	var newestTime int64
-	for _, s := range scripts {
-		if st, err := os.Stat(s); err == nil && st.ModTime().UnixNano() >= newestTime {
-			newest, newestTime = s, st.ModTime().UnixNano()
-		}
-	}
+	newest := newestRestartScript(ckptDir)
 	if newest == "" {
 		return peers
 	}
@@ -129,13 +122,8 @@ func checkpointImages(ckptDir string, peers int) int {
 	if err != nil {
 		return peers
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "given_ckpt_files=\""); ok {
-			n := len(strings.Fields(strings.TrimSuffix(v, "\"")))
-			if n > 0 {
-				return n
-			}
-		}
+	if n := len(restartScriptImages(string(b))); n > 0 {
+		return n
 	}
 	return peers
 }

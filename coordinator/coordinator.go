@@ -115,6 +115,50 @@ func Start(ctx context.Context, o Options) (*Coordinator, error) {
 	}
 }
 
+// NodeAddress is how tasks on other nodes reach a coordinator on this node: the node's name
+// when it resolves to an address that is not a loopback one, else the first IPv4 address of
+// an interface that is up and not a loopback (clusters without name resolution for their
+// nodes, such as the multi-node test cluster), else the loopback address.
+func NodeAddress() string {
+	h, _ := os.Hostname()
+	ifaces, _ := net.Interfaces()
+	var addrs []net.Addr
+	for _, i := range ifaces {
+		if i.Flags&net.FlagUp == 0 || i.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		a, _ := i.Addrs()
+		addrs = append(addrs, a...)
+	}
+	return pickAddress(h, net.LookupHost, addrs)
+}
+
+// pickAddress is NodeAddress with its sources given.
+func pickAddress(host string, lookup func(string) ([]string, error), addrs []net.Addr) string {
+	if host != "" {
+		if resolved, err := lookup(host); err == nil {
+			for _, a := range resolved {
+				if ip := net.ParseIP(a); ip != nil && !ip.IsLoopback() {
+					return host
+				}
+			}
+		}
+	}
+	for _, a := range addrs {
+		var ip net.IP
+		switch v := a.(type) {
+		case *net.IPNet:
+			ip = v.IP
+		case *net.IPAddr:
+			ip = v.IP
+		}
+		if ip4 := ip.To4(); ip4 != nil && !ip4.IsLoopback() && !ip4.IsLinkLocalUnicast() {
+			return ip4.String()
+		}
+	}
+	return "127.0.0.1"
+}
+
 // reachableHostname is this node's name when it resolves, else the loopback address.
 func reachableHostname() string {
 	h, err := os.Hostname()

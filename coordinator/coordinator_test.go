@@ -2,6 +2,8 @@ package coordinator
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,6 +59,31 @@ func TestRealCoordinatorLifecycle(t *testing.T) {
 		t.Fatal("coordinator still running after Quit")
 	}
 	assert.ErrorIs(t, c.Quit(ctx), ErrGone)
+}
+
+func TestPickAddress(t *testing.T) {
+	resolves := func(addrs ...string) func(string) ([]string, error) {
+		return func(string) ([]string, error) { return addrs, nil }
+	}
+	noName := func(h string) ([]string, error) { return nil, fmt.Errorf("lookup %s: no such host", h) }
+	ipnet := func(s string) net.Addr { ip, n, _ := net.ParseCIDR(s); n.IP = ip; return n }
+	for _, tc := range []struct {
+		name   string
+		host   string
+		lookup func(string) ([]string, error)
+		addrs  []net.Addr
+		want   string
+	}{
+		{"name resolves to the node", "node7", resolves("10.1.2.3"), []net.Addr{ipnet("10.79.0.11/24")}, "node7"},
+		{"name resolves to loopback only", "n1", resolves("127.0.1.1"), []net.Addr{ipnet("10.79.0.11/24")}, "10.79.0.11"},
+		{"name does not resolve", "n1", noName, []net.Addr{ipnet("fe80::1/64"), ipnet("169.254.1.1/16"), ipnet("10.79.0.12/24")}, "10.79.0.12"},
+		{"no address at all", "n1", noName, nil, "127.0.0.1"},
+		{"no host name", "", resolves("10.1.2.3"), []net.Addr{&net.IPAddr{IP: net.ParseIP("192.168.1.5")}}, "192.168.1.5"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, pickAddress(tc.host, tc.lookup, tc.addrs))
+		})
+	}
 }
 
 // A process that joins while a checkpoint-then-exit is being taken is not part of it and

@@ -37,6 +37,9 @@ const (
 	KeyCompress = "compress"
 	// KeyControlSocket is the agent's control socket (proto/control): SLURM_DMTCP_CONTROL_SOCKET.
 	KeyControlSocket = "control_socket"
+	// KeyPerRank is "1" for a step across nodes: each task writes its images into
+	// <ckptdir>/rank-<SLURM_PROCID> and restores from <restore>/rank-<SLURM_PROCID>.
+	KeyPerRank = "per_rank"
 )
 
 // EnvName is the variable through which the plugin hands a ready-message key to the tasks.
@@ -58,3 +61,8 @@ const (
 	StoppingFile = "stopping"
 	StoppedFile  = "stopped"
 )
+
+// CoordAddrFile, in the step's checkpoint folder (shared by the nodes), is where the agent of
+// node 0 of a step across nodes tells the agents of the other nodes where this run's
+// coordinator is (written as a temporary file, then renamed).
+const CoordAddrFile = "coordinator.addr"

@@ -348,6 +348,9 @@ static int start_agent(spank_t sp, uint32_t stepid)
 	if (stepid == SLURM_BATCH_SCRIPT)
 		snprintf(st.rundir, sizeof(st.rundir), "%s/slurm-dmtcp-%u/%u.batch", c->runtime_dir,
 			 (unsigned)uid, jobid);
+	else if (nnodes > 1 && nodeid > 0) /* same name as the agent's (Config.RunDirName) */
+		snprintf(st.rundir, sizeof(st.rundir), "%s/slurm-dmtcp-%u/%u.step-%u.node-%u",
+			 c->runtime_dir, (unsigned)uid, jobid, stepid, nodeid);
 	else
 		snprintf(st.rundir, sizeof(st.rundir), "%s/slurm-dmtcp-%u/%u.step-%u", c->runtime_dir,
 			 (unsigned)uid, jobid, stepid);
@@ -466,7 +469,7 @@ int sdmtcp_stepd_user_init(spank_t sp)
 	uint32_t stepid = 0, nnodes = 1, jobid = 0;
 	uid_t uid = 0;
 	char port[32];
-	int inside_batch;
+	int inside_batch, has_port;
 
 	if (!st.cfg)
 		return 0;
@@ -482,9 +485,23 @@ int sdmtcp_stepd_user_init(spank_t sp)
 	 * must be the one this job's batch agent wrote on this node: a variable copied from
 	 * another job, or set to reach another user's coordinator, is ignored. */
 	spank_get_item(sp, S_JOB_ID, &jobid);
-	inside_batch = stepid != SLURM_BATCH_SCRIPT &&
-		       spank_getenv(sp, SDMTCP_ENV_COORD_PORT, port, sizeof(port)) == ESPANK_SUCCESS &&
-		       sdmtcp_batch_coordinator_is(st.cfg->runtime_dir, uid, jobid, port);
+	has_port = stepid != SLURM_BATCH_SCRIPT &&
+		   spank_getenv(sp, SDMTCP_ENV_COORD_PORT, port, sizeof(port)) == ESPANK_SUCCESS;
+	/* A step across nodes started from a --dmtcp batch script: its tasks on the other nodes
+	 * cannot join the batch job's coordinator in a way that can be restored (the batch
+	 * script's srun is checkpointed with it), and a coordinator of its own would checkpoint
+	 * the step apart from the script. Refused, on every node of the step: the other nodes
+	 * cannot check the batch agent's port file, so the variable alone decides there. */
+	if (has_port && nnodes > 1 && sdmtcp_req.dmtcp != 0) {
+		st.mode = MODE_AGENT;
+		snprintf(st.error, sizeof(st.error),
+			 "srun --dmtcp steps across %u nodes inside a --dmtcp batch job are not "
+			 "supported (the batch script is under DMTCP); submit the batch job without "
+			 "--dmtcp and give --dmtcp to the srun steps, or run the step on one node",
+			 nnodes);
+		return 0;
+	}
+	inside_batch = has_port && sdmtcp_batch_coordinator_is(st.cfg->runtime_dir, uid, jobid, port);
 	if (inside_batch && sdmtcp_req.dmtcp != 0) {
 		st.mode = MODE_JOIN;
 		return 0;
@@ -501,13 +518,8 @@ int sdmtcp_stepd_user_init(spank_t sp)
 	if (st.cfg->dmtcp_prefix[0])
 		spank_setenv(sp, SDMTCP_ENV_PREFIX_DIR, st.cfg->dmtcp_prefix, 1);
 	st.mode = MODE_AGENT;
-	if (stepid != SLURM_BATCH_SCRIPT && nnodes > 1) {
-		snprintf(st.error, sizeof(st.error),
-			 "srun --dmtcp steps across %u nodes outside a --dmtcp batch job are not "
-			 "supported yet; run the step on one node or submit the job with sbatch --dmtcp",
-			 nnodes);
-		return 0;
-	}
+	/* A step across nodes outside a --dmtcp batch job: an agent on every node; the one of
+	 * node 0 runs the step's coordinator, the others join it (agent/steps.go). */
 	/* Only the agent says what to restore: never a variable from the user's environment. */
 	spank_unsetenv(sp, SDMTCP_ENV_PREFIX "RESTORE");
 	spank_unsetenv(sp, SDMTCP_ENV_PREFIX "RESTORE_NOTE");

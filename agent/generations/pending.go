@@ -59,10 +59,11 @@ func (p *Pending) Abort() error {
 }
 
 // isDMTCPFile reports whether a top-level entry of a --ckptdir belongs to a
-// checkpoint: ckpt_*.dmtcp, ckpt_*_files/ and dmtcp_restart_script*.sh.
+// checkpoint: ckpt_*.dmtcp, ckpt_*_files/, dmtcp_restart_script*.sh, and the
+// rank-<R>/ folders of a step across nodes (one per task rank).
 func isDMTCPFile(name string, isDir bool) bool {
 	if isDir {
-		return strings.HasPrefix(name, "ckpt_") && strings.HasSuffix(name, "_files")
+		return strings.HasPrefix(name, "ckpt_") && strings.HasSuffix(name, "_files") || isRankDir(name)
 	}
 	return strings.HasPrefix(name, "ckpt_") && strings.HasSuffix(name, ".dmtcp") ||
 		strings.HasPrefix(name, "dmtcp_restart_script") && strings.HasSuffix(name, ".sh")
@@ -70,6 +71,44 @@ func isDMTCPFile(name string, isDir bool) bool {
 
 func isImage(name string) bool {
 	return strings.HasPrefix(name, "ckpt_") && strings.HasSuffix(name, ".dmtcp")
+}
+
+// isRankDir reports whether name is a rank-<R> folder (R a decimal number without
+// leading zeros).
+func isRankDir(name string) bool {
+	r, ok := strings.CutPrefix(name, "rank-")
+	if !ok || r == "" || (len(r) > 1 && r[0] == '0') {
+		return false
+	}
+	for _, c := range r {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// IsImagePath reports whether a slash-separated path relative to a generation (or
+// checkpoint) folder is a checkpoint image: ckpt_*.dmtcp at the top or in a rank-<R>/ folder.
+func IsImagePath(p string) bool {
+	dir, name, nested := strings.Cut(p, "/")
+	if !nested {
+		return isImage(dir)
+	}
+	return isRankDir(dir) && !strings.Contains(name, "/") && isImage(name)
+}
+
+// stillWriting returns the first *.temp file under dir, or "".
+func stillWriting(dir string) string {
+	var found string
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(d.Name(), ".temp") {
+			found = p
+			return fs.SkipAll
+		}
+		return nil
+	})
+	return found
 }
 
 // MoveFrom moves the files of a finished checkpoint from src (normally
@@ -110,6 +149,11 @@ func (p *Pending) MoveFrom(src string) ([]string, error) {
 				return nil, fmt.Errorf("generation %d: move from %s: %s is a symlink", p.number, src, name)
 			}
 		case isDMTCPFile(name, e.IsDir()) && (e.IsDir() || e.Type().IsRegular()):
+			if isRankDir(name) && e.IsDir() {
+				if t := stillWriting(filepath.Join(src, name)); t != "" {
+					return nil, fmt.Errorf("generation %d: move from %s: %s is still being written; checkpoint not finished", p.number, src, t)
+				}
+			}
 			names = append(names, name)
 		}
 	}
@@ -309,7 +353,7 @@ func (p *Pending) Commit(meta manifest.Meta) (c Committed, err error) {
 	}
 	images := 0
 	for _, f := range files {
-		if !strings.Contains(f.Path, "/") && isImage(f.Path) {
+		if IsImagePath(f.Path) {
 			images++
 		}
 	}

@@ -577,3 +577,53 @@ func TestConcurrentBegin(t *testing.T) {
 	assert.NotEmpty(t, numbers(t, s))
 	assert.Contains(t, numbers(t, s), 2)
 }
+
+// A step across nodes: each rank's images in rank-<R>/, the restart script at the top.
+func TestCommitRankFolders(t *testing.T) {
+	s := openStore(t, 2)
+	cur := s.CurrentDir()
+	for _, f := range []string{"rank-0/ckpt_p_1.dmtcp", "rank-1/ckpt_p_2.dmtcp", "rank-1/ckpt_sh_3.dmtcp", "rank-1/ckpt_sh_3_files/x.sh"} {
+		require.NoError(t, os.MkdirAll(filepath.Dir(filepath.Join(cur, f)), 0o700))
+		require.NoError(t, os.WriteFile(filepath.Join(cur, f), []byte(f), 0o600))
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(cur, "dmtcp_restart_script_x.sh"), []byte("#!/bin/sh\n"), 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(cur, "rank-x"), nil, 0o600)) // not a rank folder: stays
+
+	p, err := s.Begin()
+	require.NoError(t, err)
+	p.ExpectImages(3)
+	m := meta()
+	m.StepID = "0"
+	m.Ranks = []manifest.Rank{{Rank: 0, Node: "n1", Images: []string{"rank-0/ckpt_p_1.dmtcp"}},
+		{Rank: 1, Node: "n2", Images: []string{"rank-1/ckpt_p_2.dmtcp", "rank-1/ckpt_sh_3.dmtcp"}}}
+	c, err := p.CommitFrom(cur, m)
+	require.NoError(t, err)
+	got, err := c.Generation.Verify()
+	require.NoError(t, err)
+	assert.Equal(t, m.Ranks, got.Ranks)
+	assert.FileExists(t, filepath.Join(c.Generation.Path, "rank-1", "ckpt_sh_3_files", "x.sh"))
+	assert.FileExists(t, filepath.Join(cur, "rank-x"))
+	assert.NoDirExists(t, filepath.Join(cur, "rank-0"))
+
+	// A rank still writing its image: nothing moves.
+	require.NoError(t, os.MkdirAll(filepath.Join(cur, "rank-0"), 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(cur, "rank-0", "ckpt_p_1.dmtcp"), nil, 0o600))
+	require.NoError(t, os.MkdirAll(filepath.Join(cur, "rank-1"), 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(cur, "rank-1", "ckpt_p_2.dmtcp.temp"), nil, 0o600))
+	p, err = s.Begin()
+	require.NoError(t, err)
+	_, err = p.CommitFrom(cur, meta())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "still being written")
+	assert.FileExists(t, filepath.Join(cur, "rank-0", "ckpt_p_1.dmtcp"))
+}
+
+func TestIsImagePath(t *testing.T) {
+	for p, want := range map[string]bool{
+		"ckpt_a.dmtcp": true, "rank-0/ckpt_a.dmtcp": true, "rank-12/ckpt_a.dmtcp": true,
+		"rank-01/ckpt_a.dmtcp": false, "rank-/ckpt_a.dmtcp": false, "x/ckpt_a.dmtcp": false,
+		"rank-1/ckpt_a_files/ckpt_b.dmtcp": false, "ckpt_a_files/x": false, "dmtcp_restart_script.sh": false,
+	} {
+		assert.Equal(t, want, IsImagePath(p), p)
+	}
+}

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/slurm-dmtcp/slurm-dmtcp/coordinator"
 	"github.com/slurm-dmtcp/slurm-dmtcp/proto"
+	"github.com/slurm-dmtcp/slurm-dmtcp/proto/manifest"
 )
 
 // ExitCannotLaunch is the exit code of a task that could not be started under DMTCP.
@@ -45,14 +47,27 @@ func Command(args []string, env []string) (string, []string, []string, error) {
 	if err != nil {
 		return "", nil, nil, fmt.Errorf("cannot run %s under DMTCP: %w", argv0, err)
 	}
-	// Slurm runs the job again: restore the whole process tree of the generation.
+	// A step across nodes: each task rank has its own folder of images, in the checkpoint
+	// folder and in each generation, so that it is restored from its own images wherever
+	// it runs.
+	rankDir := ""
+	if get(proto.EnvName(proto.KeyPerRank)) == "1" {
+		r, err := strconv.Atoi(get("SLURM_PROCID"))
+		if err != nil || r < 0 {
+			return "", nil, nil, fmt.Errorf("cannot run %s under DMTCP: a step across nodes needs the task's rank, and SLURM_PROCID is %q", argv0, get("SLURM_PROCID"))
+		}
+		rankDir = manifest.RankDir(r)
+	}
+	// Slurm runs the job again: restore the whole process tree of the generation (of this
+	// rank's folder in it).
 	gen := get(proto.EnvName(proto.KeyRestore))
 	var images []string
 	prog := inst.Launch
 	if gen != "" {
-		images, _ = filepath.Glob(filepath.Join(gen, "ckpt_*.dmtcp"))
+		from := filepath.Join(gen, rankDir)
+		images, _ = filepath.Glob(filepath.Join(from, "ckpt_*.dmtcp"))
 		if len(images) == 0 {
-			return "", nil, nil, fmt.Errorf("cannot restore %s: no checkpoint image in %s", argv0, gen)
+			return "", nil, nil, fmt.Errorf("cannot restore %s: no checkpoint image in %s (was the step checkpointed with the same number of tasks?)", argv0, from)
 		}
 		prog = inst.Restart
 	}
@@ -60,6 +75,12 @@ func Command(args []string, env []string) (string, []string, []string, error) {
 	// On a restore too: without --ckptdir, restored processes write their next images beside
 	// the ones they came from, into the generation itself.
 	if d := get(proto.EnvName(proto.KeyCkptDir)); d != "" {
+		if rankDir != "" {
+			d = filepath.Join(d, rankDir)
+			if err := os.MkdirAll(d, 0o700); err != nil {
+				return "", nil, nil, fmt.Errorf("cannot run %s under DMTCP: checkpoint folder of rank: %w", argv0, err)
+			}
+		}
 		argv = append(argv, "--ckptdir", d)
 	}
 	if d := get(proto.EnvName(proto.KeyTmpDir)); d != "" {
@@ -83,7 +104,8 @@ func Command(args []string, env []string) (string, []string, []string, error) {
 	for _, kv := range env {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
-		case proto.EnvArgv0, proto.EnvError, proto.EnvName(proto.KeyRestore), proto.EnvName(proto.KeyRestoreNote):
+		case proto.EnvArgv0, proto.EnvError, proto.EnvName(proto.KeyRestore), proto.EnvName(proto.KeyRestoreNote),
+			proto.EnvName(proto.KeyPerRank):
 			continue // meant for this task only: a nested srun must not see them
 		}
 		out = append(out, kv)

@@ -74,3 +74,48 @@ func TestNotes(t *testing.T) {
 		Notes([]string{"SLURM_DMTCP_RESTORE_NOTE=generation 3 is damaged | restart 2: restoring generation 2"}))
 	assert.Nil(t, Notes([]string{"HOME=/h"}))
 }
+
+func TestCommandPerRank(t *testing.T) {
+	prefix := fakePrefix(t)
+	ckpt := t.TempDir()
+	gen := t.TempDir()
+	for _, f := range []string{"rank-0/ckpt_a_1.dmtcp", "rank-2/ckpt_a_3.dmtcp", "rank-2/ckpt_sh_4.dmtcp", "ckpt_top_9.dmtcp"} {
+		require.NoError(t, os.MkdirAll(filepath.Dir(filepath.Join(gen, f)), 0o700))
+		require.NoError(t, os.WriteFile(filepath.Join(gen, f), nil, 0o600))
+	}
+	base := []string{"SLURM_DMTCP_ARGV0=./prog", "SLURM_DMTCP_COORD_HOST=10.79.0.11", "SLURM_DMTCP_COORD_PORT=4242",
+		"SLURM_DMTCP_DMTCP_PREFIX=" + prefix, "SLURM_DMTCP_CKPTDIR=" + ckpt, "SLURM_DMTCP_PER_RANK=1"}
+	launch, restart := prefix+"/bin/dmtcp_launch", prefix+"/bin/dmtcp_restart"
+	for _, tc := range []struct {
+		name     string
+		env      []string
+		wantArgv []string
+		wantErr  string
+	}{
+		{name: "launch into the rank's folder", env: append(base, "SLURM_PROCID=2"),
+			wantArgv: []string{launch, "-j", "-h", "10.79.0.11", "-p", "4242", "--ckptdir", filepath.Join(ckpt, "rank-2"), "./prog", "x"}},
+		{name: "restore the rank's own images", env: append(base, "SLURM_PROCID=2", "SLURM_DMTCP_RESTORE="+gen),
+			wantArgv: []string{restart, "-j", "-h", "10.79.0.11", "-p", "4242", "--ckptdir", filepath.Join(ckpt, "rank-2"),
+				filepath.Join(gen, "rank-2", "ckpt_a_3.dmtcp"), filepath.Join(gen, "rank-2", "ckpt_sh_4.dmtcp")}},
+		{name: "rank 0", env: append(base, "SLURM_PROCID=0", "SLURM_DMTCP_RESTORE="+gen),
+			wantArgv: []string{restart, "-j", "-h", "10.79.0.11", "-p", "4242", "--ckptdir", filepath.Join(ckpt, "rank-0"),
+				filepath.Join(gen, "rank-0", "ckpt_a_1.dmtcp")}},
+		{name: "a rank without images", env: append(base, "SLURM_PROCID=1", "SLURM_DMTCP_RESTORE="+gen),
+			wantErr: "no checkpoint image in " + filepath.Join(gen, "rank-1")},
+		{name: "no rank", env: base, wantErr: `SLURM_PROCID is ""`},
+		{name: "bad rank", env: append(base, "SLURM_PROCID=-1"), wantErr: `SLURM_PROCID is "-1"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, argv, env, err := Command([]string{"x"}, tc.env)
+			if tc.wantErr != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.wantArgv, argv)
+			assert.DirExists(t, argv[7], "the rank's checkpoint folder is made")
+			assert.NotContains(t, env, "SLURM_DMTCP_PER_RANK=1")
+		})
+	}
+}

@@ -33,7 +33,10 @@ const (
 	Format = "slurm-dmtcp/manifest"
 	// Version is the newest format version this package reads and the one
 	// it writes.
-	Version = 1
+	Version = 2
+	// versionRanks is the first version with "ranks"; a manifest without ranks is still
+	// written as version 1, byte for byte what older releases wrote and read.
+	versionRanks = 2
 )
 
 // Reason says why a checkpoint was taken.
@@ -76,7 +79,22 @@ type Meta struct {
 	EndTime      time.Time       // when DMTCP reported it complete
 	DMTCPVersion string          // e.g. "3.0.0"
 	NodeFacts    json.RawMessage // JSON object filled by another package; may be nil
+	// Ranks, for a step across nodes, says which images belong to which task rank and where
+	// that rank ran; nil for a checkpoint of one node (written as version 1).
+	Ranks []Rank
 }
+
+// Rank is one task rank of a step across nodes: its images (paths of Files, under
+// "rank-<Rank>/") and the node it ran on when they were written.
+type Rank struct {
+	Rank   int      `json:"rank"`
+	Node   string   `json:"node"`
+	Images []string `json:"images"`
+}
+
+// RankDir is the folder of a generation (and of the checkpoint folder) that holds the
+// images of one task rank of a step across nodes.
+func RankDir(rank int) string { return "rank-" + strconv.Itoa(rank) }
 
 // Duration is EndTime - StartTime.
 func (m Meta) Duration() time.Duration { return m.EndTime.Sub(m.StartTime) }
@@ -120,6 +138,7 @@ type wire struct {
 	DurationSeconds *float64        `json:"duration_seconds"`
 	DMTCPVersion    *string         `json:"dmtcp_version"`
 	NodeFacts       json.RawMessage `json:"node_facts,omitempty"`
+	Ranks           []Rank          `json:"ranks,omitempty"`
 	Files           []wireFile      `json:"files"`
 }
 
@@ -219,6 +238,39 @@ func (m *Manifest) Validate() error {
 			}
 		}
 	}
+	return validateRanks(m.Ranks, seen)
+}
+
+// validateRanks: each rank once, a node, at least one image, every image a listed file in
+// that rank's folder and in no other rank.
+func validateRanks(ranks []Rank, files map[string]bool) error {
+	seenRank := map[int]bool{}
+	owner := map[string]int{}
+	for i, r := range ranks {
+		switch {
+		case r.Rank < 0:
+			return fmt.Errorf("manifest: ranks[%d]: rank %d: must be >= 0", i, r.Rank)
+		case seenRank[r.Rank]:
+			return fmt.Errorf("manifest: ranks[%d]: rank %d listed twice", i, r.Rank)
+		case r.Node == "":
+			return fmt.Errorf("manifest: ranks[%d]: rank %d: missing node", i, r.Rank)
+		case len(r.Images) == 0:
+			return fmt.Errorf("manifest: ranks[%d]: rank %d: no image", i, r.Rank)
+		}
+		seenRank[r.Rank] = true
+		for _, img := range r.Images {
+			if !strings.HasPrefix(img, RankDir(r.Rank)+"/") {
+				return fmt.Errorf("manifest: ranks[%d]: image %q is not in %s/", i, img, RankDir(r.Rank))
+			}
+			if !files[img] {
+				return fmt.Errorf("manifest: ranks[%d]: image %q is not among the files", i, img)
+			}
+			if o, dup := owner[img]; dup {
+				return fmt.Errorf("manifest: ranks[%d]: image %q already belongs to rank %d", i, img, o)
+			}
+			owner[img] = r.Rank
+		}
+	}
 	return nil
 }
 
@@ -260,7 +312,10 @@ func Marshal(m *Manifest) ([]byte, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	format, version := Format, Version
+	format, version := Format, 1
+	if len(c.Ranks) > 0 {
+		version = versionRanks
+	}
 	reason := string(c.Reason)
 	dur := durationSeconds(c.StartTime, c.EndTime)
 	w := wire{
@@ -268,7 +323,7 @@ func Marshal(m *Manifest) ([]byte, error) {
 		JobID: &c.JobID, StepID: &c.StepID, Array: c.Array, RestartCount: &c.RestartCount,
 		User: &c.User, Node: &c.Node, Generation: &c.Generation, Reason: &reason,
 		StartTime: &c.StartTime, EndTime: &c.EndTime, DurationSeconds: &dur,
-		DMTCPVersion: &c.DMTCPVersion,
+		DMTCPVersion: &c.DMTCPVersion, Ranks: c.Ranks,
 	}
 	if len(c.NodeFacts) > 0 {
 		var buf bytes.Buffer
@@ -356,12 +411,16 @@ func Parse(data []byte) (*Manifest, error) {
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("manifest: missing required field(s): %s", strings.Join(missing, ", "))
 	}
+	if w.Ranks != nil && version < versionRanks {
+		return nil, fmt.Errorf("manifest: version %d: unknown field \"ranks\" (new in version %d)", version, versionRanks)
+	}
 
 	m := &Manifest{
 		Meta: Meta{
 			JobID: *w.JobID, StepID: *w.StepID, Array: w.Array, RestartCount: *w.RestartCount,
 			User: *w.User, Node: *w.Node, Reason: Reason(*w.Reason),
 			StartTime: *w.StartTime, EndTime: *w.EndTime, DMTCPVersion: *w.DMTCPVersion,
+			Ranks: w.Ranks,
 		},
 		Generation: *w.Generation,
 		Files:      make([]File, len(w.Files)),

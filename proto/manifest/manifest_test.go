@@ -105,8 +105,13 @@ func TestParseRejects(t *testing.T) {
 			return mutate(t, func(o map[string]any) { delete(o, "format") })
 		}, `missing field "format"`, false},
 		{"newer version", func(t *testing.T) []byte {
-			return mutate(t, func(o map[string]any) { o["version"] = 2; o["new_field"] = true })
-		}, "version 2 is newer than the newest supported version 1", true},
+			return mutate(t, func(o map[string]any) { o["version"] = 3; o["new_field"] = true })
+		}, "version 3 is newer than the newest supported version 2", true},
+		{"ranks in version 1", func(t *testing.T) []byte {
+			return mutate(t, func(o map[string]any) {
+				o["ranks"] = []any{map[string]any{"rank": 0, "node": "n1", "images": []string{"ckpt_a.dmtcp"}}}
+			})
+		}, `unknown field "ranks" (new in version 2)`, false},
 		{"version zero", func(t *testing.T) []byte {
 			return mutate(t, func(o map[string]any) { o["version"] = 0 })
 		}, "version 0", false},
@@ -293,4 +298,58 @@ func TestReasonValid(t *testing.T) {
 		assert.True(t, r.Valid(), r)
 	}
 	assert.False(t, Reason("other").Valid())
+}
+
+func rankSample() *Manifest {
+	m := sample()
+	m.StepID = "3"
+	m.Files = []File{
+		{Path: "dmtcp_restart_script_x.sh", Size: 1, SHA256: sumA, Mode: 0o700},
+		{Path: "rank-0/ckpt_a_1.dmtcp", Size: 1, SHA256: sumA, Mode: 0o600},
+		{Path: "rank-1/ckpt_a_2.dmtcp", Size: 1, SHA256: sumA, Mode: 0o600},
+		{Path: "rank-1/ckpt_sh_3.dmtcp", Size: 1, SHA256: sumA, Mode: 0o600},
+	}
+	m.Ranks = []Rank{
+		{Rank: 0, Node: "n1", Images: []string{"rank-0/ckpt_a_1.dmtcp"}},
+		{Rank: 1, Node: "n2", Images: []string{"rank-1/ckpt_a_2.dmtcp", "rank-1/ckpt_sh_3.dmtcp"}},
+	}
+	return m
+}
+
+func TestRanksRoundTrip(t *testing.T) {
+	data, err := Marshal(rankSample())
+	require.NoError(t, err)
+	assert.Contains(t, string(data), `"version": 2`, "ranks need version 2")
+	got, err := Parse(data)
+	require.NoError(t, err)
+	assert.Equal(t, rankSample().Ranks, got.Ranks)
+
+	one, err := Marshal(sample())
+	require.NoError(t, err)
+	assert.Contains(t, string(one), `"version": 1`, "without ranks the manifest stays version 1")
+	assert.NotContains(t, string(one), `"ranks"`)
+}
+
+func TestRanksRejected(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		ranks []Rank
+		want  string
+	}{
+		{"negative rank", []Rank{{Rank: -1, Node: "n1", Images: []string{"rank-0/ckpt_a_1.dmtcp"}}}, "must be >= 0"},
+		{"rank twice", []Rank{{Rank: 0, Node: "n1", Images: []string{"rank-0/ckpt_a_1.dmtcp"}},
+			{Rank: 0, Node: "n2", Images: []string{"rank-0/ckpt_a_1.dmtcp"}}}, "listed twice"},
+		{"no node", []Rank{{Rank: 0, Images: []string{"rank-0/ckpt_a_1.dmtcp"}}}, "missing node"},
+		{"no image", []Rank{{Rank: 0, Node: "n1"}}, "no image"},
+		{"image of another rank", []Rank{{Rank: 0, Node: "n1", Images: []string{"rank-1/ckpt_a_2.dmtcp"}}}, "is not in rank-0/"},
+		{"image not a file", []Rank{{Rank: 0, Node: "n1", Images: []string{"rank-0/ckpt_z.dmtcp"}}}, "not among the files"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := rankSample()
+			m.Ranks = tc.ranks
+			_, err := Marshal(m)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
 }

@@ -1,0 +1,153 @@
+package agent
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/slurm-dmtcp/slurm-dmtcp/proto"
+	"github.com/slurm-dmtcp/slurm-dmtcp/proto/manifest"
+)
+
+func TestConfigAcrossNodes(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		cfg            Config
+		across, member bool
+		runDir         string
+	}{
+		{"batch step", Config{JobID: "7", Step: "batch", Nodes: 2}, false, false, "7.batch"},
+		{"one-node step", Config{JobID: "7", Step: "0", Nodes: 1}, false, false, "7.step-0"},
+		{"node 0 of a step across nodes", Config{JobID: "7", Step: "1", Nodes: 2}, true, false, "7.step-1"},
+		{"node 2 of a step across nodes", Config{JobID: "7", Step: "1", Nodes: 3, NodeID: 2}, true, true, "7.step-1.node-2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.across, tc.cfg.AcrossNodes())
+			assert.Equal(t, tc.member, tc.cfg.Member())
+			assert.Equal(t, tc.runDir, tc.cfg.RunDirName())
+		})
+	}
+}
+
+func TestCoordAddrRoundTrip(t *testing.T) {
+	for _, tc := range []CoordAddr{
+		{JobID: "500001", Step: "0", RestartCount: 1, Run: "42-1", Host: "10.79.0.11", Port: 40001,
+			Extra: []proto.KV{{Key: proto.KeyRestore, Value: "/h/.slurm-dmtcp/500001/step-0/gen-000002"},
+				{Key: proto.KeyRestoreNote, Value: "restart 1: restoring generation 2 | note"}, {Key: proto.KeyCompress, Value: "off"}}},
+		{JobID: "500001", Step: "0", RestartCount: 0, Run: "42-1", Error: "DMTCP not found"},
+	} {
+		got, err := ParseCoordAddr(tc.Marshal())
+		require.NoError(t, err)
+		assert.Equal(t, tc, got)
+	}
+	// Only the keys meant for the members are written; a newline cannot split a value.
+	c := CoordAddr{JobID: "1", Step: "0", Run: "r", Host: "h", Port: 1,
+		Extra: []proto.KV{{Key: proto.KeyControlSocket, Value: "/x"}, {Key: proto.KeyRestoreNote, Value: "a\nport=9"}}}
+	got, err := ParseCoordAddr(c.Marshal())
+	require.NoError(t, err)
+	assert.Equal(t, []proto.KV{{Key: proto.KeyRestoreNote, Value: "a port=9"}}, got.Extra)
+	assert.Equal(t, 1, got.Port)
+}
+
+func TestParseCoordAddrRejects(t *testing.T) {
+	for name, in := range map[string]string{
+		"no run":         "job_id=1\nstep=0\nrestart_count=0\ncoord_host=h\ncoord_port=1\n",
+		"no port":        "job_id=1\nstep=0\nrestart_count=0\nrun=r\ncoord_host=h\n",
+		"bad port":       "job_id=1\nstep=0\nrestart_count=0\nrun=r\ncoord_host=h\ncoord_port=70000\n",
+		"no host":        "job_id=1\nstep=0\nrestart_count=0\nrun=r\ncoord_port=5\n",
+		"bad count":      "job_id=1\nstep=0\nrestart_count=x\nrun=r\ncoord_host=h\ncoord_port=5\n",
+		"malformed line": "job_id=1\nstep\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := ParseCoordAddr([]byte(in))
+			assert.Error(t, err)
+		})
+	}
+}
+
+func TestWaitCoordAddr(t *testing.T) {
+	this := CoordAddr{JobID: "9", Step: "3", RestartCount: 1, Run: "r2", Host: "10.0.0.1", Port: 555}
+	for _, tc := range []struct {
+		name    string
+		files   []CoordAddr // written in turn, 30 ms apart
+		want    CoordAddr
+		wantErr string
+	}{
+		{"this run", []CoordAddr{this}, this, ""},
+		{"an earlier run's file, then this run's", []CoordAddr{{JobID: "9", Step: "3", RestartCount: 0, Run: "r1", Host: "10.0.0.2", Port: 1}, this}, this, ""},
+		{"the leader failed", []CoordAddr{{JobID: "9", Step: "3", RestartCount: 1, Run: "r2", Error: "no DMTCP"}}, CoordAddr{}, "node 0 of the step failed: no DMTCP"},
+		{"another step only", []CoordAddr{{JobID: "9", Step: "4", RestartCount: 1, Run: "r", Host: "h", Port: 1}}, CoordAddr{}, "is from another run"},
+		{"nothing", nil, CoordAddr{}, "did not publish its coordinator"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			go func() {
+				for _, f := range tc.files {
+					_ = WriteCoordAddr(dir, f)
+					time.Sleep(30 * time.Millisecond)
+				}
+			}()
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			got, err := WaitCoordAddr(ctx, dir, "9", "3", 1, 5*time.Millisecond)
+			if tc.wantErr != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, got)
+			st, err := os.Stat(filepath.Join(dir, proto.CoordAddrFile))
+			require.NoError(t, err)
+			assert.Equal(t, os.FileMode(0o600), st.Mode().Perm())
+			left, _ := filepath.Glob(filepath.Join(dir, ".coordinator.addr.*"))
+			assert.Empty(t, left, "no temporary file left")
+		})
+	}
+}
+
+const multiHostScript = `#!/bin/bash
+# Number of hosts in the computation = 2
+worker_ckpts='
+ :: n1 :bg: /c/.current/rank-0/ckpt_prog_a.dmtcp /c/.current/rank-1/ckpt_prog_b.dmtcp : ssh
+ :: n2 :bg: /c/.current/rank-2/ckpt_prog_c.dmtcp /c/.current/rank-3/ckpt_prog_d.dmtcp /c/.current/rank-3/ckpt_sh_e.dmtcp : ssh
+'
+
+# Check for resource manager
+`
+
+func TestRestartScriptImages(t *testing.T) {
+	assert.Equal(t, []scriptImage{{Path: "/c/a.dmtcp"}, {Path: "/c/b.dmtcp"}},
+		restartScriptImages("x=1\ngiven_ckpt_files=\" /c/a.dmtcp /c/b.dmtcp\"\n"))
+	got := restartScriptImages(multiHostScript)
+	require.Len(t, got, 5)
+	assert.Equal(t, scriptImage{Path: "/c/.current/rank-0/ckpt_prog_a.dmtcp", Host: "n1"}, got[0])
+	assert.Equal(t, scriptImage{Path: "/c/.current/rank-3/ckpt_sh_e.dmtcp", Host: "n2"}, got[4])
+	assert.Empty(t, restartScriptImages("#!/bin/sh\n"))
+}
+
+func TestRankImages(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"rank-0/ckpt_prog_a.dmtcp", "rank-1/ckpt_prog_b.dmtcp", "rank-2/ckpt_prog_c.dmtcp",
+		"rank-3/ckpt_prog_d.dmtcp", "rank-3/ckpt_sh_e.dmtcp", "rank-3/ckpt_sh_e_files/x.sh", "rank-10/ckpt_prog_z.dmtcp",
+		"rank-07/ckpt_odd.dmtcp", "rank-4/not-an-image"} {
+		require.NoError(t, os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o700))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, f), nil, 0o600))
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "dmtcp_restart_script_x.sh"), []byte(multiHostScript), 0o700))
+	got, err := rankImages(dir)
+	require.NoError(t, err)
+	assert.Equal(t, []manifest.Rank{
+		{Rank: 0, Node: "n1", Images: []string{"rank-0/ckpt_prog_a.dmtcp"}},
+		{Rank: 1, Node: "n1", Images: []string{"rank-1/ckpt_prog_b.dmtcp"}},
+		{Rank: 2, Node: "n2", Images: []string{"rank-2/ckpt_prog_c.dmtcp"}},
+		{Rank: 3, Node: "n2", Images: []string{"rank-3/ckpt_prog_d.dmtcp", "rank-3/ckpt_sh_e.dmtcp"}},
+		{Rank: 10, Node: "unknown", Images: []string{"rank-10/ckpt_prog_z.dmtcp"}},
+	}, got)
+	assert.Equal(t, 5, checkpointImages(dir, 2), "images of every host of the restart script")
+}
