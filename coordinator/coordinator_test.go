@@ -24,21 +24,29 @@ func realInstall(t *testing.T) Install {
 	return inst
 }
 
+// startInTemp starts a coordinator with its run, ckpt and tmp folders in a temporary
+// folder, which it returns.
+func startInTemp(ctx context.Context, t *testing.T, inst Install) (*Coordinator, string) {
+	t.Helper()
+	dir := t.TempDir()
+	for _, d := range []string{"run", "ckpt", "tmp"} {
+		require.NoError(t, os.Mkdir(filepath.Join(dir, d), 0o700))
+	}
+	c, err := Start(ctx, Options{Install: inst, RunDir: filepath.Join(dir, "run"),
+		CkptDir: filepath.Join(dir, "ckpt"), TmpDir: filepath.Join(dir, "tmp"), Host: "127.0.0.1"})
+	require.NoError(t, err)
+	return c, dir
+}
+
 func TestRealCoordinatorLifecycle(t *testing.T) {
 	inst := realInstall(t)
 	v, err := inst.Version()
 	require.NoError(t, err)
 	assert.Regexp(t, `^\d+\.\d+`, v)
 
-	dir := t.TempDir()
-	for _, d := range []string{"run", "ckpt", "tmp"} {
-		require.NoError(t, os.Mkdir(filepath.Join(dir, d), 0o700))
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := Start(ctx, Options{Install: inst, RunDir: filepath.Join(dir, "run"),
-		CkptDir: filepath.Join(dir, "ckpt"), TmpDir: filepath.Join(dir, "tmp"), Host: "127.0.0.1"})
-	require.NoError(t, err)
+	c, dir := startInTemp(ctx, t, inst)
 	assert.Greater(t, c.Port, 0)
 
 	st, err := c.Status(ctx)
@@ -94,15 +102,9 @@ func TestRealCheckpointAndKillEndsLateJoiners(t *testing.T) {
 	if _, err := exec.LookPath("python3"); err != nil {
 		t.Skip("SKIP: needs python3 for a program whose checkpoint takes a while")
 	}
-	dir := t.TempDir()
-	for _, d := range []string{"run", "ckpt", "tmp"} {
-		require.NoError(t, os.Mkdir(filepath.Join(dir, d), 0o700))
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	c, err := Start(ctx, Options{Install: inst, RunDir: filepath.Join(dir, "run"),
-		CkptDir: filepath.Join(dir, "ckpt"), TmpDir: filepath.Join(dir, "tmp"), Host: "127.0.0.1"})
-	require.NoError(t, err)
+	c, dir := startInTemp(ctx, t, inst)
 	defer func() { _ = c.Quit(context.Background()) }()
 	launch := func(args ...string) chan error {
 		cmd := exec.Command(inst.Launch, append([]string{"-j", "-h", "127.0.0.1", "-p", strconv.Itoa(c.Port),
