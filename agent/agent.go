@@ -124,6 +124,8 @@ type Agent struct {
 	Extra []proto.KV
 	// CheckpointTimeout bounds one checkpoint request.
 	CheckpointTimeout time.Duration
+	// RestoreWait bounds a restore (restorewatch.go); 0: from the images' size.
+	RestoreWait time.Duration
 	// Job reads the job's end time and requeues it (continuation past the time limit); nil:
 	// no checkpoint before the time limit.
 	Job Job
@@ -177,6 +179,9 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Write
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
+	if gen := restoring(a.Extra); gen != "" && !a.Config.Member() {
+		go a.watchRestore(runCtx, gen, a.RestoreWait)
+	}
 	var lead <-chan time.Time
 	leadTimer := a.armLead(ctx)
 	if leadTimer != nil {

@@ -1,0 +1,88 @@
+package agent
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/slurm-dmtcp/slurm-dmtcp/proto"
+)
+
+// restoreWait bounds a restore: DMTCP waits for ever when one of the restored processes
+// never connects (a rank whose restore failed on another node, say), and the job would stay
+// RUNNING, doing nothing, until its time limit. Two minutes, plus a second for every 20 MiB
+// of images to read.
+func restoreWait(bytes int64) time.Duration {
+	return 2*time.Minute + time.Duration(bytes/(20<<20))*time.Second
+}
+
+// restoreImages counts the images of a generation folder (those of every rank-R/ folder
+// too) and their bytes.
+func restoreImages(gen string) (n int, bytes int64) {
+	for _, pattern := range []string{"ckpt_*.dmtcp", "rank-*/ckpt_*.dmtcp"} {
+		files, _ := filepath.Glob(filepath.Join(gen, pattern))
+		for _, f := range files {
+			if st, err := os.Stat(f); err == nil {
+				n++
+				bytes += st.Size()
+			}
+		}
+	}
+	return n, bytes
+}
+
+// restoring is the generation the tasks restore, from the ready message's pairs; "" when
+// they start from the top.
+func restoring(extra []proto.KV) string {
+	for _, kv := range extra {
+		if kv.Key == proto.KeyRestore {
+			return kv.Value
+		}
+	}
+	return ""
+}
+
+// watchRestore waits until the processes of generation gen run again under the
+// coordinator. If that does not happen within wait (restoreWait when 0), it says so in the
+// job's error output and ends the computation, so that the step fails instead of hanging.
+// It gives up quietly when ctx ends (the step is over).
+func (a *Agent) watchRestore(ctx context.Context, gen string, wait time.Duration) {
+	want, bytes := restoreImages(gen)
+	if want == 0 {
+		return
+	}
+	if wait == 0 {
+		wait = restoreWait(bytes)
+	}
+	log := a.Log.WithField("generation_path", gen)
+	start := time.Now()
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	peers := 0
+	for {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		st, err := a.Coord.Status(sctx)
+		cancel()
+		if err == nil {
+			peers = st.NumPeers
+			// The coordinator says running only once every restarting process has
+			// connected and the computation goes on (some may have ended since).
+			if st.Running && st.NumPeers > 0 {
+				log.WithField("processes", st.NumPeers).WithField("duration", time.Since(start).Round(time.Millisecond).String()).Info("restore complete: the processes run again")
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-deadline.C:
+			log.WithField("connected", peers).WithField("images", want).Error("restore did not complete: ending the step")
+			a.progress("restore did not complete within %s: %d of the %d restored processes reached the coordinator; ending the step so the job does not hang (see agent.log)",
+				wait.Round(time.Second), peers, want)
+			a.kill(ctx)
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
