@@ -15,6 +15,11 @@ conf=$CLUSTER_DIR/slurm.conf
 statefile=$CLUSTER_DIR/run/nodes
 netfile=$CLUSTER_DIR/run/net
 say() { printf 'cluster-down: %s\n' "$*"; }
+# freeze_kill PID...: SIGSTOP, then SIGKILL, so that none forks or is reparented between.
+freeze_kill() {
+	kill -STOP "$@" 2>/dev/null
+	kill -KILL "$@" 2>/dev/null
+}
 
 [ "$(id -u)" -eq 0 ] || { say "error: run as root"; exit 1; }
 
@@ -108,9 +113,7 @@ for ns in $(printf '%s\n' "$namespaces" | sort -u); do
 		pids=$(ip netns pids "$ns" 2>/dev/null | tr '\n' ' ')
 		[ -n "${pids// /}" ] || break
 		# shellcheck disable=SC2086 # one argument per pid
-		kill -STOP $pids 2>/dev/null
-		# shellcheck disable=SC2086
-		kill -KILL $pids 2>/dev/null
+		freeze_kill $pids
 		say "killed in $ns: $pids"
 		sleep 0.1
 	done
@@ -194,11 +197,8 @@ if [ -f "$conf" ]; then
 	for _ in 1 2 3 4 5; do
 		pids=$(cluster_procs)
 		[ -n "$pids" ] || break
-		# Frozen first, so that none forks or is reparented between the two signals.
 		# shellcheck disable=SC2086 # one argument per pid
-		kill -STOP $pids 2>/dev/null
-		# shellcheck disable=SC2086
-		kill -KILL $pids 2>/dev/null
+		freeze_kill $pids
 		say "killed leftover processes of this cluster: $pids"
 		sleep 0.2
 	done
