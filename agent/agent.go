@@ -388,9 +388,9 @@ func (a *Agent) watchCheckpoint(ctx context.Context, log *logrus.Entry, start ti
 			case <-t.C:
 			}
 			images, _ := filepath.Glob(filepath.Join(a.Layout.CkptDir, "ckpt_*.dmtcp*"))
-			scripts, _ := filepath.Glob(filepath.Join(a.Layout.CkptDir, "dmtcp_restart_script_*.sh"))
+			script, _ := coordinator.NewestRestartScript(a.Layout.CkptDir)
 			fields := logrus.Fields{"elapsed": time.Since(start).Round(time.Millisecond).String(), "stage": stage.Load(),
-				"images": len(images), "restart_script": len(scripts) > 0}
+				"images": len(images), "restart_script": script != ""}
 			sctx, cancel := context.WithTimeout(ctx, time.Second)
 			if st, err := a.Coord.Status(sctx); err != nil {
 				fields["coordinator"] = err.Error()
@@ -433,10 +433,15 @@ func (a *Agent) clearCurrent() {
 
 // mark creates an empty marker file in the runtime folder for the task launchers.
 func (a *Agent) mark(name string) {
-	if f, err := os.OpenFile(filepath.Join(a.Layout.RunDir, name), os.O_CREATE|os.O_WRONLY, 0o600); err == nil {
+	markRunDir(a.Layout.RunDir, name, a.Log)
+}
+
+// markRunDir creates the empty marker file name in runDir, where the task launchers look.
+func markRunDir(runDir, name string, log *logrus.Entry) {
+	if f, err := os.OpenFile(filepath.Join(runDir, name), os.O_CREATE|os.O_WRONLY, 0o600); err == nil {
 		f.Close()
 	} else {
-		a.Log.WithError(err).Warn("marker for the task launchers")
+		log.WithError(err).Warn("marker for the task launchers")
 	}
 }
 
@@ -482,9 +487,14 @@ func (a *Agent) shutdown() error {
 
 // cleanup removes the step's runtime folder, and its per-user parent when that is empty.
 func (a *Agent) cleanup() error {
-	if err := os.RemoveAll(a.Layout.RunDir); err != nil {
-		return fmt.Errorf("remove %s: %w", a.Layout.RunDir, err)
+	return removeRunDir(a.Layout.RunDir)
+}
+
+// removeRunDir removes a step's runtime folder, and its per-user parent when that is empty.
+func removeRunDir(runDir string) error {
+	if err := os.RemoveAll(runDir); err != nil {
+		return fmt.Errorf("remove %s: %w", runDir, err)
 	}
-	_ = os.Remove(filepath.Dir(a.Layout.RunDir))
+	_ = os.Remove(filepath.Dir(runDir))
 	return nil
 }

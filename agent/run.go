@@ -45,18 +45,16 @@ func Main(args []string, lifeline io.Reader, ready io.Writer, stderr io.Writer) 
 
 func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 	started := time.Now()
-	var runDir string // removed on every failure once it exists
-	var stepDir string
+	var runDir string        // removed on every failure once it exists
+	var leaderStepDir string // node 0 of a step across nodes: where the other nodes wait for its word
 	readyErr := func(err error) error {
 		if runDir != "" {
-			_ = os.RemoveAll(runDir)
-			_ = os.Remove(filepath.Dir(runDir))
+			_ = removeRunDir(runDir)
 		}
-		// Node 0 of a step across nodes: the other nodes' agents wait for its word.
-		if stepDir != "" && cfg.AcrossNodes() && !cfg.Member() {
+		if leaderStepDir != "" {
 			a := leaderAddr(cfg, started)
 			a.Error = err.Error()
-			_ = WriteCoordAddr(stepDir, a)
+			_ = WriteCoordAddr(leaderStepDir, a)
 		}
 		_ = proto.WriteError(ready, err.Error())
 		return err
@@ -79,7 +77,7 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 	} else if cfg.AcrossNodes() {
 		// A coordinator.addr of an earlier run must not be taken for this run's.
 		_ = os.Remove(filepath.Join(layout.StepDir, proto.CoordAddrFile))
-		stepDir = layout.StepDir
+		leaderStepDir = layout.StepDir
 	}
 	logFile, err := os.OpenFile(filepath.Join(layout.StepDir, logName), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/slurm-dmtcp/slurm-dmtcp/coordinator"
 )
 
 // Space is what a checkpoint needs and what the checkpoint folder has, in bytes.
@@ -114,7 +116,7 @@ func clearDir(dir string) error {
 // script. Processes that start or end while a checkpoint is taken make peers, counted
 // before it, a guess.
 func checkpointImages(ckptDir string, peers int) int {
-	newest := newestRestartScript(ckptDir)
+	newest, _ := coordinator.NewestRestartScript(ckptDir)
 	if newest == "" {
 		return peers
 	}

@@ -27,6 +27,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/slurm-dmtcp/slurm-dmtcp/coordinator"
 	"github.com/slurm-dmtcp/slurm-dmtcp/proto"
 	"github.com/slurm-dmtcp/slurm-dmtcp/proto/manifest"
 )
@@ -194,8 +195,7 @@ func runMember(cfg Config, layout Layout, log *logrus.Entry, ready io.Writer, li
 	cancel()
 	if err != nil {
 		log.WithError(err).Error("no coordinator for this node")
-		_ = os.RemoveAll(layout.RunDir)
-		_ = os.Remove(filepath.Dir(layout.RunDir))
+		_ = removeRunDir(layout.RunDir)
 		_ = proto.WriteError(ready, err.Error())
 		return &Error{Code: ExitCoordinator, Err: err}
 	}
@@ -225,10 +225,9 @@ func runMember(cfg Config, layout Layout, log *logrus.Entry, ready io.Writer, li
 		select {
 		case <-stop:
 			log.Info("tasks of this node ended")
-			if err := os.RemoveAll(layout.RunDir); err != nil {
-				return fmt.Errorf("remove %s: %w", layout.RunDir, err)
+			if err := removeRunDir(layout.RunDir); err != nil {
+				return err
 			}
-			_ = os.Remove(filepath.Dir(layout.RunDir))
 			log.Info("agent stopped cleanly")
 			return nil
 		case s := <-sigs:
@@ -239,11 +238,8 @@ func runMember(cfg Config, layout Layout, log *logrus.Entry, ready io.Writer, li
 			// Node 0's agent checkpoints every rank and ends them (dmtcp_command -kc); the
 			// task launchers here then end as stopped (143), not as finished.
 			log.Info("SIGTERM: node 0 checkpoints the step; this node's tasks end as stopped")
-			for _, m := range []string{proto.StoppingFile, proto.StoppedFile} {
-				if f, err := os.OpenFile(filepath.Join(layout.RunDir, m), os.O_CREATE|os.O_WRONLY, 0o600); err == nil {
-					f.Close()
-				}
-			}
+			markRunDir(layout.RunDir, proto.StoppingFile, log)
+			markRunDir(layout.RunDir, proto.StoppedFile, log)
 		}
 	}
 }
@@ -259,19 +255,6 @@ func leaderAddr(cfg Config, started time.Time) CoordAddr {
 type scriptImage struct {
 	Path string
 	Host string
-}
-
-// newestRestartScript is the newest dmtcp_restart_script_*.sh in ckptDir, or "".
-func newestRestartScript(ckptDir string) string {
-	scripts, _ := filepath.Glob(filepath.Join(ckptDir, "dmtcp_restart_script_*.sh"))
-	var newest string
-	var newestTime int64
-	for _, s := range scripts {
-		if st, err := os.Stat(s); err == nil && st.ModTime().UnixNano() >= newestTime {
-			newest, newestTime = s, st.ModTime().UnixNano()
-		}
-	}
-	return newest
 }
 
 // restartScriptImages reads the images of a DMTCP restart script: given_ckpt_files="..." for
@@ -316,7 +299,7 @@ func restartScriptImages(script string) []scriptImage {
 // with the node DMTCP recorded for them in the restart script (fallback: "unknown").
 func rankImages(ckptDir string) ([]manifest.Rank, error) {
 	hosts := map[string]string{}
-	if s := newestRestartScript(ckptDir); s != "" {
+	if s, _ := coordinator.NewestRestartScript(ckptDir); s != "" {
 		if b, err := os.ReadFile(s); err == nil {
 			for _, im := range restartScriptImages(string(b)) {
 				hosts[filepath.Base(im.Path)] = im.Host

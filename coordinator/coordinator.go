@@ -233,7 +233,7 @@ func (c *Coordinator) CheckpointAndKill(ctx context.Context) error {
 			complete = time.Now()
 		}
 		if !killed && !complete.IsZero() && time.Since(complete) >= leftoverGrace {
-			if _, err := c.command(ctx, "-k"); err != nil {
+			if err := c.Kill(ctx); err != nil {
 				return fmt.Errorf("checkpoint then exit: %d processes that joined during the checkpoint stayed: %w", st.NumPeers, err)
 			}
 			killed = true
@@ -251,13 +251,21 @@ func (c *Coordinator) restartScriptSince(t time.Time) bool {
 	if c.ckptDir == "" {
 		return false
 	}
-	scripts, _ := filepath.Glob(filepath.Join(c.ckptDir, "dmtcp_restart_script_*.sh"))
+	path, mod := NewestRestartScript(c.ckptDir)
+	return path != "" && !mod.Before(t)
+}
+
+// NewestRestartScript is the newest restart script (dmtcp_restart_script_*.sh) a
+// coordinator wrote in ckptDir, with its modification time; "" when there is none. The
+// coordinator writes one when every process of a checkpoint has written its image.
+func NewestRestartScript(ckptDir string) (path string, mod time.Time) {
+	scripts, _ := filepath.Glob(filepath.Join(ckptDir, "dmtcp_restart_script_*.sh"))
 	for _, s := range scripts {
-		if st, err := os.Stat(s); err == nil && !st.ModTime().Before(t) {
-			return true
+		if st, err := os.Stat(s); err == nil && (path == "" || !st.ModTime().Before(mod)) {
+			path, mod = s, st.ModTime()
 		}
 	}
-	return false
+	return path, mod
 }
 
 // Kill ends every process of the computation (dmtcp_command -k); the coordinator stays.
