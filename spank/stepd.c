@@ -204,6 +204,20 @@ static void close_from(int lowfd)
 		close(fd);
 }
 
+/* In a forked child of slurmstepd: become uid:gid with the groups gids for good. user_init
+ * runs with privileges temporarily dropped (euid = user, real uid root): root is taken back
+ * in the child only, to be dropped for good. 0; -1 when root cannot be regained; -2 when the
+ * switch fails or root is still held. Async-signal-safe. */
+static int become_user(uid_t uid, gid_t gid, size_t ngids, const gid_t *gids)
+{
+	if (geteuid() != 0 && seteuid(0) < 0)
+		return -1;
+	if (setgroups(ngids, gids) < 0 || setgid(gid) < 0 || setuid(uid) < 0 || getuid() == 0 ||
+	    geteuid() == 0)
+		return -2;
+	return 0;
+}
+
 /* In the forked child: report on the ready pipe and exit (async-signal-safe only). */
 static void child_fail(const char *msg)
 {
@@ -221,6 +235,7 @@ static int start_agent(spank_t sp, uint32_t stepid)
 	int ngids = 0;
 	uint32_t jobid, restarts = 0, nnodes = 1, nodeid = 0;
 	char countbuf[32];
+	char stepname[48];
 	char a[MAX_ARGS][1100];
 	char *argv[MAX_ARGS + 1];
 	char envbuf[4][1100];
@@ -327,15 +342,16 @@ static int start_agent(spank_t sp, uint32_t stepid)
 			_exit(126);
 		close_from(SDMTCP_AGENT_READY_FD + 1);
 		setsid();
-		/* user_init runs with privileges temporarily dropped (euid = user, real uid
-		 * root): take root back in the child only, to drop it for good below. */
-		if (geteuid() != 0 && seteuid(0) < 0)
+		switch (become_user(uid, gid, (size_t)ngids, gids)) {
+		case -1:
 			child_fail(SDMTCP_PROTO_ERROR "\nmessage=cannot regain root to start the "
 					"agent\n" SDMTCP_PROTO_END "\n");
-		if (setgroups((size_t)ngids, gids) < 0 || setgid(gid) < 0 || setuid(uid) < 0 ||
-		    getuid() == 0 || geteuid() == 0)
+			break;
+		case -2:
 			child_fail(SDMTCP_PROTO_ERROR "\nmessage=cannot switch to the job's user\n"
 					SDMTCP_PROTO_END "\n");
+			break;
+		}
 		execve(argv[0], argv, envp);
 		child_fail(failmsg);
 	}
@@ -345,15 +361,15 @@ static int start_agent(spank_t sp, uint32_t stepid)
 	st.agent = pid;
 	st.uid = uid;
 	st.gid = gid;
+	/* The same name as the agent's runtime folder (Config.RunDirName). */
 	if (stepid == SLURM_BATCH_SCRIPT)
-		snprintf(st.rundir, sizeof(st.rundir), "%s/slurm-dmtcp-%u/%u.batch", c->runtime_dir,
-			 (unsigned)uid, jobid);
-	else if (nnodes > 1 && nodeid > 0) /* same name as the agent's (Config.RunDirName) */
-		snprintf(st.rundir, sizeof(st.rundir), "%s/slurm-dmtcp-%u/%u.step-%u.node-%u",
-			 c->runtime_dir, (unsigned)uid, jobid, stepid, nodeid);
+		snprintf(stepname, sizeof(stepname), "batch");
+	else if (nnodes > 1 && nodeid > 0)
+		snprintf(stepname, sizeof(stepname), "step-%u.node-%u", stepid, nodeid);
 	else
-		snprintf(st.rundir, sizeof(st.rundir), "%s/slurm-dmtcp-%u/%u.step-%u", c->runtime_dir,
-			 (unsigned)uid, jobid, stepid);
+		snprintf(stepname, sizeof(stepname), "step-%u", stepid);
+	snprintf(st.rundir, sizeof(st.rundir), "%s/slurm-dmtcp-%u/%u.%s", c->runtime_dir,
+		 (unsigned)uid, jobid, stepname);
 	st.lifeline = life[1];
 	st.ready = rdy[0];
 
@@ -580,12 +596,9 @@ int sdmtcp_remove_as(uid_t uid, gid_t gid, const char *dir, long timeout_ms)
 	if (pid < 0)
 		return -1;
 	if (pid == 0) {
-		/* As the user, never as root: the folder and everything in it are the user's. */
-		if (getuid() == 0 && geteuid() != 0 && seteuid(0) < 0)
-			_exit(126);
-		if (getuid() == 0 && (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0))
-			_exit(126);
-		if (uid != 0 && (getuid() == 0 || geteuid() == 0))
+		/* As the user, never as root: the folder and everything in it are the user's. A
+		 * caller that is not root (the C tests) runs it as itself. */
+		if (getuid() == 0 ? become_user(uid, gid, 0, NULL) < 0 : geteuid() == 0)
 			_exit(126);
 		close_from(3);
 		execve(argv[0], argv, envp);
