@@ -354,12 +354,23 @@ static void test_local_refusal(void)
 		CHECK(rc == 0, "a user's --dmtcp accepted: '%s'", last_log);
 }
 
+/* Creates path with text in it. 0, or -1. */
+static int write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	int rc;
+
+	if (!f)
+		return -1;
+	rc = fputs(text, f) < 0 ? -1 : 0;
+	return fclose(f) == 0 ? rc : -1;
+}
+
 static void test_batch_coordinator(void)
 {
 	char base[] = "/tmp/sdmtcp-test-XXXXXX";
 	char p[512], q[512];
 	uid_t me = getuid();
-	FILE *f;
 
 	CHECK(mkdtemp(base) != NULL, "mkdtemp");
 	snprintf(p, sizeof(p), "%s/slurm-dmtcp-%u", base, (unsigned)me);
@@ -367,12 +378,7 @@ static void test_batch_coordinator(void)
 	snprintf(p, sizeof(p), "%s/slurm-dmtcp-%u/42.batch", base, (unsigned)me);
 	CHECK(mkdir(p, 0700) == 0, "mkdir %s", p);
 	snprintf(p, sizeof(p), "%s/slurm-dmtcp-%u/42.batch/coordinator.port", base, (unsigned)me);
-	f = fopen(p, "w");
-	CHECK(f != NULL, "create %s", p);
-	if (f) {
-		fputs("40581\n", f);
-		fclose(f);
-	}
+	CHECK(write_file(p, "40581\n") == 0, "create %s", p);
 	CHECK(sdmtcp_batch_coordinator_is(base, me, 42, "40581") == 1, "this job's coordinator");
 	CHECK(sdmtcp_batch_coordinator_is(base, me, 42, "40582") == 0, "another port");
 	CHECK(sdmtcp_batch_coordinator_is(base, me, 43, "40581") == 0, "another job");
@@ -397,27 +403,20 @@ static void test_remove_as(void)
 	char user_dir[256], run[300], p[600], outside[256];
 	uid_t uid = getuid() == 0 ? 65534 : getuid();
 	gid_t gid = getuid() == 0 ? 65534 : getgid();
-	FILE *f;
 
 	CHECK(mkdtemp(base) != NULL, "mkdtemp");
 	chmod(base, 01777); /* like /tmp: the user may remove their own folder from it */
 	snprintf(outside, sizeof(outside), "%s/outside", base);
 	CHECK(mkdir(outside, 0755) == 0, "mkdir %s", outside);
 	snprintf(p, sizeof(p), "%s/keep", outside);
-	f = fopen(p, "w");
-	CHECK(f != NULL, "create %s", p);
-	if (f)
-		fclose(f);
+	CHECK(write_file(p, "") == 0, "create %s", p);
 	snprintf(user_dir, sizeof(user_dir), "%s/slurm-dmtcp-%u", base, (unsigned)uid);
 	snprintf(run, sizeof(run), "%s/42.batch", user_dir);
 	CHECK(mkdir(user_dir, 0700) == 0 && mkdir(run, 0700) == 0, "mkdir %s", run);
 	snprintf(p, sizeof(p), "%s/tmp", run);
 	CHECK(mkdir(p, 0700) == 0, "mkdir %s", p);
 	snprintf(p, sizeof(p), "%s/tmp/dmtcpSharedArea", run);
-	f = fopen(p, "w");
-	CHECK(f != NULL, "create %s", p);
-	if (f)
-		fclose(f);
+	CHECK(write_file(p, "") == 0, "create %s", p);
 	snprintf(p, sizeof(p), "%s/link", run);
 	CHECK(symlink(outside, p) == 0, "symlink");
 	if (getuid() == 0) {
