@@ -158,7 +158,7 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 	}
 	coord, err := coordinator.Start(ctx, coordinator.Options{Install: inst, RunDir: layout.RunDir,
 		CkptDir: layout.CkptDir, TmpDir: layout.TmpDir, Guard: guard, Host: coordHost,
-		LocalOnly: !cfg.AcrossNodes()})
+		LocalOnly: !cfg.AcrossNodes(), Warn: log.Warnf})
 	cancel()
 	if err != nil {
 		store.Close()

@@ -10,8 +10,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -28,6 +30,9 @@ type Options struct {
 	// LocalOnly makes the guard refuse connections from other hosts too (a step on one
 	// node: every process of the job is on this host).
 	LocalOnly bool
+	// Warn, when set, hears what a checkpoint-then-exit had to do about processes that
+	// joined during it (CheckpointAndKill).
+	Warn func(format string, args ...any)
 }
 
 // Coordinator is a running dmtcp_coordinator that this process started and owns.
@@ -44,6 +49,7 @@ type Coordinator struct {
 	// ckptDir is where the coordinator writes its restart script once every process of a
 	// checkpoint has written its image.
 	ckptDir string
+	warnf   func(format string, args ...any)
 }
 
 // Status is dmtcp_command --json -s.
@@ -84,7 +90,7 @@ func Start(ctx context.Context, o Options) (*Coordinator, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", o.Install.Coordinator, err)
 	}
-	c := &Coordinator{inst: o.Install, cmd: cmd, stdin: stdin, done: make(chan struct{}), ckptDir: o.CkptDir}
+	c := &Coordinator{inst: o.Install, cmd: cmd, stdin: stdin, done: make(chan struct{}), ckptDir: o.CkptDir, warnf: o.Warn}
 	go func() { c.err = cmd.Wait(); close(c.done) }()
 
 	c.Host = o.Host
@@ -213,14 +219,17 @@ const leftoverGrace = time.Second
 // coordinator after the checkpoint began: it is not part of it, and the coordinator keeps it
 // suspended for good instead of ending it. Once the checkpoint is complete (the coordinator
 // has written its restart script) and leftoverGrace has passed, what is left is killed
-// (dmtcp_command -k).
+// (dmtcp_command -k). A process can also hang in its exit after writing its image (seen
+// under load: a shell's `sleep`, state CHECKPOINTED, both threads waiting on a futex) and
+// not answer -k either: after another leftoverGrace, those on this node are sent SIGKILL by
+// their real pid (dmtcp_command -l), and after a third, the checkpoint is complete whatever
+// is left (on other nodes: Slurm ends them with the step); Options.Warn hears of each.
 func (c *Coordinator) CheckpointAndKill(ctx context.Context) error {
 	requested := time.Now()
 	if _, err := c.command(ctx, "-kc"); err != nil {
 		return err
 	}
-	var complete time.Time
-	killed := false
+	var complete, killed, signalled time.Time
 	for {
 		st, err := c.Status(ctx)
 		if err != nil {
@@ -232,11 +241,20 @@ func (c *Coordinator) CheckpointAndKill(ctx context.Context) error {
 		if complete.IsZero() && c.restartScriptSince(requested) {
 			complete = time.Now()
 		}
-		if !killed && !complete.IsZero() && time.Since(complete) >= leftoverGrace {
+		switch {
+		case complete.IsZero() || time.Since(complete) < leftoverGrace:
+		case killed.IsZero():
 			if err := c.Kill(ctx); err != nil {
 				return fmt.Errorf("checkpoint then exit: %d processes that joined during the checkpoint stayed: %w", st.NumPeers, err)
 			}
-			killed = true
+			killed = time.Now()
+		case time.Since(killed) < leftoverGrace:
+		case signalled.IsZero():
+			c.endLeftovers(ctx)
+			signalled = time.Now()
+		case time.Since(signalled) >= leftoverGrace:
+			c.warn("checkpoint complete; %d processes are still connected (on other nodes?): Slurm ends them with the step", st.NumPeers)
+			return nil
 		}
 		select {
 		case <-ctx.Done():
@@ -244,6 +262,83 @@ func (c *Coordinator) CheckpointAndKill(ctx context.Context) error {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// endLeftovers sends SIGKILL to the processes still connected on this node, by their real
+// pid, when they belong to this user (the agent never runs as root; this keeps it so).
+func (c *Coordinator) endLeftovers(ctx context.Context) {
+	ws, err := c.List(ctx)
+	if err != nil {
+		c.warn("processes stayed after the checkpoint and dmtcp_command -k, and the list of them failed: %v", err)
+		return
+	}
+	host, _ := os.Hostname()
+	for _, w := range ws {
+		if w.Host != host || w.RealPID <= 1 || uidOf(w.RealPID) != os.Getuid() {
+			continue
+		}
+		if err := syscall.Kill(w.RealPID, syscall.SIGKILL); err == nil {
+			c.warn("%s (pid %d, %s) was still there after the checkpoint and dmtcp_command -k: killed", w.Prog, w.RealPID, w.State)
+		}
+	}
+}
+
+// uidOf is the real uid of a process, -1 when it is gone or unreadable.
+func uidOf(pid int) int {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+	if err != nil {
+		return -1
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "Uid:" {
+			if uid, err := strconv.Atoi(f[1]); err == nil {
+				return uid
+			}
+		}
+	}
+	return -1
+}
+
+func (c *Coordinator) warn(format string, args ...any) {
+	if c.warnf != nil {
+		c.warnf(format, args...)
+	}
+}
+
+// Worker is one process connected to the coordinator, as dmtcp_command -l lists it.
+type Worker struct {
+	Prog    string
+	VirtPID int // the pid the process sees (DMTCP's virtual pid)
+	RealPID int // its pid on Host
+	Host    string
+	State   string // WorkerState::RUNNING, ...
+}
+
+// List is the processes connected to the coordinator (dmtcp_command -l).
+func (c *Coordinator) List(ctx context.Context) ([]Worker, error) {
+	out, err := c.command(ctx, "-l")
+	if err != nil {
+		return nil, err
+	}
+	return parseList(string(out)), nil
+}
+
+// workerLine is one line of dmtcp_command -l: "#, PROG[virtPID:realPID]@HOST, UNIQUEPID,
+// STATE, BARRIER".
+var workerLine = regexp.MustCompile(`^\d+, (.*)\[(\d+):(\d+)\]@([^,]+), [^,]*, ([^,]*),`)
+
+func parseList(out string) []Worker {
+	var ws []Worker
+	for _, l := range strings.Split(out, "\n") {
+		m := workerLine.FindStringSubmatch(strings.TrimSpace(l) + " ")
+		if m == nil {
+			continue
+		}
+		v, _ := strconv.Atoi(m[2])
+		r, _ := strconv.Atoi(m[3])
+		ws = append(ws, Worker{Prog: m[1], VirtPID: v, RealPID: r, Host: m[4], State: strings.TrimSpace(m[5])})
+	}
+	return ws
 }
 
 // restartScriptSince says whether the coordinator wrote a restart script at or after t.

@@ -26,14 +26,18 @@ func realInstall(t *testing.T) Install {
 
 // startInTemp starts a coordinator with its run, ckpt and tmp folders in a temporary
 // folder, which it returns.
-func startInTemp(ctx context.Context, t *testing.T, inst Install) (*Coordinator, string) {
+func startInTemp(ctx context.Context, t *testing.T, inst Install, warn ...func(string, ...any)) (*Coordinator, string) {
 	t.Helper()
 	dir := t.TempDir()
 	for _, d := range []string{"run", "ckpt", "tmp"} {
 		require.NoError(t, os.Mkdir(filepath.Join(dir, d), 0o700))
 	}
-	c, err := Start(ctx, Options{Install: inst, RunDir: filepath.Join(dir, "run"),
-		CkptDir: filepath.Join(dir, "ckpt"), TmpDir: filepath.Join(dir, "tmp"), Host: "127.0.0.1"})
+	o := Options{Install: inst, RunDir: filepath.Join(dir, "run"),
+		CkptDir: filepath.Join(dir, "ckpt"), TmpDir: filepath.Join(dir, "tmp"), Host: "127.0.0.1"}
+	if len(warn) > 0 {
+		o.Warn = warn[0]
+	}
+	c, err := Start(ctx, o)
 	require.NoError(t, err)
 	return c, dir
 }
@@ -95,53 +99,132 @@ func TestPickAddress(t *testing.T) {
 }
 
 // A process that joins while a checkpoint-then-exit is being taken is not part of it and
-// would stay suspended for good: it is ended once the checkpoint is complete, and every
-// image of the checkpoint is complete.
+// would stay suspended for good; one caught in an exec does not even answer
+// dmtcp_command -k. They are ended once the checkpoint is complete, and every image of the
+// checkpoint is complete.
 func TestRealCheckpointAndKillEndsLateJoiners(t *testing.T) {
 	inst := realInstall(t)
 	if _, err := exec.LookPath("python3"); err != nil {
 		t.Skip("SKIP: needs python3 for a program whose checkpoint takes a while")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	c, dir := startInTemp(ctx, t, inst)
-	defer func() { _ = c.Quit(context.Background()) }()
-	launch := func(args ...string) chan error {
-		cmd := exec.Command(inst.Launch, append([]string{"-j", "-h", "127.0.0.1", "-p", strconv.Itoa(c.Port),
-			"--ckptdir", filepath.Join(dir, "ckpt"), "--tmpdir", filepath.Join(dir, "tmp"), "--no-gzip"}, args...)...)
-		require.NoError(t, cmd.Start())
-		waited := make(chan error, 1)
-		go func() { waited <- cmd.Wait() }()
-		return waited
-	}
-	// 300 MB of memory: the checkpoint takes long enough for another process to join in it.
-	big := launch("python3", "-c", "import os, time; b = os.urandom(300 << 20); open('"+dir+"/ready', 'w').close(); time.sleep(600)")
-	require.Eventually(t, func() bool {
-		_, err := os.Stat(dir + "/ready")
-		return err == nil
-	}, 30*time.Second, 20*time.Millisecond, "the program started")
+	for _, tc := range []struct {
+		name   string
+		before []string // started with the program, before the checkpoint
+		during []string // started 150 ms into the checkpoint
+	}{
+		{name: "a process started during the checkpoint", during: []string{"sleep", "600"}},
+		{name: "a shell that starts a program every 10 ms", before: []string{"bash", "-c", "while :; do sleep 0.01; done"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			var warnings []string
+			c, dir := startInTemp(ctx, t, inst, func(f string, a ...any) { warnings = append(warnings, fmt.Sprintf(f, a...)) })
+			defer func() { _ = c.Quit(context.Background()) }()
+			launch := func(args ...string) chan error {
+				cmd := exec.Command(inst.Launch, append([]string{"-j", "-h", "127.0.0.1", "-p", strconv.Itoa(c.Port),
+					"--ckptdir", filepath.Join(dir, "ckpt"), "--tmpdir", filepath.Join(dir, "tmp"), "--no-gzip"}, args...)...)
+				require.NoError(t, cmd.Start())
+				waited := make(chan error, 1)
+				go func() { waited <- cmd.Wait() }()
+				return waited
+			}
+			// 300 MB of memory: the checkpoint takes long enough for another process to join in it.
+			waits := map[string]chan error{"the program": launch("python3", "-c",
+				"import os, time; b = os.urandom(300 << 20); open('"+dir+"/ready', 'w').close(); time.sleep(600)")}
+			if tc.before != nil {
+				waits["the process started before"] = launch(tc.before...)
+			}
+			require.Eventually(t, func() bool {
+				_, err := os.Stat(dir + "/ready")
+				return err == nil
+			}, 30*time.Second, 20*time.Millisecond, "the program started")
 
-	done := make(chan error, 1)
-	go func() {
-		kctx, kcancel := context.WithTimeout(ctx, 20*time.Second)
-		defer kcancel()
-		done <- c.CheckpointAndKill(kctx)
-	}()
-	time.Sleep(150 * time.Millisecond) // the checkpoint is under way
-	late := launch("sleep", "600")
-	require.NoError(t, <-done)
-	st, err := c.Status(ctx)
-	require.NoError(t, err)
-	assert.Equal(t, 0, st.NumPeers)
-	for name, w := range map[string]chan error{"the program": big, "the late joiner": late} {
-		select {
-		case <-w:
-		case <-time.After(10 * time.Second):
-			t.Errorf("%s outlived the checkpoint", name)
-		}
+			done := make(chan error, 1)
+			go func() {
+				kctx, kcancel := context.WithTimeout(ctx, 20*time.Second)
+				defer kcancel()
+				done <- c.CheckpointAndKill(kctx)
+			}()
+			time.Sleep(150 * time.Millisecond) // the checkpoint is under way
+			if tc.during != nil {
+				waits["the late joiner"] = launch(tc.during...)
+			}
+			require.NoError(t, <-done)
+			st, err := c.Status(ctx)
+			require.NoError(t, err)
+			assert.Equal(t, 0, st.NumPeers, "warnings: %q", warnings)
+			for name, w := range waits {
+				select {
+				case <-w:
+				case <-time.After(10 * time.Second):
+					t.Errorf("%s outlived the checkpoint", name)
+				}
+			}
+			images, _ := filepath.Glob(filepath.Join(dir, "ckpt", "ckpt_python3*.dmtcp"))
+			assert.Len(t, images, 1, "the program's image")
+			temps, _ := filepath.Glob(filepath.Join(dir, "ckpt", "*.temp"))
+			assert.Empty(t, temps, "half-written images")
+			t.Logf("warnings: %q", warnings)
+		})
 	}
-	images, _ := filepath.Glob(filepath.Join(dir, "ckpt", "ckpt_python3*.dmtcp"))
-	assert.Len(t, images, 1, "the program's image")
-	temps, _ := filepath.Glob(filepath.Join(dir, "ckpt", "*.temp"))
-	assert.Empty(t, temps, "half-written images")
+}
+
+func TestParseList(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		out  string
+		want []Worker
+	}{
+		{"none", "Coordinator:\n  Host: localhost\n  Port: 7799\nClient List:\n#, PROG[virtPID:realPID]@HOST, DMTCP-UNIQUEPID, STATE, BARRIER\n\n", nil},
+		{"two", "Client List:\n#, PROG[virtPID:realPID]@HOST, DMTCP-UNIQUEPID, STATE, BARRIER\n" +
+			"1, sleep[40000:8625]@vm, 98ff-40000-14e509efe2e0, WorkerState::RUNNING, \n" +
+			"2, python3[61000:27979]@n2, 98ff-61000-14e509efe2e0, WorkerState::CHECKPOINTED, DmtcpWorker::ckptBarrier\n",
+			[]Worker{{Prog: "sleep", VirtPID: 40000, RealPID: 8625, Host: "vm", State: "WorkerState::RUNNING"},
+				{Prog: "python3", VirtPID: 61000, RealPID: 27979, Host: "n2", State: "WorkerState::CHECKPOINTED"}}},
+		{"a program name with brackets", "3, a[b][41000:9001]@vm, x, WorkerState::RUNNING, \n",
+			[]Worker{{Prog: "a[b]", VirtPID: 41000, RealPID: 9001, Host: "vm", State: "WorkerState::RUNNING"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, parseList(tc.out))
+		})
+	}
+}
+
+// What stays connected after a checkpoint-then-exit and dmtcp_command -k is ended by its
+// real pid, found with dmtcp_command -l.
+func TestRealEndLeftoversKillsByRealPid(t *testing.T) {
+	inst := realInstall(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var warnings []string
+	c, dir := startInTemp(ctx, t, inst, func(f string, a ...any) { warnings = append(warnings, fmt.Sprintf(f, a...)) })
+	defer func() { _ = c.Quit(context.Background()) }()
+	cmd := exec.Command(inst.Launch, "-j", "-h", "127.0.0.1", "-p", strconv.Itoa(c.Port),
+		"--ckptdir", filepath.Join(dir, "ckpt"), "--tmpdir", filepath.Join(dir, "tmp"), "sleep", "600")
+	require.NoError(t, cmd.Start())
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	var ws []Worker
+	require.Eventually(t, func() bool {
+		var err error
+		ws, err = c.List(ctx)
+		return err == nil && len(ws) == 1 && ws[0].State == "WorkerState::RUNNING"
+	}, 20*time.Second, 20*time.Millisecond, "the process runs under DMTCP")
+	host, _ := os.Hostname()
+	assert.Equal(t, Worker{Prog: "sleep", VirtPID: ws[0].VirtPID, RealPID: cmd.Process.Pid, Host: host, State: "WorkerState::RUNNING"}, ws[0])
+
+	c.endLeftovers(ctx)
+	select {
+	case err := <-waited:
+		assert.ErrorContains(t, err, "signal: killed")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the process outlived endLeftovers")
+	}
+	require.Eventually(t, func() bool {
+		st, err := c.Status(ctx)
+		return err == nil && st.NumPeers == 0
+	}, 10*time.Second, 20*time.Millisecond)
+	require.Len(t, warnings, 1)
+	assert.Contains(t, warnings[0], fmt.Sprintf("sleep (pid %d, WorkerState::RUNNING) was still there", cmd.Process.Pid))
 }

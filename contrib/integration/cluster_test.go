@@ -99,8 +99,18 @@ func workdir(t *testing.T) string {
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
 	require.NoError(t, os.Chown(d, uid, gid))
-	t.Cleanup(func() { _ = os.RemoveAll(d) })
+	t.Cleanup(func() { removeUnlessFailed(t, d) })
 	return d
+}
+
+// removeUnlessFailed removes a test's work folder, or keeps it, named in the log, when the
+// test failed: its job output and scripts are what explains the failure.
+func removeUnlessFailed(t *testing.T, d string) {
+	if t.Failed() {
+		t.Logf("work folder kept: %s", d)
+		return
+	}
+	_ = os.RemoveAll(d)
 }
 
 func writeScript(t *testing.T, dir, name, body string) string {

@@ -98,7 +98,7 @@ func workdirOf(t *testing.T, name string) string {
 	require.NoError(t, err)
 	uid, gid := idsOf(t, name)
 	require.NoError(t, os.Chown(d, uid, gid))
-	t.Cleanup(func() { _ = os.RemoveAll(d) })
+	t.Cleanup(func() { removeUnlessFailed(t, d) })
 	return d
 }
 
