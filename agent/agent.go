@@ -315,10 +315,14 @@ func (a *Agent) takeCheckpoint(ctx context.Context, reason manifest.Reason, stop
 	meta := a.Meta
 	meta.Reason, meta.StartTime, meta.EndTime = reason, start, time.Now()
 	if a.PerRank {
-		if meta.Ranks, err = rankImages(a.Layout.CkptDir); err != nil {
+		if meta.Ranks, err = rankImages(a.Layout.CkptDir); err == nil {
+			err = everyRank(meta.Ranks, a.Config.StepTasks)
+		}
+		if err != nil {
 			pending.Abort()
 			a.clearCurrent()
 			log.WithError(err).Error("checkpoint: images by rank")
+			a.progress("checkpoint (%s) not committed: %v; earlier generations are untouched", reason, err)
 			return generations.Committed{}, err
 		}
 	}

@@ -24,6 +24,7 @@ type Config struct {
 	NodeID       int
 	Nodes        int
 	Tasks        int
+	StepTasks    int           // tasks of the whole step, on every node; 0: not known
 	Interval     time.Duration // 0: no periodic checkpoints
 	MinInterval  time.Duration // site's min_interval: the shortest interval a control request may set
 	LeadTime     time.Duration // checkpoint this long before the time limit; 0: none
@@ -61,6 +62,7 @@ func ParseArgs(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&c.NodeID, "node-id", 0, "relative id of this node in the step")
 	fs.IntVar(&c.Nodes, "nodes", 1, "nodes in the step")
 	fs.IntVar(&c.Tasks, "tasks", 1, "tasks of the step on this node")
+	fs.IntVar(&c.StepTasks, "step-tasks", 0, "tasks of the whole step, on every node (0: not known)")
 	fs.Int64Var(&interval, "interval", 0, "seconds between periodic checkpoints, 0 for none")
 	fs.Int64Var(&minInterval, "min-interval", 60, "site's shortest interval in seconds (plugstack.conf min_interval)")
 	fs.Int64Var(&lead, "lead-time", 0, "seconds before the time limit for a last checkpoint, 0 for none")

@@ -342,3 +342,28 @@ func rankImages(ckptDir string) ([]manifest.Rank, error) {
 	sort.Slice(ranks, func(i, j int) bool { return ranks[i].Rank < ranks[j].Rank })
 	return ranks, nil
 }
+
+// everyRank checks that a checkpoint of a step across nodes holds images of each of its
+// tasks (ranks sorted, as rankImages returns them): when a node is lost, the coordinator
+// checkpoints what is left, and such a generation would restore a step with ranks missing.
+// tasks 0 (not known) checks nothing.
+func everyRank(ranks []manifest.Rank, tasks int) error {
+	if tasks <= 0 {
+		return nil
+	}
+	have := map[int]bool{}
+	for _, r := range ranks {
+		have[r.Rank] = true
+	}
+	var missing []string
+	for r := 0; r < tasks; r++ {
+		if !have[r] {
+			missing = append(missing, strconv.Itoa(r))
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("the checkpoint has no image of rank %s of the step's %d tasks (a node lost, or its tasks gone?)",
+			strings.Join(missing, ", "), tasks)
+	}
+	return nil
+}

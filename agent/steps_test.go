@@ -151,3 +151,34 @@ func TestRankImages(t *testing.T) {
 	}, got)
 	assert.Equal(t, 5, checkpointImages(dir, 2), "images of every host of the restart script")
 }
+
+func TestEveryRank(t *testing.T) {
+	ranks := func(rs ...int) []manifest.Rank {
+		var out []manifest.Rank
+		for _, r := range rs {
+			out = append(out, manifest.Rank{Rank: r, Node: "n1", Images: []string{manifest.RankDir(r) + "/ckpt_a.dmtcp"}})
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name    string
+		ranks   []manifest.Rank
+		tasks   int
+		wantErr string
+	}{
+		{"every rank", ranks(0, 1, 2, 3), 4, ""},
+		{"the ranks of a lost node", ranks(0, 1), 4, "the checkpoint has no image of rank 2, 3 of the step's 4 tasks"},
+		{"one rank in the middle", ranks(0, 2), 3, "no image of rank 1 of the step's 3 tasks"},
+		{"no image at all", nil, 2, "no image of rank 0, 1 of"},
+		{"task count not known", ranks(0), 0, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := everyRank(tc.ranks, tc.tasks)
+			if tc.wantErr == "" {
+				assert.NoError(t, err)
+				return
+			}
+			assert.ErrorContains(t, err, tc.wantErr)
+		})
+	}
+}

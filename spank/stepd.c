@@ -53,6 +53,7 @@ static struct {
 	int lifeline; /* write end of the agent's stdin: closing it asks the agent to stop */
 	int ready;    /* read end of the agent's fd 3: EOF once the agent has exited */
 	uint32_t local_tasks;
+	uint32_t step_tasks; /* on every node of the step */
 	uid_t uid;   /* the job's user, once the agent was started */
 	gid_t gid;
 	char rundir[1100]; /* the agent's runtime folder: removed at exit */
@@ -280,6 +281,7 @@ static int start_agent(spank_t sp, uint32_t stepid)
 	ARG("--node-id=%u", nodeid);
 	ARG("--nodes=%u", nnodes);
 	ARG("--tasks=%u", st.local_tasks);
+	ARG("--step-tasks=%u", st.step_tasks);
 	ARG("--interval=%ld", st.job.interval);
 	ARG("--min-interval=%ld", c->min_interval);
 	ARG("--lead-time=%ld", st.job.lead);
@@ -493,6 +495,7 @@ int sdmtcp_stepd_user_init(spank_t sp)
 	spank_get_item(sp, S_JOB_UID, &uid);
 	spank_get_item(sp, S_JOB_NNODES, &nnodes);
 	spank_get_item(sp, S_JOB_LOCAL_TASK_COUNT, &st.local_tasks);
+	spank_get_item(sp, S_JOB_TOTAL_TASK_COUNT, &st.step_tasks);
 	if (stepid == SLURM_EXTERN_CONT || stepid == SLURM_INTERACTIVE_STEP ||
 	    stepid == SLURM_PENDING_STEP || uid == 0)
 		return 0;
