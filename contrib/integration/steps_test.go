@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -269,4 +271,113 @@ echo "step exit $?"
 		}
 		assert.Equal(t, firstNode, before[0], "rank 0 ran on the batch script's node")
 	}
+}
+
+// A node of a step across nodes is lost mid-way: every process of the node (its slurmd, the
+// step's tasks and agent there) is killed at once, and the node is marked DOWN, as
+// slurmctld does when a node stops answering. Slurm requeues the job; it resumes from the
+// newest periodic checkpoint on the nodes left, every rank from its own images, and ends with
+// the exact result of an uninterrupted run. The checkpoint the node left tries on SIGTERM
+// misses the lost node's ranks: it is never committed.
+func TestStepAcrossNodesSurvivesNodeLoss(t *testing.T) {
+	c := newCluster(t)
+	needDMTCP(t)
+	nodes := c.nodes(t)
+	if len(nodes) < 3 {
+		t.Skipf("SKIP: needs a cluster of 3 or more nodes, one to lose and two to resume on (this one has %d): make cluster-up NODES=3", len(nodes))
+	}
+	c.withPolicy(t, "min_interval=1")
+	const tasks, rounds = 4, 150
+	dir := workdir(t)
+	writeScript(t, dir, "solo.py", soloProgram)
+	script := writeScript(t, dir, "job.sh", fmt.Sprintf(`#!/bin/bash
+#SBATCH -N2 --ntasks-per-node=2 --open-mode=append --requeue
+echo "batch run ${SLURM_RESTART_COUNT:-0} on $(hostname)"
+srun -N2 -n%d --dmtcp --dmtcp-interval=3s ./solo.py %d unused 0.15
+echo "step exit $?"
+`, tasks, rounds))
+	out, errf := dir+"/out", dir+"/err"
+	id := c.sbatch(t, dir, "-o", out, "-e", errf, script)
+
+	waitFile(t, errf, "checkpoint (periodic) generation 2:", 120*time.Second)
+	so, _ := os.ReadFile(out)
+	m := regexp.MustCompile(`batch run 0 on (\S+)`).FindStringSubmatch(string(so))
+	require.NotNil(t, m, "the batch script names its node")
+	var lost string
+	for _, n := range c.jobNodes(t, id) {
+		if n != m[1] {
+			lost = n
+		}
+	}
+	require.NotEmpty(t, lost, "the step's second node")
+	c.loseNode(t, lost)
+	c.waitState(t, id, 60*time.Second, "PENDING")
+	c.startNow(t, id)
+	j := c.waitDone(t, id, 180*time.Second)
+	b, _ := os.ReadFile(out)
+	e, _ := os.ReadFile(errf)
+	t.Logf("lost node %s; output:\n%s\nerrors:\n%s", lost, b, e)
+	require.Equal(t, "COMPLETED", j.State, "job state")
+	assert.GreaterOrEqual(t, j.Restarts, 1)
+
+	finals := map[int]int64{}
+	for _, m := range regexp.MustCompile(`(?m)^rank (\d+) final (\d+) on (\S+)$`).FindAllStringSubmatch(string(b), -1) {
+		rk, _ := strconv.Atoi(m[1])
+		v, _ := strconv.ParseInt(m[2], 10, 64)
+		finals[rk] = v
+		assert.NotEqual(t, lost, m[3], "rank %d ended on the lost node", rk)
+	}
+	assert.Equal(t, soloExpected(tasks, rounds), finals, "final values of every rank")
+	assert.Regexp(t, `slurm-dmtcp: restart 1: restoring generation \d+ \(checkpoint of [^,]+, periodic\)`, string(e))
+	assert.NotContains(t, string(e), "checkpoint (signal) generation", "a checkpoint without the lost node's ranks was committed")
+	assert.Contains(t, string(b), "step exit 0\n")
+}
+
+// jobNodes is the nodes a running job holds.
+func (c *cluster) jobNodes(t *testing.T, id string) []string {
+	t.Helper()
+	r := c.run(t, "", "/", nil, "squeue", "-h", "-j", id, "-o", "%N")
+	require.Equal(t, 0, r.code, r.stderr)
+	r = c.run(t, "", "/", nil, "scontrol", "show", "hostnames", strings.TrimSpace(r.stdout))
+	require.Equal(t, 0, r.code, r.stderr)
+	return strings.Fields(r.stdout)
+}
+
+// loseNode kills every process of a node of the multi-node cluster (all of its network
+// namespace: slurmd, slurmstepd, tasks, agents) and marks it DOWN; at the end of the test the
+// node comes back (cluster-up.sh starts its slurmd again).
+func (c *cluster) loseNode(t *testing.T, name string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(c.dir, "run", "nodes"))
+	require.NoError(t, err, "the multi-node cluster's node list")
+	ns := ""
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == name {
+			ns = f[1]
+		}
+	}
+	require.NotEmpty(t, ns, "node %s has no network namespace in %s/run/nodes", name, c.dir)
+	t.Cleanup(func() {
+		c.run(t, "", "/", nil, "scontrol", "update", "nodename="+name, "state=resume")
+		up := exec.Command("../../contrib/cluster/cluster-up.sh")
+		up.Env = os.Environ()
+		if o, err := up.CombinedOutput(); err != nil {
+			t.Logf("node %s did not come back: %v: %s", name, err, o)
+		}
+	})
+	for round := 0; round < 5; round++ { // what was forking in the meantime
+		pids, err := exec.Command("ip", "netns", "pids", ns).Output()
+		require.NoError(t, err)
+		if len(strings.Fields(string(pids))) == 0 {
+			break
+		}
+		for _, p := range strings.Fields(string(pids)) {
+			if pid, err := strconv.Atoi(p); err == nil {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	r := c.run(t, "", "/", nil, "scontrol", "update", "nodename="+name, "state=down", "reason=slurm-dmtcp test: node lost")
+	require.Equal(t, 0, r.code, r.stderr)
 }
