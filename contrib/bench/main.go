@@ -110,7 +110,7 @@ func main() {
 	flag.IntVar(&b.startN, "start-n", 10, "job start samples per side")
 	flag.BoolVar(&b.big, "big", false, "also 1 GiB checkpoints")
 	flag.BoolVar(&b.quick, "quick", false, "fewer samples, short Go benchmarks")
-	only := flag.String("only", "", "comma-separated parts to run: launch,start,checkpoint,sigterm,probe,gobench (default all)")
+	only := flag.String("only", "", "comma-separated parts to run: launch,start,checkpoint,sigterm,probe,gobench,nodes (default all)")
 	flag.Parse()
 	if b.quick {
 		b.launchN, b.startN = min(b.launchN, 10), min(b.startN, 4)
@@ -158,13 +158,14 @@ func main() {
 		{"sigterm", "SIGTERM to generation, restart to resumed", b.sigtermRestore},
 		{"probe", "node probe memory", b.probeRSS},
 		{"gobench", "Go micro-benchmarks", b.goBenchmarks},
+		{"nodes", "steps across 1, 2, 4 nodes", b.stepsByNodes},
 	}
 	_, noDMTCP := os.Stat(filepath.Join(b.dmtcp, "bin", "dmtcp_launch"))
 	for _, s := range steps {
 		if *only != "" && !strings.Contains(","+*only+",", ","+s.key+",") {
 			continue
 		}
-		if noDMTCP != nil && (s.key == "start" || s.key == "checkpoint" || s.key == "sigterm") {
+		if noDMTCP != nil && (s.key == "start" || s.key == "checkpoint" || s.key == "sigterm" || s.key == "nodes") {
 			fmt.Printf("SKIP %s: no DMTCP in %s (set DMTCP_PREFIX)\n", s.name, b.dmtcp)
 			continue
 		}
@@ -623,6 +624,93 @@ func (b *bench) resumeAfterRequeue(id, out string, procs int) (resume, error) {
 		r.fromRunning = resumed - float64(tRun.UnixNano())/1e9
 	}
 	return r, nil
+}
+
+// stepMiB is what each task of the steps across nodes holds.
+const stepMiB = 64
+
+// 6. Steps across nodes: srun -N k -n 2k --dmtcp in a batch job (not itself under DMTCP),
+// each task holding stepMiB MiB, requeued: SIGTERM to the verified generation of the whole
+// step, and the job's restart to the step resumed (its first output after the restore), for k = 1, 2, 4 as far as the cluster
+// has nodes (make cluster-up NODES=4). Ratios are to the step on one node.
+func (b *bench) stepsByNodes() error {
+	o, err := b.slurm("sinfo", "-h", "-N", "-o", "%N")
+	if err != nil {
+		return fmt.Errorf("sinfo: %v: %s", err, o)
+	}
+	have := len(strings.Fields(o))
+	var one ckptResult
+	var oneResume resume
+	for _, k := range []int{1, 2, 4} {
+		if k > have {
+			fmt.Printf("SKIP steps across %d nodes: the cluster has %d (make cluster-up NODES=4)\n", k, have)
+			continue
+		}
+		gen, r, err := b.stepCase(k)
+		if err != nil {
+			return fmt.Errorf("%d node(s): %w", k, err)
+		}
+		what := fmt.Sprintf("step on %d node(s), %d tasks x %d MiB", k, 2*k, stepMiB)
+		ckpt := row{Name: "SIGTERM checkpoint, whole generation, " + what, Value: gen.Total, Unit: "s",
+			Note: fmt.Sprintf("DMTCP %.2f s + commit %.2f s, %d processes, %.0f MB", gen.DMTCPSec, gen.CommitSec, gen.Procs, float64(gen.Bytes)/1e6)}
+		rest := row{Name: "requeued job seen RUNNING to the step resumed, " + what, Value: r.fromRunning, Unit: "s",
+			Note: fmt.Sprintf("from release, scheduling included: %.2f s", r.total)}
+		if k == 1 {
+			one, oneResume = gen, r
+		} else if one.Total > 0 {
+			ckpt.Baseline, ckpt.BaseName = one.Total, "the same per task on 1 node"
+			rest.Baseline, rest.BaseName = oneResume.fromRunning, "the same per task on 1 node"
+		}
+		b.add(ckpt)
+		b.add(rest)
+	}
+	return nil
+}
+
+// stepCase runs one step across k nodes (2 tasks per node), requeues the job once every
+// task ticks, and measures the step's SIGTERM checkpoint and the restore of every task.
+func (b *bench) stepCase(k int) (ckptResult, resume, error) {
+	b.policy(true, "")
+	tasks := 2 * k
+	script := fmt.Sprintf("#!/bin/bash\n#SBATCH -N%d --ntasks-per-node=2 --open-mode=append --requeue\nsrun -N%d -n%d --dmtcp --dmtcp-interval=0 /usr/bin/python3 %s/mem.py %d\n",
+		k, k, tasks, b.work, stepMiB)
+	id, out, err := b.sbatch(nil, script)
+	if err != nil {
+		return ckptResult{}, resume{}, err
+	}
+	defer b.cancel(id)
+	stepDir := filepath.Join(b.usr.HomeDir, ".slurm-dmtcp", id, "step-0")
+	defer os.RemoveAll(filepath.Dir(stepDir))
+	err = waitFor(120*time.Second, func() bool {
+		o, _ := os.ReadFile(out)
+		return bytes.Count(o, []byte("ready ")) == tasks && bytes.Count(o, []byte("tick 5 ")) == tasks
+	})
+	if err != nil {
+		o, _ := os.ReadFile(out)
+		return ckptResult{}, resume{}, fmt.Errorf("job %s never ran its %d tasks: %w: %s", id, tasks, err, tail(string(o)))
+	}
+	t0 := time.Now()
+	if o, err := b.slurm("scontrol", "requeue", id); err != nil {
+		return ckptResult{}, resume{}, fmt.Errorf("requeue: %v: %s", err, o)
+	}
+	var manifest string
+	err = waitFor(60*time.Second, func() bool {
+		m, _ := filepath.Glob(filepath.Join(stepDir, "gen-*", "MANIFEST.json"))
+		if len(m) > 0 {
+			manifest = m[0]
+		}
+		return manifest != ""
+	})
+	if err != nil {
+		return ckptResult{}, resume{}, fmt.Errorf("job %s: no generation of the step after SIGTERM (%.0f s): %w", id, time.Since(t0).Seconds(), err)
+	}
+	genNo, _ := strconv.Atoi(strings.TrimPrefix(filepath.Base(filepath.Dir(manifest)), "gen-"))
+	gen, err := checkpointLine(filepath.Join(stepDir, "agent.log"), genNo)
+	if err != nil {
+		return gen, resume{}, err
+	}
+	r, err := b.resumeAfterRequeue(id, out, tasks)
+	return gen, r, err
 }
 
 // handWrittenJob is the NERSC way in one batch script: a coordinator on a free port for the
