@@ -87,8 +87,19 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 	// The plugin gives the agent /dev/null as its error output: a Go runtime crash report
 	// (panic, fatal error) goes to the agent log instead, where it can be found.
 	_ = syscall.Dup3(int(logFile.Fd()), 2, 0)
-	// The node's facts (a cache read, or a collection of a few ms) come while Slurm is asked
-	// for the restart count.
+	// Node 0 of a step (every node, but the others of a step across nodes) opens its
+	// generations and starts the coordinator at once: the coordinator needs only the step's
+	// folders, and starts while Slurm is asked for the restart count, the node's facts are
+	// read (a cache read, or a collection of a few ms) and the restore is planned.
+	var store *generations.Store
+	var coordc chan coordStart
+	if !cfg.Member() {
+		if store, err = generations.Open(layout.StepDir, generations.Options{Keep: cfg.Keep}); err != nil {
+			return readyErr(&Error{Code: ExitFolders, Err: err})
+		}
+		coordc = make(chan coordStart, 1)
+		go func() { coordc <- startCoordinator(cfg, layout) }()
+	}
 	factsc := make(chan NodeFacts, 1)
 	go func(c Config) { factsc <- loadFacts(c) }(cfg)
 	job := SlurmJob{ID: cfg.JobID}
@@ -106,18 +117,31 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 		<-factsc
 		return runMember(cfg, layout, log, ready, lifeline)
 	}
-
-	store, err := generations.Open(layout.StepDir, generations.Options{Keep: cfg.Keep})
-	if err != nil {
-		return readyErr(&Error{Code: ExitFolders, Err: err})
+	// coordinatorStarted waits for the coordinator's start (once); failed ends a start that
+	// went wrong, the coordinator stopped if it was started.
+	var cs coordStart
+	coordinatorStarted := func() coordStart {
+		if coordc != nil {
+			cs, coordc = <-coordc, nil
+		}
+		return cs
 	}
+	failed := func(err error) error {
+		store.Close()
+		if c := coordinatorStarted().coord; c != nil {
+			qctx, qcancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_ = c.Quit(qctx)
+			qcancel()
+		}
+		return readyErr(err)
+	}
+
 	for _, st := range store.StaleRemoved() {
 		log.WithField("folder", st).Warn("removed a half-written generation left by an earlier run")
 	}
 	extra, err := restorePlan(cfg, store, layout.StepDir, log)
 	if err != nil {
-		store.Close()
-		return readyErr(&Error{Code: ExitNoCheckpoint, Err: err})
+		return failed(&Error{Code: ExitNoCheckpoint, Err: err})
 	}
 	compress := "off"
 	if cfg.Compress {
@@ -126,60 +150,33 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 	extra = append(extra, proto.KV{Key: proto.KeyCompress, Value: compress})
 	extra, nodeFacts, err := placeRestore(cfg, <-factsc, extra, log)
 	if err != nil {
-		store.Close()
-		return readyErr(err)
+		return failed(err)
 	}
 
-	inst, err := coordinator.Find(cfg.DMTCPPrefix, os.Getenv("PATH"))
-	if err != nil {
-		store.Close()
-		log.WithError(err).Error("DMTCP not found")
-		return readyErr(&Error{Code: ExitNoDMTCP, Err: err})
-	}
-	// dmtcp_launch --version takes a process start: run it while the coordinator starts.
-	type versionResult struct {
-		v   string
-		err error
-	}
-	versionc := make(chan versionResult, 1)
-	go func() {
-		v, err := inst.Version()
-		versionc <- versionResult{v, err}
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	guard := coordGuard()
-	if guard == "" {
+	coordinatorStarted()
+	if !cs.guard {
 		log.Warn("slurm-dmtcp-coordguard.so not found beside the agent: other users of the node can reach this job's coordinator")
 	}
-	coordHost := ""
-	if cfg.AcrossNodes() {
-		extra = append(extra, proto.KV{Key: proto.KeyPerRank, Value: "1"})
-		coordHost = coordinator.NodeAddress() // the other nodes' tasks must reach it
+	if cs.err != nil {
+		what := "coordinator"
+		if cs.err.Code == ExitNoDMTCP {
+			what = "DMTCP not found"
+		}
+		log.WithError(cs.err.Err).Error(what)
+		return failed(cs.err)
 	}
-	coord, err := coordinator.Start(ctx, coordinator.Options{Install: inst, RunDir: layout.RunDir,
-		CkptDir: layout.CkptDir, TmpDir: layout.TmpDir, Guard: guard, Host: coordHost,
-		LocalOnly: !cfg.AcrossNodes(), Warn: log.Warnf})
-	cancel()
-	if err != nil {
-		store.Close()
-		log.WithError(err).Error("coordinator")
-		return readyErr(&Error{Code: ExitCoordinator, Err: err})
-	}
-	vr := <-versionc
-	version := vr.v
-	if vr.err != nil || version == "" {
-		log.WithError(vr.err).Warn("DMTCP version unknown")
+	coord, version := cs.coord, cs.version
+	coord.SetWarn(log.Warnf)
+	if cs.versionErr != nil || version == "" {
+		log.WithError(cs.versionErr).Warn("DMTCP version unknown")
 		version = "unknown" // manifests need one; the probe compares it on restore
 	}
 	if cfg.AcrossNodes() {
+		extra = append(extra, proto.KV{Key: proto.KeyPerRank, Value: "1"})
 		a := leaderAddr(cfg, started)
 		a.Host, a.Port, a.Extra = coord.Host, coord.Port, extra
 		if err := WriteCoordAddr(layout.StepDir, a); err != nil {
-			store.Close()
-			qctx, qcancel := context.WithTimeout(context.Background(), 10*time.Second)
-			_ = coord.Quit(qctx)
-			qcancel()
-			return readyErr(fail(ExitFolders, "tell the other nodes where the coordinator is: %v", err))
+			return failed(fail(ExitFolders, "tell the other nodes where the coordinator is: %v", err))
 		}
 		log.WithFields(logrus.Fields{"coord_host": coord.Host, "coord_port": coord.Port, "run": a.Run}).Info("coordinator published for the other nodes of the step")
 	}
@@ -194,6 +191,49 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 		PerRank:  cfg.AcrossNodes(),
 	}
 	return a.Serve(context.Background(), coord.Host, coord.Port, ready, lifeline)
+}
+
+// coordStart is what startCoordinator did.
+type coordStart struct {
+	coord      *coordinator.Coordinator // nil when it could not start
+	version    string                   // DMTCP's version, "" when unknown (versionErr)
+	versionErr error
+	guard      bool   // slurm-dmtcp-coordguard.so was found and preloaded
+	err        *Error // ExitNoDMTCP, ExitCoordinator
+}
+
+// startCoordinator finds DMTCP and starts the step's coordinator, asking DMTCP for its
+// version meanwhile (dmtcp_launch --version takes a process start).
+func startCoordinator(cfg Config, layout Layout) coordStart {
+	inst, err := coordinator.Find(cfg.DMTCPPrefix, os.Getenv("PATH"))
+	if err != nil {
+		return coordStart{guard: true, err: &Error{Code: ExitNoDMTCP, Err: err}}
+	}
+	type versionResult struct {
+		v   string
+		err error
+	}
+	versionc := make(chan versionResult, 1)
+	go func() {
+		v, err := inst.Version()
+		versionc <- versionResult{v, err}
+	}()
+	guard := coordGuard()
+	coordHost := ""
+	if cfg.AcrossNodes() {
+		coordHost = coordinator.NodeAddress() // the other nodes' tasks must reach it
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	coord, err := coordinator.Start(ctx, coordinator.Options{Install: inst, RunDir: layout.RunDir,
+		CkptDir: layout.CkptDir, TmpDir: layout.TmpDir, Guard: guard, Host: coordHost,
+		LocalOnly: !cfg.AcrossNodes()})
+	vr := <-versionc
+	cs := coordStart{coord: coord, version: vr.v, versionErr: vr.err, guard: guard != ""}
+	if err != nil {
+		cs.err = &Error{Code: ExitCoordinator, Err: err}
+	}
+	return cs
 }
 
 // coordGuard is the library that keeps other users away from the coordinator, installed

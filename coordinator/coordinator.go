@@ -392,6 +392,10 @@ func (c *Coordinator) Quit(ctx context.Context) error {
 	return qerr
 }
 
+// SetWarn sets Options.Warn for a coordinator started without it; call it before any
+// checkpoint.
+func (c *Coordinator) SetWarn(warn func(format string, args ...any)) { c.warnf = warn }
+
 // Done is closed once the coordinator process has exited.
 func (c *Coordinator) Done() <-chan struct{} { return c.done }
 
