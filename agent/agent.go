@@ -133,7 +133,7 @@ type Agent struct {
 	Started time.Time
 	// Space, when set, is checked before each checkpoint.
 	Space SpaceCheck
-	// PerRank: node 0 of a step across nodes; images are in rank-<R>/ folders, listed by
+	// PerRank: node 0 of a step of several tasks (Config.PerRank); images are in rank-<R>/ folders, listed by
 	// rank in the manifest.
 	PerRank bool
 

@@ -171,8 +171,10 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 		log.WithError(cs.versionErr).Warn("DMTCP version unknown")
 		version = "unknown" // manifests need one; the probe compares it on restore
 	}
-	if cfg.AcrossNodes() {
+	if cfg.PerRank() {
 		extra = append(extra, proto.KV{Key: proto.KeyPerRank, Value: "1"})
+	}
+	if cfg.AcrossNodes() {
 		a := leaderAddr(cfg, started)
 		a.Host, a.Port, a.Extra = coord.Host, coord.Port, extra
 		if err := WriteCoordAddr(layout.StepDir, a); err != nil {
@@ -188,7 +190,7 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 		Meta: manifest.Meta{JobID: uint32(jobID), StepID: cfg.Step, RestartCount: uint32(cfg.RestartCount),
 			User: u.Username, Node: host, DMTCPVersion: version, NodeFacts: nodeFacts},
 		Progress: func() io.WriteCloser { return taskStderr(layout.RunDir) },
-		PerRank:  cfg.AcrossNodes(),
+		PerRank:  cfg.PerRank(),
 	}
 	return a.Serve(context.Background(), coord.Host, coord.Port, ready, lifeline)
 }

@@ -35,6 +35,12 @@ import (
 // AcrossNodes reports whether this is an srun step that spans several nodes.
 func (c Config) AcrossNodes() bool { return c.Step != "batch" && c.Nodes > 1 }
 
+// PerRank reports whether each task of this step keeps its images apart, in rank-<R>/
+// folders, and is restored from its own: every srun step of more than one task, on one node
+// or several. (A step's tasks on one node restored from one shared set of images would each
+// restore every process of the step.)
+func (c Config) PerRank() bool { return c.Step != "batch" && (c.Nodes > 1 || c.StepTasks > 1) }
+
 // Member reports whether this agent is one of the other nodes of a step across nodes: no
 // coordinator, no checkpoint, no generation of its own.
 func (c Config) Member() bool { return c.AcrossNodes() && c.NodeID > 0 }

@@ -16,17 +16,19 @@ import (
 
 func TestConfigAcrossNodes(t *testing.T) {
 	for _, tc := range []struct {
-		name           string
-		cfg            Config
-		across, member bool
-		runDir         string
+		name                    string
+		cfg                     Config
+		across, member, perRank bool
+		runDir                  string
 	}{
-		{"batch step", Config{JobID: "7", Step: "batch", Nodes: 2}, false, false, "7.batch"},
-		{"one-node step", Config{JobID: "7", Step: "0", Nodes: 1}, false, false, "7.step-0"},
-		{"node 0 of a step across nodes", Config{JobID: "7", Step: "1", Nodes: 2}, true, false, "7.step-1"},
-		{"node 2 of a step across nodes", Config{JobID: "7", Step: "1", Nodes: 3, NodeID: 2}, true, true, "7.step-1.node-2"},
+		{"batch step", Config{JobID: "7", Step: "batch", Nodes: 2, StepTasks: 2}, false, false, false, "7.batch"},
+		{"one-node step of one task", Config{JobID: "7", Step: "0", Nodes: 1, StepTasks: 1}, false, false, false, "7.step-0"},
+		{"one-node step of two tasks", Config{JobID: "7", Step: "0", Nodes: 1, StepTasks: 2}, false, false, true, "7.step-0"},
+		{"node 0 of a step across nodes", Config{JobID: "7", Step: "1", Nodes: 2}, true, false, true, "7.step-1"},
+		{"node 2 of a step across nodes", Config{JobID: "7", Step: "1", Nodes: 3, NodeID: 2}, true, true, true, "7.step-1.node-2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.perRank, tc.cfg.PerRank())
 			assert.Equal(t, tc.across, tc.cfg.AcrossNodes())
 			assert.Equal(t, tc.member, tc.cfg.Member())
 			assert.Equal(t, tc.runDir, tc.cfg.RunDirName())

@@ -37,7 +37,7 @@ const (
 	KeyCompress = "compress"
 	// KeyControlSocket is the agent's control socket (proto/control): SLURM_DMTCP_CONTROL_SOCKET.
 	KeyControlSocket = "control_socket"
-	// KeyPerRank is "1" for a step across nodes: each task writes its images into
+	// KeyPerRank is "1" for a step of several tasks: each task writes its images into
 	// <ckptdir>/rank-<SLURM_PROCID> and restores from <restore>/rank-<SLURM_PROCID>.
 	KeyPerRank = "per_rank"
 )

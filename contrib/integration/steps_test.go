@@ -381,3 +381,52 @@ func (c *cluster) loseNode(t *testing.T, name string) {
 	r := c.run(t, "", "/", nil, "scontrol", "update", "nodename="+name, "state=down", "reason=slurm-dmtcp test: node lost")
 	require.Equal(t, 0, r.code, r.stderr)
 }
+
+// A step of two tasks on one node (srun -n2 --dmtcp in a batch job not under DMTCP),
+// requeued mid-way: each task is restored from its own images (rank-<R>/), not every task
+// from all of them, and every rank ends with the result of an uninterrupted run.
+func TestStepOfTwoTasksOnOneNodeResumes(t *testing.T) {
+	c := newCluster(t)
+	needDMTCP(t)
+	const tasks, rounds = 2, 60
+	dir := workdir(t)
+	writeScript(t, dir, "solo.py", soloProgram)
+	script := writeScript(t, dir, "job.sh", fmt.Sprintf(`#!/bin/bash
+#SBATCH -N1 -n%d --open-mode=append --requeue
+srun -N1 -n%d --dmtcp ./solo.py %d unused 0.15
+echo "step exit $?"
+`, tasks, tasks, rounds))
+	out, errf := dir+"/out", dir+"/err"
+	id := c.sbatch(t, dir, "-o", out, "-e", errf, script)
+	waitFile(t, out, "round 12 ", 90*time.Second)
+	c.requeue(t, id)
+	j := c.waitDone(t, id, 120*time.Second)
+	b, _ := os.ReadFile(out)
+	e, _ := os.ReadFile(errf)
+	require.Equal(t, "COMPLETED", j.State, "output:\n%s\nerrors:\n%s", b, e)
+	finals := map[int]int64{}
+	for _, m := range regexp.MustCompile(`(?m)^rank (\d+) final (\d+) on `).FindAllStringSubmatch(string(b), -1) {
+		rk, _ := strconv.Atoi(m[1])
+		v, _ := strconv.ParseInt(m[2], 10, 64)
+		_, twice := finals[rk]
+		assert.False(t, twice, "rank %d ended twice: its processes were restored twice", rk)
+		finals[rk] = v
+	}
+	assert.Equal(t, soloExpected(tasks, rounds), finals, "final values of every rank")
+	assert.Contains(t, string(e), "slurm-dmtcp: restart 1: restoring generation 1")
+	assert.Contains(t, string(b), "step exit 0\n")
+	mb, err := os.ReadFile(filepath.Join(homeOf(t, testUser), ".slurm-dmtcp", id, "step-0", "gen-000001", "MANIFEST.json"))
+	require.NoError(t, err)
+	var man struct {
+		Ranks []struct {
+			Rank   int      `json:"rank"`
+			Images []string `json:"images"`
+		} `json:"ranks"`
+	}
+	require.NoError(t, json.Unmarshal(mb, &man))
+	require.Len(t, man.Ranks, tasks)
+	for i, rk := range man.Ranks {
+		assert.Equal(t, i, rk.Rank)
+		assert.Len(t, rk.Images, 1, "rank %d: the images of its own process", i)
+	}
+}
