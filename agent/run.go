@@ -148,7 +148,8 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 		compress = "on"
 	}
 	extra = append(extra, proto.KV{Key: proto.KeyCompress, Value: compress})
-	extra, nodeFacts, err := placeRestore(cfg, <-factsc, extra, log)
+	node := <-factsc
+	extra, nodeFacts, err := placeRestore(cfg, node, extra, log)
 	if err != nil {
 		return failed(err)
 	}
@@ -165,10 +166,11 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 		log.WithError(cs.err.Err).Error(what)
 		return failed(cs.err)
 	}
-	coord, version := cs.coord, cs.version
+	coord := cs.coord
 	coord.SetWarn(log.Warnf)
-	if cs.versionErr != nil || version == "" {
-		log.WithError(cs.versionErr).Warn("DMTCP version unknown")
+	version, err := dmtcpVersion(node, cs.inst)
+	if err != nil || version == "" {
+		log.WithError(err).Warn("DMTCP version unknown")
 		version = "unknown" // manifests need one; the probe compares it on restore
 	}
 	if cfg.PerRank() {
@@ -197,29 +199,18 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 
 // coordStart is what startCoordinator did.
 type coordStart struct {
-	coord      *coordinator.Coordinator // nil when it could not start
-	version    string                   // DMTCP's version, "" when unknown (versionErr)
-	versionErr error
-	guard      bool   // slurm-dmtcp-coordguard.so was found and preloaded
-	err        *Error // ExitNoDMTCP, ExitCoordinator
+	inst  coordinator.Install
+	coord *coordinator.Coordinator // nil when it could not start
+	guard bool                     // slurm-dmtcp-coordguard.so was found and preloaded
+	err   *Error                   // ExitNoDMTCP, ExitCoordinator
 }
 
-// startCoordinator finds DMTCP and starts the step's coordinator, asking DMTCP for its
-// version meanwhile (dmtcp_launch --version takes a process start).
+// startCoordinator finds DMTCP and starts the step's coordinator.
 func startCoordinator(cfg Config, layout Layout) coordStart {
 	inst, err := coordinator.Find(cfg.DMTCPPrefix, os.Getenv("PATH"))
 	if err != nil {
 		return coordStart{guard: true, err: &Error{Code: ExitNoDMTCP, Err: err}}
 	}
-	type versionResult struct {
-		v   string
-		err error
-	}
-	versionc := make(chan versionResult, 1)
-	go func() {
-		v, err := inst.Version()
-		versionc <- versionResult{v, err}
-	}()
 	guard := coordGuard()
 	coordHost := ""
 	if cfg.AcrossNodes() {
@@ -230,12 +221,21 @@ func startCoordinator(cfg Config, layout Layout) coordStart {
 	coord, err := coordinator.Start(ctx, coordinator.Options{Install: inst, RunDir: layout.RunDir,
 		CkptDir: layout.CkptDir, TmpDir: layout.TmpDir, Guard: guard, Host: coordHost,
 		LocalOnly: !cfg.AcrossNodes()})
-	vr := <-versionc
-	cs := coordStart{coord: coord, version: vr.v, versionErr: vr.err, guard: guard != ""}
+	cs := coordStart{inst: inst, coord: coord, guard: guard != ""}
 	if err != nil {
 		cs.err = &Error{Code: ExitCoordinator, Err: err}
 	}
 	return cs
+}
+
+// dmtcpVersion is the version of the DMTCP the step runs: the node's facts name it when
+// they were taken of the same dmtcp_launch (the probe's cache, or collected now), else
+// dmtcp_launch --version says (a process start, about 5 ms).
+func dmtcpVersion(node NodeFacts, inst coordinator.Install) (string, error) {
+	if node.Err == nil && node.Facts.DMTCPVersion != "" && node.Facts.DMTCPLaunch == inst.Launch {
+		return node.Facts.DMTCPVersion, nil
+	}
+	return inst.Version()
 }
 
 // coordGuard is the library that keeps other users away from the coordinator, installed
