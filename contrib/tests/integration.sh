@@ -16,7 +16,22 @@ cd "$repo"
 log=${TMPDIR:-/tmp}/slurm-dmtcp-integration.log
 rc=0
 go test -tags integration -count=1 -timeout 30m -v ./contrib/integration/ >"$log" 2>&1 || rc=$?
+# The tests that need several nodes, on a 3-node cluster of their own (nodes in network
+# namespaces, its own folder, ports and subnet), stopped afterwards. SDMTCP_MULTINODE=0 skips.
+if [ "${SDMTCP_MULTINODE:-1}" = 1 ]; then
+	(
+		export CLUSTER_DIR=/var/tmp/slurm-dmtcp-it-multi NODES=3 CTLD_PORT=19817 SLURMD_PORT=19818
+		export NET_PREFIX=10.82.0 FIRST_JOB_ID=800000 SLURM_CONF=/var/tmp/slurm-dmtcp-it-multi/slurm.conf
+		trap '"$repo/contrib/cluster/cluster-down.sh" >/dev/null 2>&1' EXIT
+		if ! "$repo/contrib/cluster/cluster-up.sh" >"$log.multi-up" 2>&1; then
+			echo "SKIP multi-node tests: make cluster-up NODES=3 failed here: $(tail -n 1 "$log.multi-up")"
+			exit 0
+		fi
+		echo "== multi-node tests (3 nodes in $CLUSTER_DIR)" >>"$log"
+		go test -tags integration -count=1 -timeout 15m -v -run 'TestStepAcrossNodes|TestStepOfTwoTasks' ./contrib/integration/ >>"$log" 2>&1
+	) || rc=$?
+fi
 # The verdict of each test, and the details of failures; the whole log stays in $log.
-grep -E '^(--- |    --- |PASS|FAIL|ok |panic)|SKIP|Error Trace|Error:|Messages:|expected|actual' "$log" || true
+grep -E '^(--- |    --- |PASS|FAIL|ok |panic|== )|SKIP|Error Trace|Error:|Messages:|expected|actual' "$log" || true
 echo "integration log: $log"
 exit "$rc"
