@@ -566,22 +566,10 @@ func (b *bench) sigtermCase(procs, mib int) (ckptResult, resume, error) {
 	if err != nil {
 		return ckptResult{}, resume{}, fmt.Errorf("job %s never ran its program: %w", id, err)
 	}
-	t0 := time.Now()
-	if o, err := b.slurm("scontrol", "requeue", id); err != nil {
-		return ckptResult{}, resume{}, fmt.Errorf("requeue: %v: %s", err, o)
-	}
-	var manifest string
-	err = waitFor(60*time.Second, func() bool {
-		m, _ := filepath.Glob(filepath.Join(stepDir, "gen-*", "MANIFEST.json"))
-		if len(m) > 0 {
-			manifest = m[0]
-		}
-		return manifest != ""
-	})
+	manifest, tGen, err := b.requeueForGeneration(id, stepDir)
 	if err != nil {
-		return ckptResult{}, resume{}, fmt.Errorf("job %s: no generation after SIGTERM: %w", id, err)
+		return ckptResult{}, resume{}, err
 	}
-	tGen := time.Since(t0).Seconds()
 	size, _ := manifestBytes(manifest)
 	genNo, _ := strconv.Atoi(strings.TrimPrefix(filepath.Base(filepath.Dir(manifest)), "gen-"))
 	gen, err := checkpointLine(filepath.Join(stepDir, "agent.log"), genNo)
@@ -601,6 +589,27 @@ func (b *bench) sigtermCase(procs, mib int) (ckptResult, resume, error) {
 			Note: fmt.Sprintf("from release, scheduling included: %.2f s", r.total)})
 	}
 	return gen, r, nil
+}
+
+// requeueForGeneration requeues a job (Slurm's SIGTERM) and waits for the first generation
+// of its step folder: the manifest's path and the seconds it took.
+func (b *bench) requeueForGeneration(id, stepDir string) (string, float64, error) {
+	t0 := time.Now()
+	if o, err := b.slurm("scontrol", "requeue", id); err != nil {
+		return "", 0, fmt.Errorf("requeue: %v: %s", err, o)
+	}
+	var manifest string
+	err := waitFor(60*time.Second, func() bool {
+		m, _ := filepath.Glob(filepath.Join(stepDir, "gen-*", "MANIFEST.json"))
+		if len(m) > 0 {
+			manifest = m[0]
+		}
+		return manifest != ""
+	})
+	if err != nil {
+		return "", 0, fmt.Errorf("job %s: no generation in %s after SIGTERM (%.0f s): %w", id, stepDir, time.Since(t0).Seconds(), err)
+	}
+	return manifest, time.Since(t0).Seconds(), nil
 }
 
 type resume struct{ total, fromRunning float64 }
@@ -714,20 +723,9 @@ func (b *bench) stepCase(k int) (ckptResult, resume, error) {
 		o, _ := os.ReadFile(out)
 		return ckptResult{}, resume{}, fmt.Errorf("job %s never ran its %d tasks: %w: %s", id, tasks, err, tail(string(o)))
 	}
-	t0 := time.Now()
-	if o, err := b.slurm("scontrol", "requeue", id); err != nil {
-		return ckptResult{}, resume{}, fmt.Errorf("requeue: %v: %s", err, o)
-	}
-	var manifest string
-	err = waitFor(60*time.Second, func() bool {
-		m, _ := filepath.Glob(filepath.Join(stepDir, "gen-*", "MANIFEST.json"))
-		if len(m) > 0 {
-			manifest = m[0]
-		}
-		return manifest != ""
-	})
+	manifest, _, err := b.requeueForGeneration(id, stepDir)
 	if err != nil {
-		return ckptResult{}, resume{}, fmt.Errorf("job %s: no generation of the step after SIGTERM (%.0f s): %w", id, time.Since(t0).Seconds(), err)
+		return ckptResult{}, resume{}, err
 	}
 	genNo, _ := strconv.Atoi(strings.TrimPrefix(filepath.Base(filepath.Dir(manifest)), "gen-"))
 	gen, err := checkpointLine(filepath.Join(stepDir, "agent.log"), genNo)

@@ -133,6 +133,21 @@ func soloExpected(tasks, rounds int) map[int]int64 {
 	return out
 }
 
+// rankFinals reads the "rank R final V on HOST" lines of the programs above: each rank's
+// final value and host. A rank that ends twice (its processes restored twice) fails the test.
+func rankFinals(t *testing.T, out string) (map[int]int64, map[int]string) {
+	t.Helper()
+	finals, hosts := map[int]int64{}, map[int]string{}
+	for _, m := range regexp.MustCompile(`(?m)^rank (\d+) final (\d+) on (\S+)$`).FindAllStringSubmatch(out, -1) {
+		rk, _ := strconv.Atoi(m[1])
+		v, _ := strconv.ParseInt(m[2], 10, 64)
+		_, twice := finals[rk]
+		assert.False(t, twice, "rank %d ended twice: its processes were restored twice", rk)
+		finals[rk], hosts[rk] = v, m[3]
+	}
+	return finals, hosts
+}
+
 // clusterNodes lists the cluster's nodes.
 func (c *cluster) nodes(t *testing.T) []string {
 	t.Helper()
@@ -215,13 +230,7 @@ echo "step exit $?"
 	assert.Equal(t, 1, j.Restarts)
 
 	// Every rank ends with the result of an uninterrupted run.
-	finals := map[int]int64{}
-	hosts := map[int]string{}
-	for _, m := range regexp.MustCompile(`(?m)^rank (\d+) final (\d+) on (\S+)$`).FindAllStringSubmatch(string(b), -1) {
-		rk, _ := strconv.Atoi(m[1])
-		v, _ := strconv.ParseInt(m[2], 10, 64)
-		finals[rk], hosts[rk] = v, m[3]
-	}
+	finals, hosts := rankFinals(t, string(b))
 	assert.Equal(t, expected(tasks, rounds), finals, "final values of every rank")
 	// Rounds were neither repeated nor restarted from the top.
 	var seen []int
@@ -320,12 +329,9 @@ echo "step exit $?"
 	require.Equal(t, "COMPLETED", j.State, "job state")
 	assert.GreaterOrEqual(t, j.Restarts, 1)
 
-	finals := map[int]int64{}
-	for _, m := range regexp.MustCompile(`(?m)^rank (\d+) final (\d+) on (\S+)$`).FindAllStringSubmatch(string(b), -1) {
-		rk, _ := strconv.Atoi(m[1])
-		v, _ := strconv.ParseInt(m[2], 10, 64)
-		finals[rk] = v
-		assert.NotEqual(t, lost, m[3], "rank %d ended on the lost node", rk)
+	finals, hosts := rankFinals(t, string(b))
+	for rk, h := range hosts {
+		assert.NotEqual(t, lost, h, "rank %d ended on the lost node", rk)
 	}
 	assert.Equal(t, soloExpected(tasks, rounds), finals, "final values of every rank")
 	assert.Regexp(t, `slurm-dmtcp: restart 1: restoring generation \d+ \(checkpoint of [^,]+, periodic\)`, string(e))
@@ -404,14 +410,7 @@ echo "step exit $?"
 	b, _ := os.ReadFile(out)
 	e, _ := os.ReadFile(errf)
 	require.Equal(t, "COMPLETED", j.State, "output:\n%s\nerrors:\n%s", b, e)
-	finals := map[int]int64{}
-	for _, m := range regexp.MustCompile(`(?m)^rank (\d+) final (\d+) on `).FindAllStringSubmatch(string(b), -1) {
-		rk, _ := strconv.Atoi(m[1])
-		v, _ := strconv.ParseInt(m[2], 10, 64)
-		_, twice := finals[rk]
-		assert.False(t, twice, "rank %d ended twice: its processes were restored twice", rk)
-		finals[rk] = v
-	}
+	finals, _ := rankFinals(t, string(b))
 	assert.Equal(t, soloExpected(tasks, rounds), finals, "final values of every rank")
 	assert.Contains(t, string(e), "slurm-dmtcp: restart 1: restoring generation 1")
 	assert.Contains(t, string(b), "step exit 0\n")
