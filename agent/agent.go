@@ -193,6 +193,9 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Write
 		select {
 		case <-stop:
 			if !stopping {
+				if a.Config.AcrossNodes() {
+					a.waitOtherNodes(ctx, otherNodesWait)
+				}
 				a.Log.Info("step finished: stopping the coordinator")
 				a.markFinished()
 			} else {
@@ -238,6 +241,36 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Write
 			periodic.Restart() // measured from the end of the previous checkpoint
 		case <-a.controlKick(): // dmtcpctl: a checkpoint request or a new interval (control.go)
 			a.serveControl(runCtx, requeued || stopping)
+		}
+	}
+}
+
+// otherNodesWait bounds how long node 0 of a step across nodes keeps the coordinator for the
+// tasks of the other nodes once its own have ended; the plugin waits 15 s for the agent.
+const otherNodesWait = 10 * time.Second
+
+// waitOtherNodes: the tasks of node 0 have ended, those of other nodes may still run (a rank
+// restored later than the others ends later). Stopping the coordinator now would kill them
+// (dmtcp_command -q ends every process of the computation): wait until none is left, at most
+// max.
+func (a *Agent) waitOtherNodes(ctx context.Context, max time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, max)
+	defer cancel()
+	logged := false
+	for {
+		st, err := a.Coord.Status(ctx)
+		if err != nil || st.NumPeers == 0 {
+			return
+		}
+		if !logged {
+			a.Log.WithField("processes", st.NumPeers).Info("tasks of this node ended; waiting for those of the other nodes")
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			a.Log.WithField("processes", st.NumPeers).Warn("the other nodes' tasks still run: stopping the coordinator ends them")
+			return
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }

@@ -7,9 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sirupsen/logrus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/slurm-dmtcp/slurm-dmtcp/coordinator"
 	"github.com/slurm-dmtcp/slurm-dmtcp/proto"
 	"github.com/slurm-dmtcp/slurm-dmtcp/proto/manifest"
 )
@@ -181,6 +183,46 @@ func TestEveryRank(t *testing.T) {
 				return
 			}
 			assert.ErrorContains(t, err, tc.wantErr)
+		})
+	}
+}
+
+// peersCoord answers Status with a number of processes that drops by one at each call.
+type peersCoord struct {
+	Coordinator
+	left int
+}
+
+func (p *peersCoord) Status(context.Context) (coordinator.Status, error) {
+	st := coordinator.Status{NumPeers: p.left, Running: true}
+	if p.left > 0 {
+		p.left--
+	}
+	return st, nil
+}
+
+func TestWaitOtherNodes(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		left    int
+		max     time.Duration
+		atLeast time.Duration
+		atMost  time.Duration
+		left0   bool
+	}{
+		{"no process left: at once", 0, time.Second, 0, 40 * time.Millisecond, true},
+		{"the other nodes' tasks end: until then", 3, 5 * time.Second, 100 * time.Millisecond, 2 * time.Second, true},
+		{"they do not end in time: at most max", 1000, 200 * time.Millisecond, 200 * time.Millisecond, 2 * time.Second, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &peersCoord{left: tc.left}
+			a := &Agent{Coord: c, Log: logrus.NewEntry(logrus.New())}
+			start := time.Now()
+			a.waitOtherNodes(context.Background(), tc.max)
+			took := time.Since(start)
+			assert.GreaterOrEqual(t, took, tc.atLeast)
+			assert.LessOrEqual(t, took, tc.atMost)
+			assert.Equal(t, tc.left0, c.left == 0)
 		})
 	}
 }
