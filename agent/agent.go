@@ -147,14 +147,7 @@ type Agent struct {
 // takes a checkpoint, commits it as a generation, then ends the computation so that nothing
 // runs past the saved state. At the end it stops the coordinator and removes RunDir.
 func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Writer, lifeline io.Reader) error {
-	kvs := []proto.KV{
-		{Key: proto.KeyCoordHost, Value: host},
-		{Key: proto.KeyCoordPort, Value: strconv.Itoa(port)},
-		{Key: proto.KeyCkptDir, Value: a.Layout.CkptDir},
-		{Key: proto.KeyStepDir, Value: a.Layout.StepDir},
-		{Key: proto.KeyRunDir, Value: a.Layout.RunDir},
-		{Key: proto.KeyTmpDir, Value: a.Layout.TmpDir},
-	}
+	kvs := readyKVs(host, port, a.Layout)
 	periodic := newPeriodic(a.Config.Interval)
 	defer periodic.Stop()
 	kvs = append(kvs, a.startControl(periodic, host, port)...)
@@ -272,6 +265,19 @@ func (a *Agent) waitOtherNodes(ctx context.Context, max time.Duration) {
 			return
 		case <-time.After(50 * time.Millisecond):
 		}
+	}
+}
+
+// readyKVs are the pairs of every ready message: where the coordinator is and the step's
+// folders.
+func readyKVs(host string, port int, l Layout) []proto.KV {
+	return []proto.KV{
+		{Key: proto.KeyCoordHost, Value: host},
+		{Key: proto.KeyCoordPort, Value: strconv.Itoa(port)},
+		{Key: proto.KeyCkptDir, Value: l.CkptDir},
+		{Key: proto.KeyStepDir, Value: l.StepDir},
+		{Key: proto.KeyRunDir, Value: l.RunDir},
+		{Key: proto.KeyTmpDir, Value: l.TmpDir},
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -90,18 +91,20 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 	// Node 0 of a step (every node, but the others of a step across nodes) opens its
 	// generations and starts the coordinator at once: the coordinator needs only the step's
 	// folders, and starts while Slurm is asked for the restart count, the node's facts are
-	// read (a cache read, or a collection of a few ms) and the restore is planned.
+	// read (a cache read, or a collection of a few ms) and the restore is planned. The other
+	// nodes of a step across nodes need neither the facts nor a coordinator: node 0 decides.
 	var store *generations.Store
-	var coordc chan coordStart
+	var coordinatorStarted func() coordStart // waits for startCoordinator, however often called
+	factsc := make(chan NodeFacts, 1)
 	if !cfg.Member() {
 		if store, err = generations.Open(layout.StepDir, generations.Options{Keep: cfg.Keep}); err != nil {
 			return readyErr(&Error{Code: ExitFolders, Err: err})
 		}
-		coordc = make(chan coordStart, 1)
+		coordc := make(chan coordStart, 1)
 		go func() { coordc <- startCoordinator(cfg, layout) }()
+		coordinatorStarted = sync.OnceValue(func() coordStart { return <-coordc })
+		go func(c Config) { factsc <- loadFacts(c) }(cfg)
 	}
-	factsc := make(chan NodeFacts, 1)
-	go func(c Config) { factsc <- loadFacts(c) }(cfg)
 	job := SlurmJob{ID: cfg.JobID}
 	if cfg.RestartCount == 0 && cfg.Step == "batch" {
 		if info, err := job.Info(context.Background()); err == nil {
@@ -114,18 +117,9 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 		"restart_count": cfg.RestartCount})
 	log.WithFields(logrus.Fields{"pid": os.Getpid(), "node_id": cfg.NodeID, "nodes": cfg.Nodes}).Info("agent starting")
 	if cfg.Member() {
-		<-factsc
 		return runMember(cfg, layout, log, ready, lifeline)
 	}
-	// coordinatorStarted waits for the coordinator's start (once); failed ends a start that
-	// went wrong, the coordinator stopped if it was started.
-	var cs coordStart
-	coordinatorStarted := func() coordStart {
-		if coordc != nil {
-			cs, coordc = <-coordc, nil
-		}
-		return cs
-	}
+	// failed ends a start that went wrong, the coordinator stopped if it was started.
 	failed := func(err error) error {
 		store.Close()
 		if c := coordinatorStarted().coord; c != nil {
@@ -154,10 +148,7 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 		return failed(err)
 	}
 
-	coordinatorStarted()
-	if !cs.guard {
-		log.Warn("slurm-dmtcp-coordguard.so not found beside the agent: other users of the node can reach this job's coordinator")
-	}
+	cs := coordinatorStarted()
 	if cs.err != nil {
 		what := "coordinator"
 		if cs.err.Code == ExitNoDMTCP {
@@ -165,6 +156,9 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 		}
 		log.WithError(cs.err.Err).Error(what)
 		return failed(cs.err)
+	}
+	if !cs.guard {
+		log.Warn("slurm-dmtcp-coordguard.so not found beside the agent: other users of the node can reach this job's coordinator")
 	}
 	coord := cs.coord
 	coord.SetWarn(log.Warnf)
@@ -209,7 +203,7 @@ type coordStart struct {
 func startCoordinator(cfg Config, layout Layout) coordStart {
 	inst, err := coordinator.Find(cfg.DMTCPPrefix, os.Getenv("PATH"))
 	if err != nil {
-		return coordStart{guard: true, err: &Error{Code: ExitNoDMTCP, Err: err}}
+		return coordStart{err: &Error{Code: ExitNoDMTCP, Err: err}}
 	}
 	guard := coordGuard()
 	coordHost := ""

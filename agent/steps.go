@@ -205,15 +205,7 @@ func runMember(cfg Config, layout Layout, log *logrus.Entry, ready io.Writer, li
 		_ = proto.WriteError(ready, err.Error())
 		return &Error{Code: ExitCoordinator, Err: err}
 	}
-	kvs := []proto.KV{
-		{Key: proto.KeyCoordHost, Value: addr.Host},
-		{Key: proto.KeyCoordPort, Value: strconv.Itoa(addr.Port)},
-		{Key: proto.KeyCkptDir, Value: layout.CkptDir},
-		{Key: proto.KeyStepDir, Value: layout.StepDir},
-		{Key: proto.KeyRunDir, Value: layout.RunDir},
-		{Key: proto.KeyTmpDir, Value: layout.TmpDir},
-		{Key: proto.KeyPerRank, Value: "1"},
-	}
+	kvs := append(readyKVs(addr.Host, addr.Port, layout), proto.KV{Key: proto.KeyPerRank, Value: "1"})
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)

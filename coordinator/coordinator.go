@@ -30,9 +30,6 @@ type Options struct {
 	// LocalOnly makes the guard refuse connections from other hosts too (a step on one
 	// node: every process of the job is on this host).
 	LocalOnly bool
-	// Warn, when set, hears what a checkpoint-then-exit had to do about processes that
-	// joined during it (CheckpointAndKill).
-	Warn func(format string, args ...any)
 }
 
 // Coordinator is a running dmtcp_coordinator that this process started and owns.
@@ -49,7 +46,9 @@ type Coordinator struct {
 	// ckptDir is where the coordinator writes its restart script once every process of a
 	// checkpoint has written its image.
 	ckptDir string
-	warnf   func(format string, args ...any)
+	// warnf hears what a checkpoint-then-exit had to do about processes left after it
+	// (CheckpointAndKill); nil: nobody (SetWarn).
+	warnf func(format string, args ...any)
 }
 
 // Status is dmtcp_command --json -s.
@@ -90,7 +89,7 @@ func Start(ctx context.Context, o Options) (*Coordinator, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", o.Install.Coordinator, err)
 	}
-	c := &Coordinator{inst: o.Install, cmd: cmd, stdin: stdin, done: make(chan struct{}), ckptDir: o.CkptDir, warnf: o.Warn}
+	c := &Coordinator{inst: o.Install, cmd: cmd, stdin: stdin, done: make(chan struct{}), ckptDir: o.CkptDir}
 	go func() { c.err = cmd.Wait(); close(c.done) }()
 
 	c.Host = o.Host
@@ -223,7 +222,7 @@ const leftoverGrace = time.Second
 // under load: a shell's `sleep`, state CHECKPOINTED, both threads waiting on a futex) and
 // not answer -k either: after another leftoverGrace, those on this node are sent SIGKILL by
 // their real pid (dmtcp_command -l), and after a third, the checkpoint is complete whatever
-// is left (on other nodes: Slurm ends them with the step); Options.Warn hears of each.
+// is left (on other nodes: Slurm ends them with the step); SetWarn's function hears of each.
 func (c *Coordinator) CheckpointAndKill(ctx context.Context) error {
 	requested := time.Now()
 	if _, err := c.command(ctx, "-kc"); err != nil {
@@ -392,8 +391,8 @@ func (c *Coordinator) Quit(ctx context.Context) error {
 	return qerr
 }
 
-// SetWarn sets Options.Warn for a coordinator started without it; call it before any
-// checkpoint.
+// SetWarn says who hears what CheckpointAndKill had to do about processes left after a
+// checkpoint; call it before any checkpoint.
 func (c *Coordinator) SetWarn(warn func(format string, args ...any)) { c.warnf = warn }
 
 // Done is closed once the coordinator process has exited.

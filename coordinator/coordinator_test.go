@@ -26,18 +26,14 @@ func realInstall(t *testing.T) Install {
 
 // startInTemp starts a coordinator with its run, ckpt and tmp folders in a temporary
 // folder, which it returns.
-func startInTemp(ctx context.Context, t *testing.T, inst Install, warn ...func(string, ...any)) (*Coordinator, string) {
+func startInTemp(ctx context.Context, t *testing.T, inst Install) (*Coordinator, string) {
 	t.Helper()
 	dir := t.TempDir()
 	for _, d := range []string{"run", "ckpt", "tmp"} {
 		require.NoError(t, os.Mkdir(filepath.Join(dir, d), 0o700))
 	}
-	o := Options{Install: inst, RunDir: filepath.Join(dir, "run"),
-		CkptDir: filepath.Join(dir, "ckpt"), TmpDir: filepath.Join(dir, "tmp"), Host: "127.0.0.1"}
-	if len(warn) > 0 {
-		o.Warn = warn[0]
-	}
-	c, err := Start(ctx, o)
+	c, err := Start(ctx, Options{Install: inst, RunDir: filepath.Join(dir, "run"),
+		CkptDir: filepath.Join(dir, "ckpt"), TmpDir: filepath.Join(dir, "tmp"), Host: "127.0.0.1"})
 	require.NoError(t, err)
 	return c, dir
 }
@@ -119,7 +115,8 @@ func TestRealCheckpointAndKillEndsLateJoiners(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
 			var warnings []string
-			c, dir := startInTemp(ctx, t, inst, func(f string, a ...any) { warnings = append(warnings, fmt.Sprintf(f, a...)) })
+			c, dir := startInTemp(ctx, t, inst)
+			c.SetWarn(func(f string, a ...any) { warnings = append(warnings, fmt.Sprintf(f, a...)) })
 			defer func() { _ = c.Quit(context.Background()) }()
 			launch := func(args ...string) chan error {
 				cmd := exec.Command(inst.Launch, append([]string{"-j", "-h", "127.0.0.1", "-p", strconv.Itoa(c.Port),
@@ -198,7 +195,8 @@ func TestRealEndLeftoversKillsByRealPid(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var warnings []string
-	c, dir := startInTemp(ctx, t, inst, func(f string, a ...any) { warnings = append(warnings, fmt.Sprintf(f, a...)) })
+	c, dir := startInTemp(ctx, t, inst)
+	c.SetWarn(func(f string, a ...any) { warnings = append(warnings, fmt.Sprintf(f, a...)) })
 	defer func() { _ = c.Quit(context.Background()) }()
 	cmd := exec.Command(inst.Launch, "-j", "-h", "127.0.0.1", "-p", strconv.Itoa(c.Port),
 		"--ckptdir", filepath.Join(dir, "ckpt"), "--tmpdir", filepath.Join(dir, "tmp"), "sleep", "600")
