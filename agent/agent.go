@@ -129,6 +129,10 @@ type Agent struct {
 	// Job reads the job's end time and requeues it (continuation past the time limit); nil:
 	// no checkpoint before the time limit.
 	Job Job
+	// AskEndTimeAfter is how long the step runs before Slurm is asked for the job's end time
+	// (a process start): not while the step's own tasks start, and never for a step shorter
+	// than that, which needs no checkpoint before its limit.
+	AskEndTimeAfter time.Duration
 	// Started is when this run of the step began.
 	Started time.Time
 	// Space, when set, is checked before each checkpoint.
@@ -152,6 +156,10 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Write
 	defer periodic.Stop()
 	kvs = append(kvs, a.startControl(periodic, host, port)...)
 	defer a.stopControl()
+	// SIGTERM handled from before the tasks start (the ready message lets them start).
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
 	if err := proto.WriteReady(ready, append(kvs, a.Extra...)); err != nil {
 		return fmt.Errorf("tell the plugin we are ready: %w", err)
 	}
@@ -168,19 +176,18 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Write
 		close(stop)
 		cancelRun()
 	}()
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer signal.Stop(sigs)
 
 	if gen := restoring(a.Extra); gen != "" && !a.Config.Member() {
 		go a.watchRestore(runCtx, gen, a.RestoreWait)
 	}
 	var lead <-chan time.Time
-	leadTimer := a.armLead(ctx)
-	if leadTimer != nil {
-		defer leadTimer.Stop()
-		lead = leadTimer.C
-	}
+	var leadTimer *time.Timer
+	defer func() {
+		if leadTimer != nil {
+			leadTimer.Stop()
+		}
+	}()
+	leadArmed := a.armLeadLater(runCtx)
 	stopping, requeued := false, false
 	for {
 		select {
@@ -217,6 +224,11 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Write
 			}
 			a.Log.Info("SIGTERM: Slurm is stopping the step; checkpointing before it goes")
 			_, _ = a.checkpoint(ctx, manifest.ReasonSignal, true)
+		case t := <-leadArmed:
+			leadArmed = nil
+			if t != nil {
+				leadTimer, lead = t, t.C
+			}
 		case <-lead:
 			if stopping {
 				continue

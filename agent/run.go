@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -63,6 +64,10 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 	if os.Geteuid() == 0 || os.Getuid() == 0 {
 		return readyErr(fail(ExitFailure, "slurm-dmtcp-agent never runs as root"))
 	}
+	// SIGTERM is ignored until Serve (or runMember) handles it: before the ready message
+	// there is nothing to checkpoint, and the coordinator started meanwhile keeps it ignored
+	// (Slurm sends it to every process of the step; the coordinator must outlive it).
+	signal.Ignore(syscall.SIGTERM)
 	u, err := user.Current()
 	if err != nil {
 		return readyErr(fail(ExitFailure, "who am I: %v", err))
@@ -106,13 +111,6 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 		go func(c Config) { factsc <- loadFacts(c) }(cfg)
 	}
 	job := SlurmJob{ID: cfg.JobID}
-	if cfg.RestartCount == 0 && cfg.Step == "batch" {
-		if info, err := job.Info(context.Background()); err == nil {
-			cfg.RestartCount = info.Restarts
-		} else {
-			fmt.Fprintf(logFile, "restart count from Slurm: %v\n", err)
-		}
-	}
 	log := NewLogger(logFile, logrus.Fields{"job_id": cfg.JobID, "step": cfg.Step, "user": u.Username,
 		"restart_count": cfg.RestartCount})
 	log.WithFields(logrus.Fields{"pid": os.Getpid(), "node_id": cfg.NodeID, "nodes": cfg.Nodes}).Info("agent starting")
@@ -181,7 +179,7 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 	host, _ := os.Hostname()
 	jobID, _ := strconv.ParseUint(cfg.JobID, 10, 32)
 	a := &Agent{Config: cfg, Layout: layout, Coord: coord, Store: store, Log: log, Extra: extra,
-		CheckpointTimeout: 30 * time.Minute, Job: job, Started: started,
+		CheckpointTimeout: 30 * time.Minute, Job: job, Started: started, AskEndTimeAfter: askEndTimeAfter,
 		Space: StepSpace("/proc", os.Getppid(), os.Getpid(), layout.CkptDir),
 		Meta: manifest.Meta{JobID: uint32(jobID), StepID: cfg.Step, RestartCount: uint32(cfg.RestartCount),
 			User: u.Username, Node: host, DMTCPVersion: version, NodeFacts: nodeFacts},
@@ -190,6 +188,10 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 	}
 	return a.Serve(context.Background(), coord.Host, coord.Port, ready, lifeline)
 }
+
+// askEndTimeAfter: Slurm is asked for the job's end time (scontrol, for the checkpoint before
+// the time limit) once the step has run this long, not while its tasks start.
+const askEndTimeAfter = time.Second
 
 // coordStart is what startCoordinator did.
 type coordStart struct {

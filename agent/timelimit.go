@@ -103,6 +103,25 @@ func continueDecision(c Config, run int, saved time.Duration) (bool, string) {
 	return true, ""
 }
 
+// armLeadLater arms the timer of the checkpoint before the time limit once the step has run
+// for AskEndTimeAfter: the channel gets the timer, or nil when there is none to arm (no lead
+// time asked, no end time known, or the step ended first). nil without a lead time.
+func (a *Agent) armLeadLater(ctx context.Context) <-chan *time.Timer {
+	if a.Config.LeadTime <= 0 || a.Job == nil {
+		return nil
+	}
+	c := make(chan *time.Timer, 1)
+	go func() {
+		select {
+		case <-ctx.Done():
+			c <- nil
+		case <-time.After(a.AskEndTimeAfter):
+			c <- a.armLead(ctx)
+		}
+	}()
+	return c
+}
+
 // armLead returns a timer for the checkpoint before the time limit, or nil.
 func (a *Agent) armLead(ctx context.Context) *time.Timer {
 	if a.Config.LeadTime <= 0 || a.Job == nil {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -61,15 +62,19 @@ type Status struct {
 
 // Start runs dmtcp_coordinator on a free port (-p 0), with SIGTERM ignored so that Slurm's
 // SIGTERM to every process of the step does not take it away before a checkpoint, and waits
-// until it accepts connections.
+// until it accepts connections. A caller that has SIGTERM ignored itself (signal.Ignore)
+// passes that on through the exec; otherwise a shell sets it first (a process start more).
 func Start(ctx context.Context, o Options) (*Coordinator, error) {
 	portFile := filepath.Join(o.RunDir, "coordinator.port")
 	_ = os.Remove(portFile)
 	args := []string{"-q", "-p", "0", "--port-file", portFile, "--ckptdir", o.CkptDir,
 		"--tmpdir", o.TmpDir, "--stale-timeout", "-1",
 		"--coord-logfile", filepath.Join(o.RunDir, "coordinator.log")}
-	// "trap '' TERM" sets SIG_IGN, which survives the exec.
-	cmd := exec.Command("/bin/sh", append([]string{"-c", `trap '' TERM; exec "$0" "$@"`, o.Install.Coordinator}, args...)...)
+	// SIG_IGN survives the exec; Go keeps a signal that it ignores ignored in its children.
+	cmd := exec.Command(o.Install.Coordinator, args...)
+	if !signal.Ignored(syscall.SIGTERM) {
+		cmd = exec.Command("/bin/sh", append([]string{"-c", `trap '' TERM; exec "$0" "$@"`, o.Install.Coordinator}, args...)...)
+	}
 	logf, err := os.OpenFile(filepath.Join(o.RunDir, "coordinator.out"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("coordinator output file: %w", err)
@@ -97,7 +102,9 @@ func Start(ctx context.Context, o Options) (*Coordinator, error) {
 		c.Host = reachableHostname()
 	}
 	// The port file appears once the coordinator listens; a TCP connect confirms it (a
-	// dmtcp_command status request would cost a process start, about 10 ms).
+	// dmtcp_command status request would cost a process start, about 10 ms). It takes a few
+	// ms: looked for every 0.5 ms at first, every 5 ms after the first 100 ms.
+	started := time.Now()
 	for {
 		if b, err := os.ReadFile(portFile); err == nil {
 			if p, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && p > 0 {
@@ -115,9 +122,18 @@ func Start(ctx context.Context, o Options) (*Coordinator, error) {
 		case <-ctx.Done():
 			c.kill()
 			return nil, fmt.Errorf("dmtcp_coordinator did not answer in time: %w", ctx.Err())
-		case <-time.After(2 * time.Millisecond):
+		case <-time.After(portPoll(time.Since(started))):
 		}
 	}
+}
+
+// portPoll is how long Start waits before it looks for the port file again, elapsed after
+// the coordinator's start.
+func portPoll(elapsed time.Duration) time.Duration {
+	if elapsed < 100*time.Millisecond {
+		return 500 * time.Microsecond
+	}
+	return 5 * time.Millisecond
 }
 
 // NodeAddress is how tasks on other nodes reach a coordinator on this node: the node's name
@@ -379,7 +395,13 @@ func (c *Coordinator) Quit(ctx context.Context) error {
 		return ErrGone
 	default:
 	}
-	_, qerr := c.command(ctx, "-q")
+	// The coordinator reads commands from its stdin: "q" is what dmtcp_command -q asks for
+	// (every process of the computation killed, then the coordinator exits), without a
+	// process start.
+	var qerr error
+	if _, err := io.WriteString(c.stdin, "q\n"); err != nil {
+		_, qerr = c.command(ctx, "-q")
+	}
 	select {
 	case <-c.done:
 	case <-ctx.Done():

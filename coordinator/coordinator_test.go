@@ -6,8 +6,11 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -67,6 +70,66 @@ func TestRealCoordinatorLifecycle(t *testing.T) {
 		t.Fatal("coordinator still running after Quit")
 	}
 	assert.ErrorIs(t, c.Quit(ctx), ErrGone)
+}
+
+// The coordinator outlives Slurm's SIGTERM, started directly when its caller ignores SIGTERM
+// (the agent) and through a shell otherwise; Quit (a "q" on its stdin) ends the processes of
+// the computation and the coordinator.
+func TestRealCoordinatorIgnoresSIGTERMAndQuits(t *testing.T) {
+	inst := realInstall(t)
+	for _, tc := range []struct {
+		name          string
+		callerIgnores bool
+	}{
+		{"caller ignores SIGTERM: started directly", true},
+		{"caller handles SIGTERM: started through a shell", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.callerIgnores {
+				signal.Ignore(syscall.SIGTERM)
+				defer func() { // handled again, as at the test's start (Reset alone keeps it ignored)
+					c := make(chan os.Signal, 1)
+					signal.Notify(c, syscall.SIGTERM)
+					signal.Reset(syscall.SIGTERM)
+				}()
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			c, dir := startInTemp(ctx, t, inst)
+			defer func() { _ = c.Quit(context.Background()) }()
+			assert.Equal(t, tc.callerIgnores, c.cmd.Path == inst.Coordinator, "started as %s", c.cmd.Path)
+			status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.Pid()))
+			require.NoError(t, err)
+			m := regexp.MustCompile(`(?m)^SigIgn:\s*([0-9a-f]+)$`).FindSubmatch(status)
+			require.NotNil(t, m, "SigIgn in %s", status)
+			ign, err := strconv.ParseUint(string(m[1]), 16, 64)
+			require.NoError(t, err)
+			assert.NotZero(t, ign&(1<<(uint(syscall.SIGTERM)-1)), "SIGTERM ignored: SigIgn %s", m[1])
+
+			require.NoError(t, syscall.Kill(c.Pid(), syscall.SIGTERM))
+			sleeper := exec.Command(inst.Launch, "-j", "-h", "127.0.0.1", "-p", strconv.Itoa(c.Port),
+				"--ckptdir", filepath.Join(dir, "ckpt"), "--tmpdir", filepath.Join(dir, "tmp"), "sleep", "600")
+			require.NoError(t, sleeper.Start())
+			slept := make(chan error, 1)
+			go func() { slept <- sleeper.Wait() }()
+			require.Eventually(t, func() bool {
+				st, err := c.Status(ctx)
+				return err == nil && st.NumPeers == 1
+			}, 20*time.Second, 50*time.Millisecond, "the coordinator answers after SIGTERM, with the process joined")
+
+			require.NoError(t, c.Quit(ctx))
+			select {
+			case <-c.Done():
+			default:
+				t.Fatal("coordinator still running after Quit")
+			}
+			select {
+			case <-slept:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the computation's process outlived Quit")
+			}
+		})
+	}
 }
 
 func TestPickAddress(t *testing.T) {

@@ -9,7 +9,8 @@
  *   task_exit (main process): after the last local task, close the agent's lifeline and wait,
  *     bounded, for it to stop the coordinator and exit.
  *   exit: the same, in case no task ever ran; then remove the step's runtime folder as the
- *     job's user, since Slurm may have SIGKILLed the agent before its own cleanup.
+ *     job's user when it is still there, since Slurm may have SIGKILLed the agent before its
+ *     own cleanup.
  *
  * Between fork and exec the child calls only async-signal-safe functions: slurmstepd has threads.
  */
@@ -579,6 +580,32 @@ int sdmtcp_stepd_task_exit(spank_t sp)
 	return 0;
 }
 
+/* Waits for the child pid until deadline (ms, now_ms clock): waitpid's answer, 0 when the
+ * child is still running at the deadline. Woken by the child's exit through a pidfd (Linux
+ * 5.3), else polls every 2 ms: slurmstepd's signal handling is not ours to change. */
+static pid_t wait_child(pid_t pid, int *status, long deadline)
+{
+#ifdef SYS_pidfd_open
+	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pfd >= 0) {
+		pid_t r;
+		while ((r = waitpid(pid, status, WNOHANG)) == 0 && now_ms() < deadline) {
+			struct pollfd p = { .fd = pfd, .events = POLLIN };
+			(void)poll(&p, 1, (int)(deadline - now_ms() > 0 ? deadline - now_ms() : 0));
+		}
+		close(pfd);
+		return r;
+	}
+#endif
+	for (;;) {
+		pid_t r = waitpid(pid, status, WNOHANG);
+		struct timespec ts = { 0, 2 * 1000 * 1000 };
+		if (r != 0 || now_ms() >= deadline)
+			return r;
+		nanosleep(&ts, NULL);
+	}
+}
+
 int sdmtcp_remove_as(uid_t uid, gid_t gid, const char *dir, long timeout_ms)
 {
 	char parent[1100];
@@ -607,10 +634,7 @@ int sdmtcp_remove_as(uid_t uid, gid_t gid, const char *dir, long timeout_ms)
 		execve(argv[0], argv, envp);
 		_exit(127);
 	}
-	while ((r = waitpid(pid, &status, WNOHANG)) == 0 && now_ms() < deadline) {
-		struct timespec ts = { 0, 10 * 1000 * 1000 };
-		nanosleep(&ts, NULL);
-	}
+	r = wait_child(pid, &status, deadline);
 	if (r == 0) {
 		kill(pid, SIGKILL);
 		waitpid(pid, &status, 0);
@@ -619,11 +643,21 @@ int sdmtcp_remove_as(uid_t uid, gid_t gid, const char *dir, long timeout_ms)
 	return r == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
+/* Whether the step's runtime folder (or something in its place) is still there. */
+static int runtime_left(const char *dir)
+{
+	struct stat sb;
+	return lstat(dir, &sb) == 0 || errno != ENOENT;
+}
+
 int sdmtcp_stepd_exit(spank_t sp)
 {
 	(void)sp;
 	stop_agent();
-	if (st.rundir[0] && sdmtcp_remove_as(st.uid, st.gid, st.rundir, 5000) < 0)
+	/* The agent removes the folder when it stops cleanly: then there is nothing left to do
+	 * (a look only, as root; the removal itself always runs as the user). */
+	if (st.rundir[0] && runtime_left(st.rundir) &&
+	    sdmtcp_remove_as(st.uid, st.gid, st.rundir, 5000) < 0)
 		slurm_error("dmtcp: could not remove the runtime folder %s", st.rundir);
 	st.rundir[0] = '\0';
 	return 0;
