@@ -66,6 +66,8 @@ type Layout struct {
 	CkptDir string // StepDir/.current: where DMTCP writes images before they become a generation
 	RunDir  string // runtime_dir/slurm-dmtcp-<uid>/<job>.<step>: removed at the end
 	TmpDir  string // RunDir/tmp: DMTCP's temporary files
+	// Earlier: StepDir was there before this run (an earlier run of the step made it).
+	Earlier bool
 }
 
 // NewLayout computes and creates the step's folders as the current (job's) user.
@@ -83,6 +85,9 @@ func NewLayout(c Config, u *user.User) (Layout, error) {
 	base := filepath.Join(c.RuntimeDir, "slurm-dmtcp-"+u.Uid)
 	l.RunDir = filepath.Join(base, c.RunDirName())
 	l.TmpDir = filepath.Join(l.RunDir, "tmp")
+	if _, err := os.Lstat(l.StepDir); err == nil {
+		l.Earlier = true
+	}
 	for _, d := range []string{l.JobDir, l.StepDir, l.CkptDir, base, l.RunDir} {
 		if err := PrivateDir(d, uid); err != nil {
 			return Layout{}, err

@@ -3,10 +3,12 @@ package agent
 import (
 	"errors"
 	"os"
+	"os/user"
 	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/slurm-dmtcp/slurm-dmtcp/coordinator"
 	"github.com/slurm-dmtcp/slurm-dmtcp/nodeprobe/facts"
@@ -31,6 +33,34 @@ func TestDMTCPVersion(t *testing.T) {
 			v, err := dmtcpVersion(tc.node, inst)
 			assert.NoError(t, err)
 			assert.Equal(t, tc.want, v)
+		})
+	}
+}
+
+// Layout.Earlier tells a step's first run (its folder made now) from a later one; only the
+// later ones ask Slurm for a batch step's restart count.
+func TestLayoutEarlierRunOfTheStep(t *testing.T) {
+	u, err := user.Current()
+	require.NoError(t, err)
+	base := t.TempDir()
+	for _, tc := range []struct {
+		name    string
+		cfg     Config
+		earlier []bool // one run after the other
+	}{
+		{"batch step", Config{JobID: "42", Step: "batch"}, []bool{false, true, true}},
+		{"srun step", Config{JobID: "43", Step: "0"}, []bool{false, true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := tc.cfg
+			cfg.CkptTemplate = filepath.Join(base, "ckpt", "%j")
+			cfg.RuntimeDir = filepath.Join(base, "run")
+			for i, want := range tc.earlier {
+				l, err := NewLayout(cfg, u)
+				require.NoError(t, err)
+				assert.Equal(t, want, l.Earlier, "run %d", i)
+				require.NoError(t, removeRunDir(l.RunDir)) // as at the end of each run
+			}
 		})
 	}
 }
