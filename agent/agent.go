@@ -150,12 +150,13 @@ type Agent struct {
 	controlGuard func(ctlsrv.Cred) error // who may use it; nil: the job's user from inside the job
 }
 
-// Serve tells the plugin where the coordinator is (on ready), then takes periodic
+// Serve tells where the coordinator is (announce: the plugin's ready message, or the tasks'
+// file for a step on one node), then takes periodic
 // checkpoints until the lifeline reaches EOF (the plugin closed it: the step's tasks are
 // done, or slurmstepd is gone). On SIGTERM (requeue, preemption, time limit, scancel) it
 // takes a checkpoint, commits it as a generation, then ends the computation so that nothing
 // runs past the saved state. At the end it stops the coordinator and removes RunDir.
-func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Writer, lifeline io.Reader) error {
+func (a *Agent) Serve(ctx context.Context, host string, port int, announce Announce, lifeline io.Reader) error {
 	kvs := readyKVs(host, port, a.Layout)
 	periodic := newPeriodic(a.Config.Interval)
 	defer periodic.Stop()
@@ -165,8 +166,8 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Write
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
-	if err := proto.WriteReady(ready, append(kvs, a.Extra...)); err != nil {
-		return fmt.Errorf("tell the plugin we are ready: %w", err)
+	if err := announce(kvs); err != nil {
+		return fmt.Errorf("tell where the coordinator is: %w", err)
 	}
 	a.Log.WithFields(logrus.Fields{"coord_host": host, "coord_port": port, "interval": a.Config.Interval.String(),
 		"checkpoint_dir": a.Layout.CkptDir}).Info("coordinator ready")
@@ -288,9 +289,15 @@ func (a *Agent) waitOtherNodes(ctx context.Context, max time.Duration) {
 // readyKVs are the pairs of every ready message: where the coordinator is and the step's
 // folders.
 func readyKVs(host string, port int, l Layout) []proto.KV {
-	return []proto.KV{
+	return append([]proto.KV{
 		{Key: proto.KeyCoordHost, Value: host},
 		{Key: proto.KeyCoordPort, Value: strconv.Itoa(port)},
+	}, readyFolders(l)...)
+}
+
+// readyFolders are the step's folders, for the tasks.
+func readyFolders(l Layout) []proto.KV {
+	return []proto.KV{
 		{Key: proto.KeyCkptDir, Value: l.CkptDir},
 		{Key: proto.KeyStepDir, Value: l.StepDir},
 		{Key: proto.KeyRunDir, Value: l.RunDir},

@@ -49,7 +49,14 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 	started := time.Now()
 	var runDir string        // removed on every failure once it exists
 	var leaderStepDir string // node 0 of a step across nodes: where the other nodes wait for its word
+	readySent := false       // a step on one node: the plugin had its ready message, the tasks wait
 	readyErr := func(err error) error {
+		if readySent {
+			// The tasks' launchers wait for the coordinator: they print this and end. The
+			// runtime folder stays for them to read it; the plugin removes it at the step's end.
+			_ = tellTasksFailed(runDir, err)
+			return err
+		}
 		if runDir != "" {
 			_ = removeRunDir(runDir)
 		}
@@ -99,14 +106,22 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 	// read (a cache read, or a collection of a few ms) and the restore is planned. The other
 	// nodes of a step across nodes need neither the facts nor a coordinator: node 0 decides.
 	var store *generations.Store
+	var inst coordinator.Install
 	var coordinatorStarted func() coordStart // waits for startCoordinator, however often called
 	factsc := make(chan NodeFacts, 1)
 	if !cfg.Member() {
+		if inst, err = coordinator.Find(cfg.DMTCPPrefix, os.Getenv("PATH")); err != nil {
+			fmt.Fprintf(logFile, "DMTCP not found: %v\n", err)
+			return readyErr(&Error{Code: ExitNoDMTCP, Err: err})
+		}
 		if store, err = generations.Open(layout.StepDir, generations.Options{Keep: cfg.Keep}); err != nil {
 			return readyErr(&Error{Code: ExitFolders, Err: err})
 		}
+		// A coordinator.ready an earlier run left is not this run's (the folder is cleared
+		// by NewLayout; this says it where the tasks' wait depends on it).
+		_ = os.Remove(filepath.Join(layout.RunDir, proto.CoordReadyFile))
 		coordc := make(chan coordStart, 1)
-		go func() { coordc <- startCoordinator(cfg, layout) }()
+		go func() { coordc <- startCoordinator(cfg, layout, inst) }()
 		coordinatorStarted = sync.OnceValue(func() coordStart { return <-coordc })
 		go func(c Config) { factsc <- loadFacts(c) }(cfg)
 	}
@@ -156,13 +171,28 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 		return failed(err)
 	}
 
+	if cfg.PerRank() {
+		extra = append(extra, proto.KV{Key: proto.KeyPerRank, Value: "1"})
+	}
+	// A step on one node: the plugin hears now, and slurmstepd starts the tasks while the
+	// coordinator starts; their launchers wait for its address in the runtime folder. Node 0
+	// of a step across nodes answers once the coordinator is up (it publishes its address to
+	// the other nodes first).
+	announce := ReadyMessage(ready, extra)
+	if !cfg.AcrossNodes() {
+		early := append(readyFolders(layout), extra...)
+		early = append(early, proto.KV{Key: proto.KeyCoordReady, Value: filepath.Join(layout.RunDir, proto.CoordReadyFile)},
+			proto.KV{Key: proto.KeyAgentPID, Value: strconv.Itoa(os.Getpid())})
+		if err := proto.WriteReady(ready, early); err != nil {
+			return failed(fmt.Errorf("tell the plugin we are ready: %w", err))
+		}
+		readySent = true
+		announce = TasksFile(layout.RunDir)
+	}
+
 	cs := coordinatorStarted()
 	if cs.err != nil {
-		what := "coordinator"
-		if cs.err.Code == ExitNoDMTCP {
-			what = "DMTCP not found"
-		}
-		log.WithError(cs.err.Err).Error(what)
+		log.WithError(cs.err.Err).Error("coordinator")
 		return failed(cs.err)
 	}
 	if !cs.guard {
@@ -174,9 +204,6 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 	if err != nil || version == "" {
 		log.WithError(err).Warn("DMTCP version unknown")
 		version = "unknown" // manifests need one; the probe compares it on restore
-	}
-	if cfg.PerRank() {
-		extra = append(extra, proto.KV{Key: proto.KeyPerRank, Value: "1"})
 	}
 	if cfg.AcrossNodes() {
 		a := leaderAddr(cfg, started)
@@ -196,7 +223,7 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 		Progress: func() io.WriteCloser { return taskStderr(layout.RunDir) },
 		PerRank:  cfg.PerRank(),
 	}
-	return a.Serve(context.Background(), coord.Host, coord.Port, ready, lifeline)
+	return a.Serve(context.Background(), coord.Host, coord.Port, announce, lifeline)
 }
 
 // askEndTimeAfter: Slurm is asked for the job's end time (scontrol, for the checkpoint before
@@ -208,15 +235,11 @@ type coordStart struct {
 	inst  coordinator.Install
 	coord *coordinator.Coordinator // nil when it could not start
 	guard bool                     // slurm-dmtcp-coordguard.so was found and preloaded
-	err   *Error                   // ExitNoDMTCP, ExitCoordinator
+	err   *Error                   // ExitCoordinator
 }
 
-// startCoordinator finds DMTCP and starts the step's coordinator.
-func startCoordinator(cfg Config, layout Layout) coordStart {
-	inst, err := coordinator.Find(cfg.DMTCPPrefix, os.Getenv("PATH"))
-	if err != nil {
-		return coordStart{err: &Error{Code: ExitNoDMTCP, Err: err}}
-	}
+// startCoordinator starts the step's coordinator.
+func startCoordinator(cfg Config, layout Layout, inst coordinator.Install) coordStart {
 	guard := coordGuard()
 	coordHost := ""
 	if cfg.AcrossNodes() {

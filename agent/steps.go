@@ -141,23 +141,7 @@ func ParseCoordAddr(data []byte) (CoordAddr, error) {
 // WriteCoordAddr replaces <stepDir>/coordinator.addr atomically (temporary file, fsync,
 // rename), mode 0600.
 func WriteCoordAddr(stepDir string, c CoordAddr) error {
-	f, err := os.CreateTemp(stepDir, "."+proto.CoordAddrFile+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(c.Marshal()); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), filepath.Join(stepDir, proto.CoordAddrFile))
+	return writeFileAtomic(stepDir, proto.CoordAddrFile, c.Marshal(), true)
 }
 
 // WaitCoordAddr waits until <stepDir>/coordinator.addr belongs to this run of the step (same

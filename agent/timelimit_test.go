@@ -187,7 +187,7 @@ func TestServeCheckpointsAndRequeuesBeforeTheTimeLimit(t *testing.T) {
 			a.Started = now
 			lifeline, closeLifeline := io.Pipe()
 			errc := make(chan error, 1)
-			go func() { errc <- a.Serve(context.Background(), "h", 1, io.Discard, lifeline) }()
+			go func() { errc <- a.Serve(context.Background(), "h", 1, ReadyMessage(io.Discard, a.Extra), lifeline) }()
 			require.Eventually(t, func() bool { return strings.Contains(progress.String(), "time limit in") }, 5*time.Second, 20*time.Millisecond)
 			closeLifeline.Close()
 			require.NoError(t, <-errc)

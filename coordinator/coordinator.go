@@ -102,8 +102,7 @@ func Start(ctx context.Context, o Options) (*Coordinator, error) {
 		c.Host = reachableHostname()
 	}
 	// The port file appears once the coordinator listens; a TCP connect confirms it (a
-	// dmtcp_command status request would cost a process start, about 10 ms). It takes a few
-	// ms: looked for every 0.5 ms at first, every 5 ms after the first 100 ms.
+	// dmtcp_command status request would cost a process start, about 10 ms).
 	started := time.Now()
 	for {
 		if b, err := os.ReadFile(portFile); err == nil {
@@ -122,14 +121,15 @@ func Start(ctx context.Context, o Options) (*Coordinator, error) {
 		case <-ctx.Done():
 			c.kill()
 			return nil, fmt.Errorf("dmtcp_coordinator did not answer in time: %w", ctx.Err())
-		case <-time.After(portPoll(time.Since(started))):
+		case <-time.After(StartPoll(time.Since(started))):
 		}
 	}
 }
 
-// portPoll is how long Start waits before it looks for the port file again, elapsed after
-// the coordinator's start.
-func portPoll(elapsed time.Duration) time.Duration {
+// StartPoll is how long to wait before looking again for a sign that a coordinator is up
+// (its port file, the agent's word to the tasks), elapsed after its start: it takes a few
+// ms, so every 0.5 ms at first, every 5 ms after the first 100 ms.
+func StartPoll(elapsed time.Duration) time.Duration {
 	if elapsed < 100*time.Millisecond {
 		return 500 * time.Microsecond
 	}

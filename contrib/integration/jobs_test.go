@@ -209,6 +209,33 @@ func TestMissingDMTCPFailsFast(t *testing.T) {
 	assert.Empty(t, leftovers(t, id))
 }
 
+// The agent of a step on one node answers slurmstepd before its coordinator is up, and the
+// tasks wait for it: a coordinator that fails at start ends them with the coordinator's own
+// words, at once, and nothing is left (a DMTCP whose dmtcp_coordinator cannot start: the
+// real programs but for it).
+func TestCoordinatorFailingAtStartEndsTheTasks(t *testing.T) {
+	inst := needDMTCP(t)
+	c := newCluster(t)
+	prefix := workdir(t)
+	require.NoError(t, os.Chmod(prefix, 0o755))
+	require.NoError(t, os.Mkdir(filepath.Join(prefix, "bin"), 0o755))
+	for _, p := range []string{inst.Launch, inst.Command, inst.Restart} {
+		require.NoError(t, os.Symlink(p, filepath.Join(prefix, "bin", filepath.Base(p))))
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(prefix, "bin", "dmtcp_coordinator"),
+		[]byte("#!/bin/sh\necho 'cannot listen: the test says no' >&2\nexit 3\n"), 0o755))
+	c.withPolicy(t, "dmtcp_prefix="+prefix)
+	dir := workdir(t)
+
+	r := c.run(t, testUser, dir, nil, "srun", "--dmtcp", "--job-name=coordfail", "echo", "ran")
+	assert.Equal(t, 125, r.code, "stderr: %s", r.stderr)
+	assert.Contains(t, r.stderr, "slurm-dmtcp: cannot run echo under DMTCP: the step's coordinator did not start")
+	assert.Contains(t, r.stderr, "cannot listen: the test says no")
+	assert.NotContains(t, r.stdout, "ran")
+	rt, _ := filepath.Glob("/tmp/slurm-dmtcp-*/*.step-*/coordinator.ready")
+	assert.Empty(t, rt, "a runtime folder was left")
+}
+
 // A broken agent path is also a clear, fast failure.
 func TestBrokenAgentFailsFast(t *testing.T) {
 	c := newCluster(t)

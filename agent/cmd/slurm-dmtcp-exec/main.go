@@ -16,14 +16,22 @@ import (
 // Slurm's own SIGKILL (KillWait after its SIGTERM) comes first on most clusters.
 const stopWait = 5 * time.Minute
 
+// coordWait bounds the wait for the coordinator of a step on one node, started while
+// slurmstepd started the tasks; the agent gives up on it after 20 s and says so.
+const coordWait = 2 * time.Minute
+
 func main() {
-	path, argv, env, err := launch.Command(os.Args[1:], os.Environ())
+	env, err := launch.AwaitCoordinator(os.Environ(), coordWait)
+	if err != nil {
+		os.Exit(launch.Fail(err))
+	}
+	path, argv, env, err := launch.Command(os.Args[1:], env)
 	if err != nil {
 		os.Exit(launch.Fail(err))
 	}
 	for _, n := range launch.Notes(os.Environ()) {
 		fmt.Fprintf(os.Stderr, "slurm-dmtcp: %s\n", n)
 	}
-	launch.RecordPid(os.Environ())
+	launch.RecordPid(env)
 	os.Exit(launch.Supervise(path, argv, env, launch.RunDir(os.Environ()), stopWait))
 }
