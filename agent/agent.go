@@ -203,13 +203,12 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, announce Annou
 					a.waitOtherNodes(ctx, otherNodesWait)
 				}
 				a.Log.Info("step finished: stopping the coordinator")
-				a.markFinished()
-			} else {
-				a.Log.Info("step stopped by Slurm: stopping the coordinator")
+				return a.shutdown(a.markFinished)
 			}
-			return a.shutdown()
+			a.Log.Info("step stopped by Slurm: stopping the coordinator")
+			return a.shutdown(nil)
 		case <-ctx.Done():
-			return a.shutdown()
+			return a.shutdown(nil)
 		case <-a.Coord.Done():
 			a.Store.Close()
 			_ = a.cleanup()
@@ -533,11 +532,22 @@ func (a *Agent) progress(format string, args ...any) {
 	fmt.Fprintf(w, "slurm-dmtcp: "+format+"\n", args...)
 }
 
-func (a *Agent) shutdown() error {
+// shutdown stops the coordinator and removes the runtime folder; alongside, when set, runs
+// while the coordinator exits (the plugin waits for the agent's exit before Slurm hears that
+// the step's tasks ended).
+func (a *Agent) shutdown(alongside func()) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	a.Store.Close()
+	done := make(chan struct{})
+	go func() {
+		if alongside != nil {
+			alongside()
+		}
+		close(done)
+	}()
 	err := a.Coord.Quit(ctx)
+	<-done
+	a.Store.Close()
 	if errors.Is(err, coordinator.ErrGone) {
 		err = nil
 	}

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -165,12 +166,20 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 		compress = "on"
 	}
 	extra = append(extra, proto.KV{Key: proto.KeyCompress, Value: compress})
-	node := <-factsc
-	extra, nodeFacts, err := placeRestore(cfg, node, extra, log)
-	if err != nil {
-		return failed(err)
+	// The node's facts decide where a restore may run; a run that starts from the top needs
+	// them only for its manifests, and does not wait for them before the ready message.
+	var node NodeFacts
+	var nodeFacts json.RawMessage
+	place := func() error {
+		node = <-factsc
+		extra, nodeFacts, err = placeRestore(cfg, node, extra, log)
+		return err
 	}
-
+	if restoring(extra) != "" {
+		if err := place(); err != nil {
+			return failed(err)
+		}
+	}
 	if cfg.PerRank() {
 		extra = append(extra, proto.KV{Key: proto.KeyPerRank, Value: "1"})
 	}
@@ -190,6 +199,9 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 		announce = TasksFile(layout.RunDir)
 	}
 
+	if restoring(extra) == "" {
+		_ = place() // no restore to check: it only reads the facts
+	}
 	cs := coordinatorStarted()
 	if cs.err != nil {
 		log.WithError(cs.err.Err).Error("coordinator")

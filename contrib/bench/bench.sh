@@ -6,7 +6,7 @@
 # Environment (besides the cluster's own: CLUSTER_DIR, CTLD_PORT, SLURMD_PORT, SLURM_CONF):
 #   BENCH_QUICK=1  fewer samples and short Go benchmarks (about a minute less)
 #   BENCH_BIG=1    also checkpoint 1 GiB (with gzip this adds a minute or more)
-#   BENCH_N=30     srun true samples per side;  BENCH_START_N=10  job start samples per side
+#   BENCH_N=30     srun true samples per side;  BENCH_START_N=30  job start samples per side
 #   BENCH_OUT=build/bench.json
 #   BENCH_USER=sdmtcp  the user that submits the jobs
 #   BENCH_ONLY=launch,start,checkpoint,sigterm,probe,gobench,nodes  run only these parts
@@ -24,7 +24,7 @@ fi
 cd "$repo"
 go build -o build/bench ./contrib/bench
 only=${BENCH_ONLY:-launch,start,checkpoint,sigterm,probe,gobench,nodes}
-common=(-user "${BENCH_USER:-sdmtcp}" -n "${BENCH_N:-30}" -start-n "${BENCH_START_N:-10}")
+common=(-user "${BENCH_USER:-sdmtcp}" -n "${BENCH_N:-30}" -start-n "${BENCH_START_N:-30}")
 [ -n "${DMTCP_PREFIX:-}" ] && common+=(-dmtcp-prefix "$DMTCP_PREFIX")
 [ "${BENCH_QUICK:-0}" = 1 ] && common+=(-quick)
 [ "${BENCH_BIG:-0}" = 1 ] && common+=(-big)

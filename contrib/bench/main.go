@@ -108,7 +108,7 @@ func main() {
 	flag.StringVar(&b.dmtcp, "dmtcp-prefix", envOr("DMTCP_PREFIX", "/opt/dmtcp"), "DMTCP install")
 	name := flag.String("user", "sdmtcp", "job user")
 	flag.IntVar(&b.launchN, "n", 30, "srun true samples per side")
-	flag.IntVar(&b.startN, "start-n", 10, "job start samples per side")
+	flag.IntVar(&b.startN, "start-n", 30, "job start samples per side")
 	flag.BoolVar(&b.big, "big", false, "also 1 GiB checkpoints")
 	flag.BoolVar(&b.quick, "quick", false, "fewer samples, short Go benchmarks")
 	only := flag.String("only", "", "comma-separated parts to run: launch,start,checkpoint,sigterm,probe,gobench,nodes (default all)")
