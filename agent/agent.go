@@ -57,6 +57,8 @@ type Coordinator interface {
 	Kill(ctx context.Context) error
 	Quit(ctx context.Context) error
 	Done() <-chan struct{}
+	// WaitUp returns once the coordinator runs, or why it does not.
+	WaitUp(ctx context.Context) error
 }
 
 // Layout is where a step's files go.
@@ -127,6 +129,9 @@ type Agent struct {
 	Progress func() io.WriteCloser
 	// Extra pairs for the ready message (what to restore, notes for the user).
 	Extra []proto.KV
+	// AfterReady, when set, completes Meta right after the ready message (what the tasks
+	// do not wait for: the node's facts, DMTCP's version); Serve calls it once.
+	AfterReady func(*manifest.Meta)
 	// CheckpointTimeout bounds one checkpoint request.
 	CheckpointTimeout time.Duration
 	// RestoreWait bounds a restore (restorewatch.go); 0: from the images' size.
@@ -150,13 +155,13 @@ type Agent struct {
 	controlGuard func(ctlsrv.Cred) error // who may use it; nil: the job's user from inside the job
 }
 
-// Serve tells where the coordinator is (announce: the plugin's ready message, or the tasks'
-// file for a step on one node), then takes periodic
-// checkpoints until the lifeline reaches EOF (the plugin closed it: the step's tasks are
-// done, or slurmstepd is gone). On SIGTERM (requeue, preemption, time limit, scancel) it
+// Serve tells the plugin where the coordinator is (on ready: the coordinator may not run
+// yet, what connects to it waits in its socket's queue), then takes periodic checkpoints
+// until the lifeline reaches EOF (the plugin closed it: the step's tasks are done, or
+// slurmstepd is gone). On SIGTERM (requeue, preemption, time limit, scancel) it
 // takes a checkpoint, commits it as a generation, then ends the computation so that nothing
 // runs past the saved state. At the end it stops the coordinator and removes RunDir.
-func (a *Agent) Serve(ctx context.Context, host string, port int, announce Announce, lifeline io.Reader) error {
+func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Writer, lifeline io.Reader) error {
 	kvs := readyKVs(host, port, a.Layout)
 	periodic := newPeriodic(a.Config.Interval)
 	defer periodic.Stop()
@@ -166,11 +171,16 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, announce Annou
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
-	if err := announce(kvs); err != nil {
-		return fmt.Errorf("tell where the coordinator is: %w", err)
+	if err := proto.WriteReady(ready, append(kvs, a.Extra...)); err != nil {
+		return fmt.Errorf("tell the plugin we are ready: %w", err)
 	}
-	a.Log.WithFields(logrus.Fields{"coord_host": host, "coord_port": port, "interval": a.Config.Interval.String(),
-		"checkpoint_dir": a.Layout.CkptDir}).Info("coordinator ready")
+	if a.AfterReady != nil {
+		a.AfterReady(&a.Meta)
+	}
+	upCtx, cancelUp := context.WithTimeout(ctx, coordUpWait)
+	defer cancelUp()
+	up := make(chan error, 1)
+	go func() { up <- a.Coord.WaitUp(upCtx) }()
 
 	stop := make(chan struct{})
 	// Periodic checkpoints and the one before the time limit give up when the step's tasks
@@ -209,7 +219,17 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, announce Annou
 			return a.shutdown(nil)
 		case <-ctx.Done():
 			return a.shutdown(nil)
+		case err := <-up:
+			up = nil
+			if err != nil {
+				return a.coordinatorFailed(err)
+			}
+			a.Log.WithFields(logrus.Fields{"coord_host": host, "coord_port": port, "interval": a.Config.Interval.String(),
+				"checkpoint_dir": a.Layout.CkptDir, "duration": time.Since(a.Started).Round(time.Millisecond).String()}).Info("coordinator ready")
 		case <-a.Coord.Done():
+			if up != nil { // it never ran: WaitUp says why
+				return a.coordinatorFailed(<-up)
+			}
 			a.Store.Close()
 			_ = a.cleanup()
 			return fail(ExitCoordinator, "dmtcp_coordinator exited while the step was running; see %s", filepath.Join(a.Layout.RunDir, "coordinator.log"))
@@ -253,6 +273,22 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, announce Annou
 			a.serveControl(runCtx, requeued || stopping)
 		}
 	}
+}
+
+// coordUpWait bounds the wait for the coordinator to run once it is started (a few ms).
+const coordUpWait = 20 * time.Second
+
+// coordinatorFailed ends a step whose coordinator never ran: the reason goes to the agent log
+// and to proto.CoordFailedFile in the runtime folder, where the task launchers, whose
+// dmtcp_launch could not reach it, find it for the job's error output. The runtime folder
+// stays for them; the plugin removes it at the step's end.
+func (a *Agent) coordinatorFailed(err error) error {
+	a.Log.WithError(err).Error("coordinator")
+	if werr := writeFileAtomic(a.Layout.RunDir, proto.CoordFailedFile, []byte(err.Error()+"\n"), false); werr != nil {
+		a.Log.WithError(werr).Warn("could not tell the tasks why")
+	}
+	a.Store.Close()
+	return &Error{Code: ExitCoordinator, Err: err}
 }
 
 // otherNodesWait bounds how long node 0 of a step across nodes keeps the coordinator for the

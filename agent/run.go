@@ -50,14 +50,7 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 	started := time.Now()
 	var runDir string        // removed on every failure once it exists
 	var leaderStepDir string // node 0 of a step across nodes: where the other nodes wait for its word
-	readySent := false       // a step on one node: the plugin had its ready message, the tasks wait
 	readyErr := func(err error) error {
-		if readySent {
-			// The tasks' launchers wait for the coordinator: they print this and end. The
-			// runtime folder stays for them to read it; the plugin removes it at the step's end.
-			_ = tellTasksFailed(runDir, err)
-			return err
-		}
 		if runDir != "" {
 			_ = removeRunDir(runDir)
 		}
@@ -118,9 +111,6 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 		if store, err = generations.Open(layout.StepDir, generations.Options{Keep: cfg.Keep}); err != nil {
 			return readyErr(&Error{Code: ExitFolders, Err: err})
 		}
-		// A coordinator.ready an earlier run left is not this run's (the folder is cleared
-		// by NewLayout; this says it where the tasks' wait depends on it).
-		_ = os.Remove(filepath.Join(layout.RunDir, proto.CoordReadyFile))
 		coordc := make(chan coordStart, 1)
 		go func() { coordc <- startCoordinator(cfg, layout, inst) }()
 		coordinatorStarted = sync.OnceValue(func() coordStart { return <-coordc })
@@ -175,32 +165,14 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 		extra, nodeFacts, err = placeRestore(cfg, node, extra, log)
 		return err
 	}
-	if restoring(extra) != "" {
+	restore := restoring(extra) != ""
+	if restore {
 		if err := place(); err != nil {
 			return failed(err)
 		}
 	}
 	if cfg.PerRank() {
 		extra = append(extra, proto.KV{Key: proto.KeyPerRank, Value: "1"})
-	}
-	// A step on one node: the plugin hears now, and slurmstepd starts the tasks while the
-	// coordinator starts; their launchers wait for its address in the runtime folder. Node 0
-	// of a step across nodes answers once the coordinator is up (it publishes its address to
-	// the other nodes first).
-	announce := ReadyMessage(ready, extra)
-	if !cfg.AcrossNodes() {
-		early := append(readyFolders(layout), extra...)
-		early = append(early, proto.KV{Key: proto.KeyCoordReady, Value: filepath.Join(layout.RunDir, proto.CoordReadyFile)},
-			proto.KV{Key: proto.KeyAgentPID, Value: strconv.Itoa(os.Getpid())})
-		if err := proto.WriteReady(ready, early); err != nil {
-			return failed(fmt.Errorf("tell the plugin we are ready: %w", err))
-		}
-		readySent = true
-		announce = TasksFile(layout.RunDir)
-	}
-
-	if restoring(extra) == "" {
-		_ = place() // no restore to check: it only reads the facts
 	}
 	cs := coordinatorStarted()
 	if cs.err != nil {
@@ -212,11 +184,6 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 	}
 	coord := cs.coord
 	coord.SetWarn(log.Warnf)
-	version, err := dmtcpVersion(node, cs.inst)
-	if err != nil || version == "" {
-		log.WithError(err).Warn("DMTCP version unknown")
-		version = "unknown" // manifests need one; the probe compares it on restore
-	}
 	if cfg.AcrossNodes() {
 		a := leaderAddr(cfg, started)
 		a.Host, a.Port, a.Extra = coord.Host, coord.Port, extra
@@ -231,11 +198,22 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 		CheckpointTimeout: 30 * time.Minute, Job: job, Started: started, AskEndTimeAfter: askEndTimeAfter,
 		Space: StepSpace("/proc", os.Getppid(), os.Getpid(), layout.CkptDir),
 		Meta: manifest.Meta{JobID: uint32(jobID), StepID: cfg.Step, RestartCount: uint32(cfg.RestartCount),
-			User: u.Username, Node: host, DMTCPVersion: version, NodeFacts: nodeFacts},
+			User: u.Username, Node: host},
 		Progress: func() io.WriteCloser { return taskStderr(layout.RunDir) },
 		PerRank:  cfg.PerRank(),
+		AfterReady: func(m *manifest.Meta) {
+			if !restore {
+				_ = place() // no restore to check: it only reads the facts
+			}
+			version, err := dmtcpVersion(node, cs.inst)
+			if err != nil || version == "" {
+				log.WithError(err).Warn("DMTCP version unknown")
+				version = "unknown" // manifests need one; the probe compares it on restore
+			}
+			m.DMTCPVersion, m.NodeFacts = version, nodeFacts
+		},
 	}
-	return a.Serve(context.Background(), coord.Host, coord.Port, announce, lifeline)
+	return a.Serve(context.Background(), coord.Host, coord.Port, ready, lifeline)
 }
 
 // askEndTimeAfter: Slurm is asked for the job's end time (scontrol, for the checkpoint before
@@ -250,16 +228,15 @@ type coordStart struct {
 	err   *Error                   // ExitCoordinator
 }
 
-// startCoordinator starts the step's coordinator.
+// startCoordinator starts the step's coordinator; it does not wait for it to run (Serve does,
+// after the ready message: the tasks may connect before it answers).
 func startCoordinator(cfg Config, layout Layout, inst coordinator.Install) coordStart {
 	guard := coordGuard()
 	coordHost := ""
 	if cfg.AcrossNodes() {
 		coordHost = coordinator.NodeAddress() // the other nodes' tasks must reach it
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	coord, err := coordinator.Start(ctx, coordinator.Options{Install: inst, RunDir: layout.RunDir,
+	coord, err := coordinator.Launch(coordinator.Options{Install: inst, RunDir: layout.RunDir,
 		CkptDir: layout.CkptDir, TmpDir: layout.TmpDir, Guard: guard, Host: coordHost,
 		LocalOnly: !cfg.AcrossNodes()})
 	cs := coordStart{inst: inst, coord: coord, guard: guard != ""}

@@ -112,9 +112,10 @@ func (f *fakeCoord) CheckpointAndKill(ctx context.Context) error {
 	}
 	return f.Kill(ctx)
 }
-func (f *fakeCoord) Kill(context.Context) error { f.mu.Lock(); f.kills++; f.mu.Unlock(); return nil }
-func (f *fakeCoord) Quit(context.Context) error { return nil }
-func (f *fakeCoord) Done() <-chan struct{}      { return f.done }
+func (f *fakeCoord) Kill(context.Context) error   { f.mu.Lock(); f.kills++; f.mu.Unlock(); return nil }
+func (f *fakeCoord) Quit(context.Context) error   { return nil }
+func (f *fakeCoord) WaitUp(context.Context) error { return nil }
+func (f *fakeCoord) Done() <-chan struct{}        { return f.done }
 
 type fakeJob struct {
 	info      JobInfo
@@ -187,7 +188,7 @@ func TestServeCheckpointsAndRequeuesBeforeTheTimeLimit(t *testing.T) {
 			a.Started = now
 			lifeline, closeLifeline := io.Pipe()
 			errc := make(chan error, 1)
-			go func() { errc <- a.Serve(context.Background(), "h", 1, ReadyMessage(io.Discard, a.Extra), lifeline) }()
+			go func() { errc <- a.Serve(context.Background(), "h", 1, io.Discard, lifeline) }()
 			require.Eventually(t, func() bool { return strings.Contains(progress.String(), "time limit in") }, 5*time.Second, 20*time.Millisecond)
 			closeLifeline.Close()
 			require.NoError(t, <-errc)

@@ -50,6 +50,8 @@ type Coordinator struct {
 	// warnf hears what a checkpoint-then-exit had to do about processes left after it
 	// (CheckpointAndKill); nil: nobody (SetWarn).
 	warnf func(format string, args ...any)
+	// portFile is where it writes its port once it listens; outFile has its output.
+	portFile, outFile string
 }
 
 // Status is dmtcp_command --json -s.
@@ -60,13 +62,32 @@ type Status struct {
 	Interval      int    `json:"checkpoint_interval"`
 }
 
-// Start runs dmtcp_coordinator on a free port (-p 0), with SIGTERM ignored so that Slurm's
-// SIGTERM to every process of the step does not take it away before a checkpoint, and waits
-// until it accepts connections. A caller that has SIGTERM ignored itself (signal.Ignore)
-// passes that on through the exec; otherwise a shell sets it first (a process start more).
-func Start(ctx context.Context, o Options) (*Coordinator, error) {
+// protectedCoordFD is where a dmtcp_coordinator looks for a listening socket it inherits
+// (DMTCP's PROTECTED_COORD_FD, include/protectedfds.h; dmtcp_launch --new-coordinator hands
+// its coordinator a listener the same way).
+const protectedCoordFD = 821
+
+// Launch runs dmtcp_coordinator with SIGTERM ignored, so that Slurm's SIGTERM to every
+// process of the step does not take it away before a checkpoint, and returns at once. Its
+// listening socket is made here, on a free port, and handed to it as fd 821: the port is
+// known before the coordinator runs, and processes that connect before it answers wait in
+// the socket's queue. WaitUp says when it runs. A caller that has SIGTERM ignored itself
+// (signal.Ignore) passes that on through the exec; otherwise a shell sets it first (a
+// process start more).
+func Launch(o Options) (*Coordinator, error) {
 	portFile := filepath.Join(o.RunDir, "coordinator.port")
 	_ = os.Remove(portFile)
+	ln, err := net.ListenTCP("tcp4", &net.TCPAddr{}) // 0.0.0.0, as the coordinator's own
+	if err != nil {
+		return nil, fmt.Errorf("coordinator's listening socket: %w", err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	sock, err := ln.File() // a copy: the coordinator's; this process keeps none open
+	ln.Close()
+	if err != nil {
+		return nil, fmt.Errorf("coordinator's listening socket: %w", err)
+	}
+	defer sock.Close()
 	args := []string{"-q", "-p", "0", "--port-file", portFile, "--ckptdir", o.CkptDir,
 		"--tmpdir", o.TmpDir, "--stale-timeout", "-1",
 		"--coord-logfile", filepath.Join(o.RunDir, "coordinator.log")}
@@ -81,6 +102,8 @@ func Start(ctx context.Context, o Options) (*Coordinator, error) {
 	}
 	defer logf.Close()
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.ExtraFiles = make([]*os.File, protectedCoordFD-2) // entry i is fd 3+i; nil ones are closed
+	cmd.ExtraFiles[protectedCoordFD-3] = sock
 	if o.Guard != "" {
 		cmd.Env = append(os.Environ(), "LD_PRELOAD="+o.Guard)
 		if o.LocalOnly {
@@ -94,42 +117,60 @@ func Start(ctx context.Context, o Options) (*Coordinator, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", o.Install.Coordinator, err)
 	}
-	c := &Coordinator{inst: o.Install, cmd: cmd, stdin: stdin, done: make(chan struct{}), ckptDir: o.CkptDir}
+	c := &Coordinator{inst: o.Install, cmd: cmd, stdin: stdin, done: make(chan struct{}), ckptDir: o.CkptDir,
+		Port: port, portFile: portFile, outFile: filepath.Join(o.RunDir, "coordinator.out")}
 	go func() { c.err = cmd.Wait(); close(c.done) }()
-
 	c.Host = o.Host
 	if c.Host == "" {
 		c.Host = reachableHostname()
 	}
-	// The port file appears once the coordinator listens; a TCP connect confirms it (a
-	// dmtcp_command status request would cost a process start, about 10 ms).
+	return c, nil
+}
+
+// Start is Launch, then WaitUp.
+func Start(ctx context.Context, o Options) (*Coordinator, error) {
+	c, err := Launch(o)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.WaitUp(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// WaitUp waits until the coordinator runs on the socket Launch gave it: it writes its port
+// file once it has taken the socket (a port of its own there means it did not, and nobody
+// answers on Port). An error says why it is not up, with its own output; the coordinator is
+// killed when ctx ends first.
+func (c *Coordinator) WaitUp(ctx context.Context) error {
 	started := time.Now()
 	for {
-		if b, err := os.ReadFile(portFile); err == nil {
+		if b, err := os.ReadFile(c.portFile); err == nil {
 			if p, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && p > 0 {
-				c.Port = p
-				if conn, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)), time.Second); err == nil {
-					conn.Close()
-					return c, nil
+				if p != c.Port {
+					c.kill()
+					return fmt.Errorf("dmtcp_coordinator listens on port %d, not on the socket it was given (port %d): is it DMTCP 5.0 or later?", p, c.Port)
 				}
+				return nil
 			}
 		}
 		select {
 		case <-c.done:
-			out, _ := os.ReadFile(filepath.Join(o.RunDir, "coordinator.out"))
-			return nil, fmt.Errorf("dmtcp_coordinator exited at start (%v): %s", c.err, strings.TrimSpace(string(out)))
+			out, _ := os.ReadFile(c.outFile)
+			return fmt.Errorf("dmtcp_coordinator exited at start (%v): %s", c.err, strings.TrimSpace(string(out)))
 		case <-ctx.Done():
 			c.kill()
-			return nil, fmt.Errorf("dmtcp_coordinator did not answer in time: %w", ctx.Err())
-		case <-time.After(StartPoll(time.Since(started))):
+			return fmt.Errorf("dmtcp_coordinator did not start in time: %w", ctx.Err())
+		case <-time.After(startPoll(time.Since(started))):
 		}
 	}
 }
 
-// StartPoll is how long to wait before looking again for a sign that a coordinator is up
-// (its port file, the agent's word to the tasks), elapsed after its start: it takes a few
-// ms, so every 0.5 ms at first, every 5 ms after the first 100 ms.
-func StartPoll(elapsed time.Duration) time.Duration {
+// startPoll is how long WaitUp waits before it looks for the port file again, elapsed
+// after the coordinator's start: it takes a few ms, so every 0.5 ms at first, every 5 ms
+// after the first 100 ms.
+func startPoll(elapsed time.Duration) time.Duration {
 	if elapsed < 100*time.Millisecond {
 		return 500 * time.Microsecond
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -288,4 +289,52 @@ func TestRealEndLeftoversKillsByRealPid(t *testing.T) {
 	}, 10*time.Second, 20*time.Millisecond)
 	require.Len(t, warnings, 1)
 	assert.Contains(t, warnings[0], fmt.Sprintf("sleep (pid %d, WorkerState::RUNNING) was still there", cmd.Process.Pid))
+}
+
+// Launch hands the coordinator its listening socket as fd 821 and keeps no copy: the port is
+// known at once, and once the coordinator is gone nothing answers on it. WaitUp then says
+// why, with the coordinator's own output.
+func TestLaunchHandsOverItsSocket(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"run", "ckpt", "tmp"} {
+		require.NoError(t, os.Mkdir(filepath.Join(dir, d), 0o700))
+	}
+	fake := filepath.Join(dir, "dmtcp_coordinator")
+	require.NoError(t, os.WriteFile(fake, []byte("#!/bin/sh\nreadlink /proc/$$/fd/821 > \"$0.fd\"\necho 'no can do' >&2\nexit 3\n"), 0o755))
+	c, err := Launch(Options{Install: Install{Coordinator: fake}, RunDir: filepath.Join(dir, "run"),
+		CkptDir: filepath.Join(dir, "ckpt"), TmpDir: filepath.Join(dir, "tmp"), Host: "127.0.0.1"})
+	require.NoError(t, err)
+	assert.Greater(t, c.Port, 0)
+	err = c.WaitUp(context.Background())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "dmtcp_coordinator exited at start")
+	assert.Contains(t, err.Error(), "no can do")
+	fd, err := os.ReadFile(fake + ".fd")
+	require.NoError(t, err)
+	assert.Regexp(t, `^socket:\[\d+\]`, string(fd), "fd 821 of the coordinator")
+	_, err = net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(c.Port)), time.Second)
+	assert.Error(t, err, "nothing listens on the port once the coordinator is gone")
+}
+
+// A process that connects before the coordinator runs waits in the socket's queue and is
+// answered.
+func TestRealLaunchAnswersEarlyClients(t *testing.T) {
+	inst := realInstall(t)
+	dir := t.TempDir()
+	for _, d := range []string{"run", "ckpt", "tmp"} {
+		require.NoError(t, os.Mkdir(filepath.Join(dir, d), 0o700))
+	}
+	c, err := Launch(Options{Install: inst, RunDir: filepath.Join(dir, "run"),
+		CkptDir: filepath.Join(dir, "ckpt"), TmpDir: filepath.Join(dir, "tmp"), Host: "127.0.0.1"})
+	require.NoError(t, err)
+	defer func() { _ = c.Quit(context.Background()) }()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st, err := c.Status(ctx) // at once: the coordinator may not run yet
+	require.NoError(t, err)
+	assert.Equal(t, 0, st.NumPeers)
+	require.NoError(t, c.WaitUp(ctx))
+	port, err := os.ReadFile(filepath.Join(dir, "run", "coordinator.port"))
+	require.NoError(t, err)
+	assert.Equal(t, strconv.Itoa(c.Port), strings.TrimSpace(string(port)), "the coordinator took the socket it was given")
 }

@@ -40,16 +40,6 @@ const (
 	// KeyPerRank is "1" for a step of several tasks: each task writes its images into
 	// <ckptdir>/rank-<SLURM_PROCID> and restores from <restore>/rank-<SLURM_PROCID>.
 	KeyPerRank = "per_rank"
-	// KeyCoordReady, in the ready message of a step on one node, is the file (CoordReadyFile
-	// in the runtime folder) that holds the coordinator's address once it accepts
-	// connections: the agent answers the plugin before its coordinator is up, so that the
-	// coordinator starts while slurmstepd starts the tasks, and the task launcher waits for
-	// the file before it runs dmtcp_launch. The file is a ready message (coord_host,
-	// coord_port, control_socket) or an error message.
-	KeyCoordReady = "coord_ready"
-	// KeyAgentPID is the agent's pid: a launcher waiting for CoordReadyFile stops waiting
-	// when the agent is gone.
-	KeyAgentPID = "agent_pid"
 )
 
 // EnvName is the variable through which the plugin hands a ready-message key to the tasks.
@@ -72,10 +62,9 @@ const (
 	StoppedFile  = "stopped"
 )
 
-// CoordReadyFile, in the step's runtime folder, is where the agent of a step on one node
-// tells the step's task launchers where the coordinator is (KeyCoordReady); written as a
-// temporary file, then renamed.
-const CoordReadyFile = "coordinator.ready"
+// CoordFailedFile, in the step's runtime folder, says why the step's coordinator never ran
+// (one line): the task launcher prints it when dmtcp_launch could not reach the coordinator.
+const CoordFailedFile = "coordinator.failed"
 
 // CoordAddrFile, in the step's checkpoint folder (shared by the nodes), is where the agent of
 // node 0 of a step across nodes tells the agents of the other nodes where this run's

@@ -2,9 +2,9 @@
  * stepd.c: slurmstepd, the step's main process (runs as root) and the forked task children.
  *
  *   user_init (main process, before tasks fork): start the agent as the job's user, read its
- *     ready message (the step's folders, what to restore; the coordinator's address, or for
- *     a step on one node the file where the task launchers will find it once the coordinator
- *     is up), put them in the job's environment.
+ *     ready message (coordinator host and port, checkpoint folder), put them in the job's
+ *     environment. The coordinator may not run yet: what connects to it waits in the queue
+ *     of the listening socket the agent gave it.
  *   task_init (each forked task child, as the user, just before exec): replace argv[0] by the
  *     task launcher, which runs the original command under dmtcp_launch. C only: no Go here.
  *   task_exit (main process): after the last local task, close the agent's lifeline and wait,
@@ -541,12 +541,9 @@ int sdmtcp_stepd_user_init(spank_t sp)
 	st.mode = MODE_AGENT;
 	/* A step across nodes outside a --dmtcp batch job: an agent on every node; the one of
 	 * node 0 runs the step's coordinator, the others join it (agent/steps.go). */
-	/* Only the agent says what to restore and where its coordinator's address will be:
-	 * never a variable from the user's environment. */
+	/* Only the agent says what to restore: never a variable from the user's environment. */
 	spank_unsetenv(sp, SDMTCP_ENV_PREFIX "RESTORE");
 	spank_unsetenv(sp, SDMTCP_ENV_PREFIX "RESTORE_NOTE");
-	spank_unsetenv(sp, SDMTCP_ENV_PREFIX "COORD_READY");
-	spank_unsetenv(sp, SDMTCP_ENV_PREFIX "AGENT_PID");
 	if (start_agent(sp, stepid) < 0) {
 		slurm_error("dmtcp: %s", st.error);
 		stop_agent();

@@ -4,16 +4,12 @@
 package launch
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/slurm-dmtcp/slurm-dmtcp/coordinator"
@@ -111,7 +107,7 @@ func Command(args []string, env []string) (string, []string, []string, error) {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
 		case proto.EnvArgv0, proto.EnvError, proto.EnvName(proto.KeyRestore), proto.EnvName(proto.KeyRestoreNote),
-			proto.EnvName(proto.KeyPerRank), proto.EnvName(proto.KeyCoordReady), proto.EnvName(proto.KeyAgentPID):
+			proto.EnvName(proto.KeyPerRank):
 			continue // meant for this task only: a nested srun must not see them
 		}
 		out = append(out, kv)
@@ -156,73 +152,35 @@ func Fail(err error) int {
 	return ExitCannotLaunch
 }
 
-// AwaitCoordinator returns env with the coordinator's address (and the agent's control
-// socket) once the agent wrote them for the tasks (proto.KeyCoordReady: a step on one node,
-// whose agent answered the plugin before its coordinator was up); env as it is otherwise.
-// It gives up when the agent writes an error instead, when the agent is gone without a
-// word, or after max.
-func AwaitCoordinator(env []string, max time.Duration) ([]string, error) {
-	get := func(k string) string { return lookup(env, k) }
-	path := get(proto.EnvName(proto.KeyCoordReady))
-	if path == "" || get(proto.EnvError) != "" {
-		return env, nil // Command says what is wrong, if anything
+// CoordinatorFailure says why the step's coordinator never ran, when that is why the task's
+// dmtcp_launch failed: the agent's word in the runtime folder (proto.CoordFailedFile), or,
+// when nothing listens at the coordinator's address, the word it writes within wait. "" when
+// the coordinator runs, or there is no saying.
+func CoordinatorFailure(env []string, wait time.Duration) string {
+	runDir := lookup(env, proto.EnvName(proto.KeyRunDir))
+	host, port := lookup(env, proto.EnvCoordHost), lookup(env, proto.EnvCoordPort)
+	if runDir == "" || host == "" || port == "" {
+		return ""
 	}
-	argv0 := get(proto.EnvArgv0)
-	agent, _ := strconv.Atoi(get(proto.EnvName(proto.KeyAgentPID)))
-	started := time.Now()
-	for {
-		b, err := os.ReadFile(path)
-		if err == nil {
-			kv, err := proto.ReadMessage(bytes.NewReader(b))
-			if err != nil {
-				return nil, fmt.Errorf("cannot run %s under DMTCP: the step's coordinator did not start: %w", argv0, err)
-			}
-			return withPairs(env, kv), nil
+	note := func() string {
+		b, err := os.ReadFile(filepath.Join(runDir, proto.CoordFailedFile))
+		if err != nil {
+			return ""
 		}
-		if !errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("cannot run %s under DMTCP: %w", argv0, err)
-		}
-		if agent > 0 && syscall.Kill(agent, 0) == syscall.ESRCH {
-			if _, err := os.Stat(path); err == nil {
-				continue // written just before the agent ended
-			}
-			return nil, fmt.Errorf("cannot run %s under DMTCP: the agent (pid %d) ended before its coordinator was up; see agent.log in %s",
-				argv0, agent, get(proto.EnvName(proto.KeyStepDir)))
-		}
-		if time.Since(started) > max {
-			return nil, fmt.Errorf("cannot run %s under DMTCP: no word from the agent on its coordinator in %s (%s)", argv0, max, path)
-		}
-		time.Sleep(coordinator.StartPoll(time.Since(started)))
+		return strings.TrimSpace(string(b))
 	}
-}
-
-// withPairs is env with a variable for each pair of an agent's message, as the plugin sets
-// them from its ready message (proto.EnvName), and DMTCP's own for the coordinator's address.
-func withPairs(env []string, kv map[string]string) []string {
-	set := map[string]string{}
-	for k, v := range kv {
-		set[proto.EnvName(k)] = v
+	if msg := note(); msg != "" {
+		return msg
 	}
-	if v, ok := kv[proto.KeyCoordHost]; ok {
-		set["DMTCP_COORD_HOST"] = v
+	conn, err := net.DialTimeout("tcp", net.JoinHostPort(host, port), time.Second)
+	if err == nil {
+		conn.Close()
+		return "" // it answers: the task failed on its own
 	}
-	if v, ok := kv[proto.KeyCoordPort]; ok {
-		set["DMTCP_COORD_PORT"] = v
-	}
-	out := make([]string, 0, len(env)+len(set))
-	for _, e := range env {
-		k, _, _ := strings.Cut(e, "=")
-		if _, ok := set[k]; !ok {
-			out = append(out, e)
+	for deadline := time.Now().Add(wait); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if msg := note(); msg != "" {
+			return msg
 		}
 	}
-	keys := make([]string, 0, len(set))
-	for k := range set {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		out = append(out, k+"="+set[k])
-	}
-	return out
+	return fmt.Sprintf("nothing answers at the coordinator's address %s (%v)", net.JoinHostPort(host, port), err)
 }

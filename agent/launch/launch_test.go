@@ -1,10 +1,10 @@
 package launch
 
 import (
-	"fmt"
+	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -123,75 +123,46 @@ func TestCommandPerRank(t *testing.T) {
 	}
 }
 
-// A task of a step on one node waits for the coordinator's address that its agent writes
-// once the coordinator is up, and takes its variables from it; it stops waiting, with the
-// reason, on the agent's error, on an agent gone without a word, or at the bound.
-func TestAwaitCoordinator(t *testing.T) {
-	gone := exec.Command("true")
-	require.NoError(t, gone.Run()) // a pid that no longer runs
+// When dmtcp_launch failed, the launcher tells a coordinator that never ran (the agent's
+// word, read at once or waited for while nothing answers at its address) from a task that
+// failed on its own (the coordinator answers).
+func TestCoordinatorFailure(t *testing.T) {
+	answering, err := net.Listen("tcp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer answering.Close()
+	closed, err := net.Listen("tcp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	deadPort := strconv.Itoa(closed.Addr().(*net.TCPAddr).Port)
+	closed.Close()
+	livePort := strconv.Itoa(answering.Addr().(*net.TCPAddr).Port)
 	for _, tc := range []struct {
-		name    string
-		file    string // what the agent writes ("" = nothing)
-		after   time.Duration
-		agent   int // agent pid; 0 = this test (alive)
-		want    []string
-		wantErr string
+		name  string
+		port  string
+		note  string // the agent's word ("" = none)
+		after time.Duration
+		want  string
 	}{
-		{name: "address written later", after: 30 * time.Millisecond,
-			file: "sdmtcp/1 ready\ncoord_host=n1\ncoord_port=4242\ncontrol_socket=/r/control.sock\nend\n",
-			want: []string{"SLURM_DMTCP_COORD_HOST=n1", "SLURM_DMTCP_COORD_PORT=4242", "DMTCP_COORD_HOST=n1",
-				"DMTCP_COORD_PORT=4242", "SLURM_DMTCP_CONTROL_SOCKET=/r/control.sock", "HOME=/h"}},
-		{name: "coordinator failed", file: "sdmtcp/1 error\nmessage=dmtcp_coordinator exited at start\nend\n",
-			wantErr: "cannot run ./job.sh under DMTCP: the step's coordinator did not start: agent: dmtcp_coordinator exited at start"},
-		{name: "agent gone without a word", agent: gone.Process.Pid,
-			wantErr: fmt.Sprintf("the agent (pid %d) ended before its coordinator was up; see agent.log in /c", gone.Process.Pid)},
-		{name: "no word in time", wantErr: "no word from the agent on its coordinator in 100ms"},
+		{name: "the agent's word", port: deadPort, note: "dmtcp_coordinator exited at start (exit status 3): no can do", want: "dmtcp_coordinator exited at start (exit status 3): no can do"},
+		{name: "the agent's word, written after the task failed", port: deadPort, note: "exited at start", after: 50 * time.Millisecond, want: "exited at start"},
+		{name: "the coordinator answers: the task failed on its own", port: livePort, want: ""},
+		{name: "nothing answers, no word", port: deadPort, want: "nothing answers at the coordinator's address 127.0.0.1:" + deadPort},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			path := filepath.Join(dir, "coordinator.ready")
-			pid := tc.agent
-			if pid == 0 {
-				pid = os.Getpid()
-			}
-			env := []string{"SLURM_DMTCP_ARGV0=./job.sh", "SLURM_DMTCP_COORD_READY=" + path, "SLURM_DMTCP_STEPDIR=/c",
-				fmt.Sprintf("SLURM_DMTCP_AGENT_PID=%d", pid), "SLURM_DMTCP_COORD_PORT=1111", "DMTCP_COORD_PORT=1111", "HOME=/h"}
-			if tc.file != "" {
+			run := t.TempDir()
+			if tc.note != "" {
 				go func() {
 					time.Sleep(tc.after)
-					tmp := path + ".tmp"
-					_ = os.WriteFile(tmp, []byte(tc.file), 0o600)
-					_ = os.Rename(tmp, path)
+					_ = os.WriteFile(filepath.Join(run, "coordinator.failed"), []byte(tc.note+"\n"), 0o600)
 				}()
 			}
-			got, err := AwaitCoordinator(env, 100*time.Millisecond)
-			if tc.wantErr != "" {
-				require.Error(t, err)
-				assert.Contains(t, err.Error(), tc.wantErr)
-				return
-			}
-			require.NoError(t, err)
-			for _, w := range tc.want {
-				assert.Contains(t, got, w)
-			}
-			assert.NotContains(t, got, "SLURM_DMTCP_COORD_PORT=1111", "a stale address is replaced")
-			assert.NotContains(t, got, "DMTCP_COORD_PORT=1111")
-			// What the agent wrote reaches dmtcp_launch; the wait's own variables do not.
-			_, argv, childEnv, err := Command(nil, append(got, "SLURM_DMTCP_DMTCP_PREFIX="+fakePrefix(t)))
-			require.NoError(t, err)
-			assert.Contains(t, argv, "4242")
-			for _, e := range childEnv {
-				assert.NotRegexp(t, `^SLURM_DMTCP_(COORD_READY|AGENT_PID)=`, e)
+			env := []string{"SLURM_DMTCP_RUNDIR=" + run, "SLURM_DMTCP_COORD_HOST=127.0.0.1", "SLURM_DMTCP_COORD_PORT=" + tc.port}
+			got := CoordinatorFailure(env, 300*time.Millisecond)
+			if tc.want == "" {
+				assert.Empty(t, got)
+			} else {
+				assert.Contains(t, got, tc.want)
 			}
 		})
 	}
-
-	t.Run("not waiting: no coord_ready, or the plugin's error", func(t *testing.T) {
-		for _, env := range [][]string{{"SLURM_DMTCP_ARGV0=x", "HOME=/h"},
-			{"SLURM_DMTCP_ARGV0=x", "SLURM_DMTCP_COORD_READY=/nonexistent/f", "SLURM_DMTCP_ERROR=agent failed"}} {
-			got, err := AwaitCoordinator(env, time.Hour)
-			require.NoError(t, err)
-			assert.Equal(t, env, got)
-		}
-	})
+	assert.Empty(t, CoordinatorFailure([]string{"HOME=/h"}, time.Second), "not a task of the plugin")
 }

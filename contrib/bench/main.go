@@ -295,10 +295,9 @@ func (b *bench) factsCache() (string, error) {
 }
 
 // agentStart isolates the agent's share of the job start, outside Slurm: the agent started
-// as the plugin starts it, to the coordinator's address for the tasks (its ready message, and
-// for a step on one node the coordinator.ready file after it) and to its exit at EOF on its
-// lifeline, vs a bare dmtcp_coordinator on a free port to its port file and to its exit on
-// dmtcp_command -q.
+// as the plugin starts it, to its ready message (the tasks may start: the coordinator's
+// address is known before it runs) and to its exit at EOF on its lifeline, vs a bare
+// dmtcp_coordinator on a free port to its port file and to its exit on dmtcp_command -q.
 func (b *bench) agentStart() error {
 	agentBin := filepath.Join(b.clusterDir, "bin", "slurm-dmtcp-agent")
 	if _, err := os.Stat(agentBin); err != nil {
@@ -318,7 +317,7 @@ func (b *bench) agentStart() error {
 		}
 		coordReady, coordStop = append(coordReady, r), append(coordStop, s)
 	}
-	b.add(row{Name: "agent start to the coordinator's address for the tasks (outside Slurm)", Value: median(ready) * 1000, Unit: "ms",
+	b.add(row{Name: "agent start to ready message: the tasks may start (outside Slurm)", Value: median(ready) * 1000, Unit: "ms",
 		Baseline: median(coordReady) * 1000, BaseName: "bare dmtcp_coordinator -p 0 to its port file", Samples: b.startN})
 	b.add(row{Name: "agent stop, lifeline EOF to exit (outside Slurm)", Value: median(stop) * 1000, Unit: "ms",
 		Baseline: median(coordStop) * 1000, BaseName: "bare dmtcp_command -q to coordinator exit", Samples: b.startN})
@@ -367,18 +366,19 @@ func (b *bench) agentOnce(agentBin string, i int) (ready, stop float64, err erro
 		_ = cmd.Wait()
 		return 0, 0, fmt.Errorf("agent: no ready message: %q", lines)
 	}
-	// A step on one node: the plugin has its answer before the coordinator is up, the tasks
-	// wait for the coordinator's address in coordinator.ready (what is timed here).
+	ready = time.Since(t).Seconds()
+	// The ready message comes before the coordinator runs (the tasks' connections wait in
+	// its socket's queue): the stop is timed from a running coordinator, as at a step's end.
 	for _, l := range lines {
-		if f, ok := strings.CutPrefix(l, "coord_ready="); ok {
-			if err := waitForEvery(10*time.Second, 100*time.Microsecond, func() bool { _, err := os.Stat(f); return err == nil }); err != nil {
+		if d, ok := strings.CutPrefix(l, "rundir="); ok {
+			port := filepath.Join(d, "coordinator.port")
+			if err := waitForEvery(10*time.Second, 100*time.Microsecond, func() bool { _, err := os.Stat(port); return err == nil }); err != nil {
 				_ = cmd.Process.Kill()
 				_ = cmd.Wait()
-				return 0, 0, fmt.Errorf("agent: no %s: %w", f, err)
+				return 0, 0, fmt.Errorf("agent: the coordinator did not run: %w", err)
 			}
 		}
 	}
-	ready = time.Since(t).Seconds()
 	t = time.Now()
 	lifeline.Close()
 	err = cmd.Wait()

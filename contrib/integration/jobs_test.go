@@ -209,10 +209,10 @@ func TestMissingDMTCPFailsFast(t *testing.T) {
 	assert.Empty(t, leftovers(t, id))
 }
 
-// The agent of a step on one node answers slurmstepd before its coordinator is up, and the
-// tasks wait for it: a coordinator that fails at start ends them with the coordinator's own
-// words, at once, and nothing is left (a DMTCP whose dmtcp_coordinator cannot start: the
-// real programs but for it).
+// The agent answers slurmstepd before its coordinator runs (the tasks' dmtcp_launch waits in
+// the queue of the coordinator's socket): a coordinator that fails at start ends the tasks
+// with the coordinator's own words, and nothing is left (a DMTCP whose dmtcp_coordinator
+// cannot start: the real programs but for it).
 func TestCoordinatorFailingAtStartEndsTheTasks(t *testing.T) {
 	inst := needDMTCP(t)
 	c := newCluster(t)
@@ -232,7 +232,7 @@ func TestCoordinatorFailingAtStartEndsTheTasks(t *testing.T) {
 	assert.Contains(t, r.stderr, "slurm-dmtcp: cannot run echo under DMTCP: the step's coordinator did not start")
 	assert.Contains(t, r.stderr, "cannot listen: the test says no")
 	assert.NotContains(t, r.stdout, "ran")
-	rt, _ := filepath.Glob("/tmp/slurm-dmtcp-*/*.step-*/coordinator.ready")
+	rt, _ := filepath.Glob("/tmp/slurm-dmtcp-*/*.step-*/coordinator.failed")
 	assert.Empty(t, rt, "a runtime folder was left")
 }
 

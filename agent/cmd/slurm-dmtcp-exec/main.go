@@ -10,22 +10,19 @@ import (
 	"time"
 
 	"github.com/slurm-dmtcp/slurm-dmtcp/agent/launch"
+	"github.com/slurm-dmtcp/slurm-dmtcp/proto"
 )
 
 // stopWait bounds the wait for the agent to commit the checkpoint that stopped the task;
 // Slurm's own SIGKILL (KillWait after its SIGTERM) comes first on most clusters.
 const stopWait = 5 * time.Minute
 
-// coordWait bounds the wait for the coordinator of a step on one node, started while
-// slurmstepd started the tasks; the agent gives up on it after 20 s and says so.
-const coordWait = 2 * time.Minute
+// failureWait bounds the wait for the agent's word on a coordinator that did not run, once
+// dmtcp_launch has failed and nothing answers at the coordinator's address.
+const failureWait = 2 * time.Second
 
 func main() {
-	env, err := launch.AwaitCoordinator(os.Environ(), coordWait)
-	if err != nil {
-		os.Exit(launch.Fail(err))
-	}
-	path, argv, env, err := launch.Command(os.Args[1:], env)
+	path, argv, env, err := launch.Command(os.Args[1:], os.Environ())
 	if err != nil {
 		os.Exit(launch.Fail(err))
 	}
@@ -33,5 +30,13 @@ func main() {
 		fmt.Fprintf(os.Stderr, "slurm-dmtcp: %s\n", n)
 	}
 	launch.RecordPid(env)
-	os.Exit(launch.Supervise(path, argv, env, launch.RunDir(os.Environ()), stopWait))
+	code := launch.Supervise(path, argv, env, launch.RunDir(os.Environ()), stopWait)
+	// The agent answers slurmstepd before its coordinator runs: when it never did, the
+	// task says why rather than dmtcp_launch's words about a lost connection.
+	if code != 0 && code != launch.ExitStopped {
+		if why := launch.CoordinatorFailure(env, failureWait); why != "" {
+			os.Exit(launch.Fail(fmt.Errorf("cannot run %s under DMTCP: the step's coordinator did not start: %s", os.Getenv(proto.EnvArgv0), why)))
+		}
+	}
+	os.Exit(code)
 }
