@@ -439,6 +439,67 @@ static void test_remove_as(void)
 	CHECK(system(p) == 0, "cleanup");
 }
 
+/* The kernel's socket table names the owner of a real local connection (this process), and
+ * no owner for a connection that does not exist here; an IPv4 client seen by an IPv6
+ * listener (v4-mapped addresses) is found too. */
+static void test_coordguard_diag(void)
+{
+	struct sockaddr_storage peer, local;
+	struct sockaddr_in *addr = (struct sockaddr_in *)&local;
+	struct sockaddr_in6 *m6;
+	socklen_t len = sizeof(local);
+	int lfd, cfd = -1, sfd = -1;
+	long uid;
+
+	memset(&local, 0, sizeof(local));
+	addr->sin_family = AF_INET;
+	inet_pton(AF_INET, "127.0.0.1", &addr->sin_addr);
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(lfd >= 0 && bind(lfd, (struct sockaddr *)&local, sizeof(struct sockaddr_in)) == 0 &&
+		      listen(lfd, 4) == 0 && getsockname(lfd, (struct sockaddr *)&local, &len) == 0,
+	      "listening socket");
+	cfd = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(cfd >= 0 && connect(cfd, (struct sockaddr *)&local, sizeof(struct sockaddr_in)) == 0, "connect");
+	sfd = accept(lfd, NULL, NULL);
+	len = sizeof(peer);
+	CHECK(sfd >= 0 && getpeername(sfd, (struct sockaddr *)&peer, &len) == 0, "accept");
+	uid = sdmtcp_guard_owner_diag(&peer, &local);
+	if (uid == -2) {
+		printf("SKIP sock_diag checks: this kernel does not answer NETLINK_SOCK_DIAG (the guard reads /proc/net/tcp)\n");
+	} else {
+		CHECK(uid == (long)getuid(), "owner of a local connection: %ld, want %ld", uid, (long)getuid());
+		((struct sockaddr_in *)&peer)->sin_port = htons(1); /* no such connection */
+		CHECK(sdmtcp_guard_owner_diag(&peer, &local) == -1, "no socket: another host's");
+		((struct sockaddr_in *)&peer)->sin_port = 0;
+		len = sizeof(peer);
+		CHECK(getpeername(sfd, (struct sockaddr *)&peer, &len) == 0, "getpeername");
+		{
+			struct sockaddr_storage p6, l6;
+			memset(&p6, 0, sizeof(p6));
+			memset(&l6, 0, sizeof(l6));
+			m6 = (struct sockaddr_in6 *)&p6;
+			m6->sin6_family = AF_INET6;
+			m6->sin6_port = ((struct sockaddr_in *)&peer)->sin_port;
+			m6->sin6_addr.s6_addr[10] = m6->sin6_addr.s6_addr[11] = 0xff;
+			memcpy(&m6->sin6_addr.s6_addr[12], &((struct sockaddr_in *)&peer)->sin_addr, 4);
+			m6 = (struct sockaddr_in6 *)&l6;
+			m6->sin6_family = AF_INET6;
+			m6->sin6_port = addr->sin_port;
+			m6->sin6_addr.s6_addr[10] = m6->sin6_addr.s6_addr[11] = 0xff;
+			memcpy(&m6->sin6_addr.s6_addr[12], &addr->sin_addr, 4);
+			CHECK(sdmtcp_guard_owner_diag(&p6, &l6) == (long)getuid(), "v4-mapped client found");
+		}
+	}
+	peer.ss_family = AF_UNIX;
+	CHECK(sdmtcp_guard_owner_diag(&peer, &local) == -2, "other families: no answer");
+	if (sfd >= 0)
+		close(sfd);
+	if (cfd >= 0)
+		close(cfd);
+	if (lfd >= 0)
+		close(lfd);
+}
+
 static void test_coordguard(void)
 {
 	struct sockaddr_storage ss;
@@ -485,6 +546,7 @@ static void test_coordguard(void)
 		      !sdmtcp_guard_local_only("0") && !sdmtcp_guard_local_only("yes"),
 	      "unset or any other value: other hosts pass");
 	unlink(table);
+	test_coordguard_diag();
 }
 
 /* Random input for every parser a user or sysadmin reaches: no crash, no out-of-bounds (under
