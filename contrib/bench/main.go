@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -234,7 +235,7 @@ func (b *bench) launchCost() error {
 	}
 	b.add(row{Name: "srun true, plugin loaded but unused", Value: median(with) * 1000, Unit: "ms",
 		Baseline: median(without) * 1000, BaseName: "no plugin", Samples: len(with),
-		Note: fmt.Sprintf("median; spread (p90-p10) %.1f ms vs %.1f ms", spread(with)*1000, spread(without)*1000)})
+		Note: fmt.Sprintf("median; spread (p90-p10) %.1f ms vs %.1f ms; %s", spread(with)*1000, spread(without)*1000, diffNote(with, without))})
 	return nil
 }
 
@@ -276,10 +277,10 @@ func (b *bench) jobStart() error {
 	}
 	b.add(row{Name: "job start: srun to first output line, --dmtcp", Value: median(first["--dmtcp"]) * 1000, Unit: "ms",
 		Baseline: median(first["hand-written"]) * 1000, BaseName: "hand-written coordinator + dmtcp_launch", Samples: b.startN,
-		Note: fmt.Sprintf("plain srun, no DMTCP: %.0f ms", median(first["plain"])*1000)})
+		Note: fmt.Sprintf("%s; plain srun, no DMTCP: %.0f ms", diffNote(first["--dmtcp"], first["hand-written"]), median(first["plain"])*1000)})
 	b.add(row{Name: "job start: srun wall time of a short program, --dmtcp", Value: median(wall["--dmtcp"]) * 1000, Unit: "ms",
 		Baseline: median(wall["hand-written"]) * 1000, BaseName: "hand-written coordinator + dmtcp_launch", Samples: b.startN,
-		Note: fmt.Sprintf("plain srun, no DMTCP: %.0f ms", median(wall["plain"])*1000)})
+		Note: fmt.Sprintf("%s; plain srun, no DMTCP: %.0f ms", diffNote(wall["--dmtcp"], wall["hand-written"]), median(wall["plain"])*1000)})
 	return b.agentStart()
 }
 
@@ -1209,6 +1210,43 @@ func median(v []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// pairedDiff is the median of a[i]-b[i] (samples taken side by side, round i) and its 95 %
+// bootstrap interval (2000 resamples, a fixed seed: the same samples give the same figures).
+func pairedDiff(a, b []float64) (med, lo, hi float64) {
+	n := min(len(a), len(b))
+	if n == 0 {
+		return math.NaN(), math.NaN(), math.NaN()
+	}
+	d := make([]float64, n)
+	for i := range d {
+		d[i] = a[i] - b[i]
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	meds := make([]float64, 2000)
+	r := make([]float64, n)
+	for k := range meds {
+		for i := range r {
+			r[i] = d[rng.IntN(n)]
+		}
+		meds[k] = median(r)
+	}
+	sort.Float64s(meds)
+	return median(d), meds[len(meds)*25/1000], meds[len(meds)*975/1000]
+}
+
+// diffNote says a paired difference in ms, and whether it is measurable (its 95 % interval
+// leaves out 0).
+func diffNote(a, b []float64) string {
+	med, lo, hi := pairedDiff(a, b)
+	verdict := "no measurable difference"
+	if lo > 0 {
+		verdict = "measurably slower"
+	} else if hi < 0 {
+		verdict = "measurably faster"
+	}
+	return fmt.Sprintf("paired difference %+.1f ms (95 %% interval %+.1f to %+.1f ms): %s", med*1000, lo*1000, hi*1000, verdict)
 }
 
 func spread(v []float64) float64 {
