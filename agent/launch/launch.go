@@ -153,9 +153,10 @@ func Fail(err error) int {
 }
 
 // CoordinatorFailure says why the step's coordinator never ran, when that is why the task's
-// dmtcp_launch failed: the agent's word in the runtime folder (proto.CoordFailedFile), or,
-// when nothing listens at the coordinator's address, the word it writes within wait. "" when
-// the coordinator runs, or there is no saying.
+// dmtcp_launch failed: the agent's word in the runtime folder (proto.CoordFailedFile), read
+// at once, or waited for (at most wait) when nothing listens at the coordinator's address.
+// "" when the coordinator answers, or the agent said nothing: the task's own exit code
+// stands.
 func CoordinatorFailure(env []string, wait time.Duration) string {
 	runDir := lookup(env, proto.EnvName(proto.KeyRunDir))
 	host, port := lookup(env, proto.EnvCoordHost), lookup(env, proto.EnvCoordPort)
@@ -182,5 +183,5 @@ func CoordinatorFailure(env []string, wait time.Duration) string {
 			return msg
 		}
 	}
-	return fmt.Sprintf("nothing answers at the coordinator's address %s (%v)", net.JoinHostPort(host, port), err)
+	return ""
 }
