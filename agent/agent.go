@@ -208,6 +208,10 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Write
 	for {
 		select {
 		case <-stop:
+			// The plugin waits for the ready pipe's EOF before Slurm hears that the step's
+			// tasks ended: once the coordinator is gone, the marker written and the runtime
+			// folder removed, it is closed, not left to this process's exit.
+			defer release(ready)
 			if !stopping {
 				if a.Config.AcrossNodes() {
 					a.waitOtherNodes(ctx, otherNodesWait)
@@ -272,6 +276,14 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Write
 		case <-a.controlKick(): // dmtcpctl: a checkpoint request or a new interval (control.go)
 			a.serveControl(runCtx, requeued || stopping)
 		}
+	}
+}
+
+// release closes the ready pipe, when it can be closed: the plugin then knows that the
+// agent is done.
+func release(ready io.Writer) {
+	if c, ok := ready.(io.Closer); ok {
+		_ = c.Close()
 	}
 }
 
