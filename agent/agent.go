@@ -10,6 +10,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -215,6 +216,11 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Write
 			if !stopping {
 				if a.Config.AcrossNodes() {
 					a.waitOtherNodes(ctx, otherNodesWait)
+				}
+				if code, err := os.ReadFile(filepath.Join(a.Layout.RunDir, proto.TaskKilledFile)); err == nil {
+					a.Log.WithField("exit_code", strings.TrimSpace(string(code))).Warn("a task of the step was killed by a signal: " +
+						"the step is not marked finished, a later run of the job restores its newest generation; stopping the coordinator")
+					return a.shutdown(nil)
 				}
 				a.Log.Info("step finished: stopping the coordinator")
 				return a.shutdown(a.markFinished)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/slurm-dmtcp/slurm-dmtcp/agent/generations"
 	"github.com/slurm-dmtcp/slurm-dmtcp/coordinator"
+	"github.com/slurm-dmtcp/slurm-dmtcp/proto"
 )
 
 func TestLeadAt(t *testing.T) {
@@ -203,6 +204,33 @@ func TestServeCheckpointsAndRequeuesBeforeTheTimeLimit(t *testing.T) {
 			require.NoError(t, err)
 			require.Len(t, gens, 1)
 			assert.Equal(t, "time-limit", string(gens[0].Reason))
+		})
+	}
+}
+
+// A step whose tasks ended by themselves is marked finished (a later run starts it from the
+// top); one whose task's program was killed by a signal is not (a later run restores it).
+func TestServeMarksFinishedUnlessATaskWasKilled(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		killed       bool
+		wantFinished bool
+	}{
+		{"tasks ended by themselves", false, true},
+		{"a task's program killed by a signal", true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, _, _ := newTestAgent(t, Config{JobID: "7", Step: "batch"}, nil)
+			if tc.killed {
+				require.NoError(t, os.WriteFile(filepath.Join(a.Layout.RunDir, proto.TaskKilledFile), []byte("137\n"), 0o600))
+			}
+			lifeline, closeLifeline := io.Pipe()
+			errc := make(chan error, 1)
+			go func() { errc <- a.Serve(context.Background(), "h", 1, io.Discard, lifeline) }()
+			closeLifeline.Close()
+			require.NoError(t, <-errc)
+			_, err := os.Stat(filepath.Join(a.Layout.StepDir, finishedFile))
+			assert.Equal(t, tc.wantFinished, err == nil, "finished marker: %v", err)
 		})
 	}
 }

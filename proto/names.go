@@ -52,6 +52,11 @@ const TaskPidFile = "task-0.pid"
 // TaskStderrFile, beside it, holds the path of that task's error file when it is a regular file.
 const TaskStderrFile = "task-0.stderr"
 
+// TaskKilledFile, beside it, is written by a task launcher whose program was killed by a
+// signal (exit code above 128) when the agent was not stopping the step: the step did not
+// finish by itself, and a later run of the job restores its newest generation.
+const TaskKilledFile = "task-killed"
+
 // StoppingFile appears in the step's runtime folder when the agent starts a checkpoint that
 // ends the computation (Slurm is stopping the step); StoppedFile once that generation is
 // committed or the attempt has failed. The task launcher waits from its child's exit until

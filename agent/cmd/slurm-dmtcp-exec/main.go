@@ -31,6 +31,7 @@ func main() {
 	}
 	launch.RecordPid(env)
 	code := launch.Supervise(path, argv, env, launch.RunDir(os.Environ()), stopWait)
+	launch.RecordKilled(env, code)
 	// The agent answers slurmstepd before its coordinator runs: when it never did, the
 	// task says why rather than dmtcp_launch's words about a lost connection.
 	if code != 0 && code != launch.ExitStopped {
