@@ -209,24 +209,12 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Write
 	for {
 		select {
 		case <-stop:
+			err := a.endStep(ctx, stopping)
 			// The plugin waits for the ready pipe's EOF before Slurm hears that the step's
 			// tasks ended: once the coordinator is gone, the marker written and the runtime
 			// folder removed, it is closed, not left to this process's exit.
-			defer release(ready)
-			if !stopping {
-				if a.Config.AcrossNodes() {
-					a.waitOtherNodes(ctx, otherNodesWait)
-				}
-				if code, err := os.ReadFile(filepath.Join(a.Layout.RunDir, proto.TaskKilledFile)); err == nil {
-					a.Log.WithField("exit_code", strings.TrimSpace(string(code))).Warn("a task of the step was killed by a signal: " +
-						"the step is not marked finished, a later run of the job restores its newest generation; stopping the coordinator")
-					return a.shutdown(nil)
-				}
-				a.Log.Info("step finished: stopping the coordinator")
-				return a.shutdown(a.markFinished)
-			}
-			a.Log.Info("step stopped by Slurm: stopping the coordinator")
-			return a.shutdown(nil)
+			release(ready)
+			return err
 		case <-ctx.Done():
 			return a.shutdown(nil)
 		case err := <-up:
@@ -283,6 +271,26 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Write
 			a.serveControl(runCtx, requeued || stopping)
 		}
 	}
+}
+
+// endStep stops the coordinator once the step's tasks are gone. Tasks that ended by
+// themselves (not stopped by Slurm, none killed by a signal) mark the step finished, so that
+// a later run of the job starts it from the top.
+func (a *Agent) endStep(ctx context.Context, stopping bool) error {
+	if stopping {
+		a.Log.Info("step stopped by Slurm: stopping the coordinator")
+		return a.shutdown(nil)
+	}
+	if a.Config.AcrossNodes() {
+		a.waitOtherNodes(ctx, otherNodesWait)
+	}
+	if code, err := os.ReadFile(filepath.Join(a.Layout.RunDir, proto.TaskKilledFile)); err == nil {
+		a.Log.WithField("exit_code", strings.TrimSpace(string(code))).Warn("a task of the step was killed by a signal: " +
+			"the step is not marked finished, a later run of the job restores its newest generation; stopping the coordinator")
+		return a.shutdown(nil)
+	}
+	a.Log.Info("step finished: stopping the coordinator")
+	return a.shutdown(a.markFinished)
 }
 
 // release closes the ready pipe, when it can be closed: the plugin then knows that the
@@ -342,15 +350,9 @@ func (a *Agent) waitOtherNodes(ctx context.Context, max time.Duration) {
 // readyKVs are the pairs of every ready message: where the coordinator is and the step's
 // folders.
 func readyKVs(host string, port int, l Layout) []proto.KV {
-	return append([]proto.KV{
+	return []proto.KV{
 		{Key: proto.KeyCoordHost, Value: host},
 		{Key: proto.KeyCoordPort, Value: strconv.Itoa(port)},
-	}, readyFolders(l)...)
-}
-
-// readyFolders are the step's folders, for the tasks.
-func readyFolders(l Layout) []proto.KV {
-	return []proto.KV{
 		{Key: proto.KeyCkptDir, Value: l.CkptDir},
 		{Key: proto.KeyStepDir, Value: l.StepDir},
 		{Key: proto.KeyRunDir, Value: l.RunDir},

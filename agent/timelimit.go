@@ -122,11 +122,9 @@ func (a *Agent) armLeadLater(ctx context.Context) <-chan *time.Timer {
 	return c
 }
 
-// armLead returns a timer for the checkpoint before the time limit, or nil.
+// armLead returns a timer for the checkpoint before the time limit, or nil (armLeadLater
+// calls it only with a lead time and a job).
 func (a *Agent) armLead(ctx context.Context) *time.Timer {
-	if a.Config.LeadTime <= 0 || a.Job == nil {
-		return nil
-	}
 	info, err := a.Job.Info(ctx)
 	if err != nil {
 		a.Log.WithError(err).Warn("job's end time unknown: no checkpoint before the time limit")

@@ -127,18 +127,6 @@ func Launch(o Options) (*Coordinator, error) {
 	return c, nil
 }
 
-// Start is Launch, then WaitUp.
-func Start(ctx context.Context, o Options) (*Coordinator, error) {
-	c, err := Launch(o)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.WaitUp(ctx); err != nil {
-		return nil, err
-	}
-	return c, nil
-}
-
 // WaitUp waits until the coordinator runs on the socket Launch gave it: it writes its port
 // file once it has taken the socket (a port of its own there means it did not, and nobody
 // answers on Port). An error says why it is not up, with its own output; the coordinator is

@@ -28,6 +28,18 @@ func realInstall(t *testing.T) Install {
 	return inst
 }
 
+// start is Launch, then WaitUp.
+func start(ctx context.Context, o Options) (*Coordinator, error) {
+	c, err := Launch(o)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.WaitUp(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
 // startInTemp starts a coordinator with its run, ckpt and tmp folders in a temporary
 // folder, which it returns.
 func startInTemp(ctx context.Context, t *testing.T, inst Install) (*Coordinator, string) {
@@ -36,7 +48,7 @@ func startInTemp(ctx context.Context, t *testing.T, inst Install) (*Coordinator,
 	for _, d := range []string{"run", "ckpt", "tmp"} {
 		require.NoError(t, os.Mkdir(filepath.Join(dir, d), 0o700))
 	}
-	c, err := Start(ctx, Options{Install: inst, RunDir: filepath.Join(dir, "run"),
+	c, err := start(ctx, Options{Install: inst, RunDir: filepath.Join(dir, "run"),
 		CkptDir: filepath.Join(dir, "ckpt"), TmpDir: filepath.Join(dir, "tmp"), Host: "127.0.0.1"})
 	require.NoError(t, err)
 	return c, dir
@@ -58,7 +70,7 @@ func TestRealCoordinatorLifecycle(t *testing.T) {
 	assert.Equal(t, 0, st.NumPeers)
 
 	// Two coordinators on one node never clash: each gets its own free port.
-	other, err := Start(ctx, Options{Install: inst, RunDir: filepath.Join(dir, "ckpt"),
+	other, err := start(ctx, Options{Install: inst, RunDir: filepath.Join(dir, "ckpt"),
 		CkptDir: filepath.Join(dir, "ckpt"), TmpDir: filepath.Join(dir, "tmp"), Host: "127.0.0.1"})
 	require.NoError(t, err)
 	assert.NotEqual(t, c.Port, other.Port)
