@@ -10,7 +10,6 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -273,25 +272,36 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Write
 	}
 }
 
-// endStep stops the coordinator once the step's tasks are gone. Tasks that ended by
-// themselves (not stopped by Slurm, none killed by a signal) mark the step finished, so that
-// a later run of the job starts it from the top.
+// endStep stops the coordinator once the step's tasks are gone. The step is marked
+// finished, so that a later run of the job starts it from the top, only on proof: Slurm was
+// not stopping it and every task of every node reported that its program ended by itself.
+// Anything short of that (a task killed, a launcher killed with it, a node that said
+// nothing) leaves the newest generation to restore.
 func (a *Agent) endStep(ctx context.Context, stopping bool) error {
 	if stopping {
 		a.Log.Info("step stopped by Slurm: stopping the coordinator")
 		return a.shutdown(nil)
 	}
+	why := tasksEnded(a.Layout.RunDir, a.Config.Tasks)
 	if a.Config.AcrossNodes() {
 		a.waitOtherNodes(ctx, otherNodesWait)
+		if why == "" {
+			why = othersEnded(ctx, a.Layout.StepDir, leaderAddr(a.Config, a.Started).Run, a.Config.Nodes, nodeEndedWait)
+		}
 	}
-	if code, err := os.ReadFile(filepath.Join(a.Layout.RunDir, proto.TaskKilledFile)); err == nil {
-		a.Log.WithField("exit_code", strings.TrimSpace(string(code))).Warn("a task of the step was killed by a signal: " +
-			"the step is not marked finished, a later run of the job restores its newest generation; stopping the coordinator")
+	if why != "" {
+		a.Log.WithField("reason", why).Warn("the step did not finish by itself: it is not marked finished, " +
+			"a later run of the job restores its newest generation; stopping the coordinator")
 		return a.shutdown(nil)
 	}
 	a.Log.Info("step finished: stopping the coordinator")
 	return a.shutdown(a.markFinished)
 }
+
+// nodeEndedWait bounds how long node 0 waits, once the step's processes are gone, for the
+// other nodes' word on how their tasks ended (their agents write it as their lifeline
+// closes, a few ms after their tasks end).
+const nodeEndedWait = 3 * time.Second
 
 // release closes the ready pipe, when it can be closed: the plugin then knows that the
 // agent is done.
@@ -357,6 +367,7 @@ func readyKVs(host string, port int, l Layout) []proto.KV {
 		{Key: proto.KeyStepDir, Value: l.StepDir},
 		{Key: proto.KeyRunDir, Value: l.RunDir},
 		{Key: proto.KeyTmpDir, Value: l.TmpDir},
+		{Key: proto.KeyReportExit, Value: "1"},
 	}
 }
 

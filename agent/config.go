@@ -101,6 +101,8 @@ func ParseArgs(args []string, stderr io.Writer) (Config, error) {
 		return c, fmt.Errorf("%w: --lead-time=%d: want seconds >= 0", ErrUsage, lead)
 	case total < 0:
 		return c, fmt.Errorf("%w: --total-time=%d: want seconds >= 0", ErrUsage, total)
+	case c.Tasks < 1:
+		return c, fmt.Errorf("%w: --tasks=%d: want 1 or more (tasks of the step on this node)", ErrUsage, c.Tasks)
 	case c.MaxRuns < 1:
 		return c, fmt.Errorf("%w: --max-runs=%d: want 1 or more", ErrUsage, c.MaxRuns)
 	case onNoCkpt != "restart" && onNoCkpt != "fail":

@@ -3,9 +3,6 @@ package agent
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -14,40 +11,6 @@ import (
 	"github.com/slurm-dmtcp/slurm-dmtcp/agent/generations"
 	"github.com/slurm-dmtcp/slurm-dmtcp/proto"
 )
-
-// finishedFile marks, in the step's folder, that the step's tasks ended by themselves (not
-// stopped by Slurm). It holds the newest generation number at that time: a later run of the
-// job starts the step from the top and never restores those older generations.
-const finishedFile = "finished"
-
-// markFinished records that the step ended by itself.
-func (a *Agent) markFinished() {
-	newest := 0
-	if gens, err := a.Store.List(); err == nil && len(gens) > 0 {
-		newest = gens[len(gens)-1].Number
-	}
-	body := fmt.Sprintf("generation=%d\ntime=%s\n", newest, time.Now().UTC().Format(time.RFC3339))
-	if err := os.WriteFile(filepath.Join(a.Layout.StepDir, finishedFile), []byte(body), 0o600); err != nil {
-		a.Log.WithError(err).Warn("could not record that the step finished")
-	}
-}
-
-// finishedAt returns the newest generation number when the step last finished by itself,
-// or -1 if it never did.
-func finishedAt(stepDir string) int {
-	b, err := os.ReadFile(filepath.Join(stepDir, finishedFile))
-	if err != nil {
-		return -1
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "generation="); ok {
-			if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-				return n
-			}
-		}
-	}
-	return 0
-}
 
 // ErrNoCheckpoint is returned by restorePlan when policy says a restarted job without a
 // verified generation fails instead of starting from the top.
@@ -64,7 +27,10 @@ func restorePlan(cfg Config, store *generations.Store, stepDir string, log *logr
 	note := func(notes []string) []proto.KV {
 		return []proto.KV{{Key: proto.KeyRestoreNote, Value: strings.Join(notes, " | ")}}
 	}
-	done := finishedAt(stepDir)
+	done, ferr := finishedAt(stepDir)
+	if ferr != nil {
+		log.WithError(ferr).Warn("finished marker unreadable: not taken for a finish")
+	}
 	g, skipped, err := store.NewestVerified()
 	if done >= 0 && (err != nil || g.Number <= done) {
 		log.WithField("generation", g.Number).Info("the step finished in an earlier run: starting it from the top")

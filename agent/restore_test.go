@@ -109,6 +109,7 @@ func TestParseArgsCheckpointPolicy(t *testing.T) {
 		{"bad policy word", []string{"--on-no-checkpoint=retry"}, nil, `--on-no-checkpoint="retry": want restart or fail`},
 		{"negative lead", []string{"--lead-time=-1"}, nil, "--lead-time=-1"},
 		{"zero runs", []string{"--max-runs=0"}, nil, "--max-runs=0: want 1 or more"},
+		{"no task on this node", []string{"--tasks=0"}, nil, "--tasks=0: want 1 or more"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := ParseArgs(append(append([]string{}, base...), tc.args...), io.Discard)

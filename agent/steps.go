@@ -203,10 +203,18 @@ func runMember(cfg Config, layout Layout, log *logrus.Entry, ready io.Writer, li
 		_, _ = io.Copy(io.Discard, lifeline)
 		close(stop)
 	}()
+	stopping := false
 	for {
 		select {
 		case <-stop:
-			log.Info("tasks of this node ended")
+			why := tasksEnded(layout.RunDir, cfg.Tasks)
+			if stopping {
+				why = "stopped by Slurm"
+			}
+			log.WithField("unfinished", why).Info("tasks of this node ended")
+			if err := writeFileAtomic(layout.StepDir, proto.NodeEndedFile(cfg.NodeID), nodeEnded(addr.Run, why), true); err != nil {
+				log.WithError(err).Warn("could not tell node 0 how this node's tasks ended: the step will not be marked finished")
+			}
 			if err := removeRunDir(layout.RunDir); err != nil {
 				return err
 			}
@@ -220,6 +228,7 @@ func runMember(cfg Config, layout Layout, log *logrus.Entry, ready io.Writer, li
 			// Node 0's agent checkpoints every rank and ends them (dmtcp_command -kc); the
 			// task launchers here then end as stopped (143), not as finished.
 			log.Info("SIGTERM: node 0 checkpoints the step; this node's tasks end as stopped")
+			stopping = true
 			markRunDir(layout.RunDir, proto.StoppingFile, log)
 			markRunDir(layout.RunDir, proto.StoppedFile, log)
 		}

@@ -208,29 +208,36 @@ func TestServeCheckpointsAndRequeuesBeforeTheTimeLimit(t *testing.T) {
 	}
 }
 
-// A step whose tasks ended by themselves is marked finished (a later run starts it from the
-// top); one whose task's program was killed by a signal is not (a later run restores it).
-func TestServeMarksFinishedUnlessATaskWasKilled(t *testing.T) {
+// A step is marked finished (a later run starts it from the top) only when every task of
+// the node reported that its program ended by itself; a task killed by a signal, a launcher
+// killed with it or a torn record leave the step to be restored.
+func TestServeMarksFinishedOnlyOnProof(t *testing.T) {
 	for _, tc := range []struct {
 		name         string
-		killed       bool
+		tasks        int
+		records      map[int]string // local id: content of task-exited.<id>
 		wantFinished bool
 	}{
-		{"tasks ended by themselves", false, true},
-		{"a task's program killed by a signal", true, false},
+		{"the task ended by itself", 1, map[int]string{0: "0\n"}, true},
+		{"it failed by itself", 1, map[int]string{0: "3\n"}, true},
+		{"both tasks ended by themselves", 2, map[int]string{0: "0\n", 1: "0\n"}, true},
+		{"no record: killed with its launcher", 1, nil, false},
+		{"one of two tasks without a record", 2, map[int]string{1: "0\n"}, false},
+		{"a torn record", 1, map[int]string{0: ""}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a, _, _ := newTestAgent(t, Config{JobID: "7", Step: "batch"}, nil)
-			if tc.killed {
-				require.NoError(t, os.WriteFile(filepath.Join(a.Layout.RunDir, proto.TaskKilledFile), []byte("137\n"), 0o600))
+			a, _, _ := newTestAgent(t, Config{JobID: "7", Step: "batch", Tasks: tc.tasks}, nil)
+			for id, body := range tc.records {
+				require.NoError(t, os.WriteFile(filepath.Join(a.Layout.RunDir, proto.TaskExitedFile(id)), []byte(body), 0o600))
 			}
 			lifeline, closeLifeline := io.Pipe()
 			errc := make(chan error, 1)
 			go func() { errc <- a.Serve(context.Background(), "h", 1, io.Discard, lifeline) }()
 			closeLifeline.Close()
 			require.NoError(t, <-errc)
-			_, err := os.Stat(filepath.Join(a.Layout.StepDir, finishedFile))
-			assert.Equal(t, tc.wantFinished, err == nil, "finished marker: %v", err)
+			n, err := finishedAt(a.Layout.StepDir)
+			require.NoError(t, err)
+			assert.Equal(t, tc.wantFinished, n >= 0, "finished marker")
 		})
 	}
 }

@@ -1,6 +1,9 @@
 package proto
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+)
 
 // Protocol version 1 of the ready message (see the package documentation).
 const (
@@ -40,6 +43,10 @@ const (
 	// KeyPerRank is "1" for a step of several tasks: each task writes its images into
 	// <ckptdir>/rank-<SLURM_PROCID> and restores from <restore>/rank-<SLURM_PROCID>.
 	KeyPerRank = "per_rank"
+	// KeyReportExit is "1" when the step's task launchers report how their program ended
+	// (TaskExitedFile). The launcher removes it from its program's environment, so that the
+	// tasks of a step started from inside this one never report into this step's folder.
+	KeyReportExit = "report_exit"
 )
 
 // EnvName is the variable through which the plugin hands a ready-message key to the tasks.
@@ -52,10 +59,19 @@ const TaskPidFile = "task-0.pid"
 // TaskStderrFile, beside it, holds the path of that task's error file when it is a regular file.
 const TaskStderrFile = "task-0.stderr"
 
-// TaskKilledFile, beside it, is written by a task launcher whose program was killed by a
-// signal (exit code above 128) when the agent was not stopping the step: the step did not
-// finish by itself, and a later run of the job restores its newest generation.
-const TaskKilledFile = "task-killed"
+// TaskExitedFile is written, in the step's runtime folder, by the task launcher of the
+// task with that local id (SLURM_LOCALID) once its program has ended by itself: an exit
+// status of 0 to 128 that is not DMTCP's own failure code, and not the agent's stop. It holds
+// the exit status. A step is finished only when every task of it wrote one: a task killed by
+// a signal, a launcher killed with it (Slurm's SIGKILL, the OOM killer) or a DMTCP failure
+// leaves none, and a later run of the job restores the step's newest generation.
+func TaskExitedFile(localID int) string { return fmt.Sprintf("task-exited.%d", localID) }
+
+// NodeEndedFile, in the step's checkpoint folder (shared by the nodes), is written by the
+// agent of node nodeID > 0 of a step across nodes when that node's tasks have ended: which run
+// it belongs to and whether every task of that node ended by itself. Node 0 marks the step
+// finished only when every other node says so.
+func NodeEndedFile(nodeID int) string { return fmt.Sprintf("node-%d.ended", nodeID) }
 
 // StoppingFile appears in the step's runtime folder when the agent starts a checkpoint that
 // ends the computation (Slurm is stopping the step); StoppedFile once that generation is

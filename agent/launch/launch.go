@@ -107,7 +107,7 @@ func Command(args []string, env []string) (string, []string, []string, error) {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
 		case proto.EnvArgv0, proto.EnvError, proto.EnvName(proto.KeyRestore), proto.EnvName(proto.KeyRestoreNote),
-			proto.EnvName(proto.KeyPerRank):
+			proto.EnvName(proto.KeyPerRank), proto.EnvName(proto.KeyReportExit):
 			continue // meant for this task only: a nested srun must not see them
 		}
 		out = append(out, kv)
@@ -184,15 +184,4 @@ func CoordinatorFailure(env []string, wait time.Duration) string {
 		}
 	}
 	return ""
-}
-
-// RecordKilled writes proto.TaskKilledFile in the step's runtime folder when the task's
-// program was killed by a signal (code above 128, the shell's 128 + N), so that the agent
-// does not take the step's end for a finish. ExitStopped is the agent's own stop.
-func RecordKilled(env []string, code int) {
-	dir := lookup(env, proto.EnvName(proto.KeyRunDir))
-	if dir == "" || code <= 128 || code == ExitStopped {
-		return
-	}
-	_ = os.WriteFile(filepath.Join(dir, proto.TaskKilledFile), []byte(strconv.Itoa(code)+"\n"), 0o600)
 }

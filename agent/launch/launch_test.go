@@ -166,27 +166,3 @@ func TestCoordinatorFailure(t *testing.T) {
 	}
 	assert.Empty(t, CoordinatorFailure([]string{"HOME=/h"}, time.Second), "not a task of the plugin")
 }
-
-// A program killed by a signal leaves proto.TaskKilledFile for the agent; an exit of its
-// own, or the agent's stop (143), does not.
-func TestRecordKilled(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		code int
-		want bool
-	}{
-		{"SIGKILL", 137, true},
-		{"SIGSEGV", 139, true},
-		{"exit 0", 0, false},
-		{"exit 1", 1, false},
-		{"stopped by the agent after its checkpoint", ExitStopped, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			run := t.TempDir()
-			RecordKilled([]string{"SLURM_DMTCP_RUNDIR=" + run}, tc.code)
-			_, err := os.Stat(filepath.Join(run, "task-killed"))
-			assert.Equal(t, tc.want, err == nil)
-		})
-	}
-	RecordKilled([]string{"HOME=/h"}, 137) // no runtime folder: nothing to write, no panic
-}

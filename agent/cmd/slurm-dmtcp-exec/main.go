@@ -31,7 +31,9 @@ func main() {
 	}
 	launch.RecordPid(env)
 	code := launch.Supervise(path, argv, env, launch.RunDir(os.Environ()), stopWait)
-	launch.RecordKilled(env, code)
+	if err := launch.RecordExit(os.Environ(), code); err != nil {
+		fmt.Fprintf(os.Stderr, "slurm-dmtcp: %v; a later run of the job restores the step instead of starting it again\n", err)
+	}
 	// The agent answers slurmstepd before its coordinator runs: when it never did, the
 	// task says why rather than dmtcp_launch's words about a lost connection.
 	if code != 0 && code != launch.ExitStopped {

@@ -1,0 +1,79 @@
+package agent
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/slurm-dmtcp/slurm-dmtcp/proto"
+)
+
+// The finished marker is taken for a finish only when it is exactly what markFinished
+// writes: an empty or torn one (a crash while it was written, a full disk) is not.
+func TestFinishedAtReadsStrictly(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		body    *string
+		want    int
+		wantErr string
+	}{
+		{"none", nil, -1, ""},
+		{"whole", ptr("generation=4\ntime=2026-12-06T10:00:00Z\n"), 4, ""},
+		{"no generation yet", ptr("generation=0\ntime=2026-12-06T10:00:00Z\n"), 0, ""},
+		{"empty", ptr(""), -1, "want the two lines"},
+		{"cut short", ptr("generation=4\n"), -1, "want the two lines"},
+		{"cut in the time", ptr("generation=4\ntime=2026-12\n"), -1, "RFC 3339"},
+		{"negative", ptr("generation=-1\ntime=2026-12-06T10:00:00Z\n"), -1, "generation=N"},
+		{"not a number", ptr("generation=x\ntime=2026-12-06T10:00:00Z\n"), -1, "generation=N"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if tc.body != nil {
+				require.NoError(t, os.WriteFile(filepath.Join(dir, finishedFile), []byte(*tc.body), 0o600))
+			}
+			n, err := finishedAt(dir)
+			assert.Equal(t, tc.want, n)
+			if tc.wantErr == "" {
+				assert.NoError(t, err)
+			} else {
+				assert.ErrorContains(t, err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func ptr(s string) *string { return &s }
+
+// Node 0 of a step across nodes takes the step for finished only when every other node
+// said, for this run, that its tasks ended by themselves.
+func TestOthersEnded(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		files map[int]string
+		want  string // "" finished, else a part of the reason
+	}{
+		{"every node ended by itself", map[int]string{1: string(nodeEnded("r1", "")), 2: string(nodeEnded("r1", ""))}, ""},
+		{"a node's task was killed", map[int]string{1: string(nodeEnded("r1", "")), 2: string(nodeEnded("r1", "1 of the 2 tasks"))}, "node 2 of the step: 1 of the 2 tasks"},
+		{"a node said nothing", map[int]string{1: string(nodeEnded("r1", ""))}, "node 2 of the step did not say"},
+		{"a node's word is of an earlier run", map[int]string{1: string(nodeEnded("r1", "")), 2: string(nodeEnded("r0", ""))}, "node 2 of the step did not say"},
+		{"a torn word", map[int]string{1: "run=r1\n", 2: string(nodeEnded("r1", ""))}, "node 1 of the step: unreadable"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for k, body := range tc.files {
+				require.NoError(t, os.WriteFile(filepath.Join(dir, proto.NodeEndedFile(k)), []byte(body), 0o600))
+			}
+			got := othersEnded(context.Background(), dir, "r1", 3, 100*time.Millisecond)
+			if tc.want == "" {
+				assert.Empty(t, got)
+			} else {
+				assert.Contains(t, got, tc.want)
+			}
+		})
+	}
+}

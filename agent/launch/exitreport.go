@@ -1,0 +1,59 @@
+package launch
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/slurm-dmtcp/slurm-dmtcp/proto"
+)
+
+// DMTCPFailure is the exit status of dmtcp_launch and dmtcp_restart when DMTCP itself fails
+// (DMTCP_FAIL_RC, 99 unless the environment says otherwise), and of a process that DMTCP
+// ends on an internal error.
+func DMTCPFailure(env []string) int {
+	if n, err := strconv.Atoi(lookup(env, "DMTCP_FAIL_RC")); err == nil && n > 0 {
+		return n
+	}
+	return 99
+}
+
+// EndedByItself reports whether a task's program, which ended with the shell-style status
+// code, ended by itself: not killed by a signal (above 128), not failed inside DMTCP, not
+// stopped by the agent.
+func EndedByItself(env []string, code int) bool {
+	return code >= 0 && code <= 128 && code != DMTCPFailure(env) && code != ExitStopped
+}
+
+// RecordExit writes proto.TaskExitedFile for this task in the step's runtime folder, with
+// its exit status, when its program ended by itself and the agent asked for the report
+// (proto.KeyReportExit). It is written as a temporary file renamed into place: the agent sees
+// the whole record or none. Without it the agent does not take the step's end for a finish.
+func RecordExit(env []string, code int) error {
+	dir := lookup(env, proto.EnvName(proto.KeyRunDir))
+	if dir == "" || lookup(env, proto.EnvName(proto.KeyReportExit)) != "1" || !EndedByItself(env, code) {
+		return nil
+	}
+	id, err := strconv.Atoi(lookup(env, "SLURM_LOCALID"))
+	if err != nil || id < 0 {
+		return fmt.Errorf("task's SLURM_LOCALID is %q: cannot report its exit", lookup(env, "SLURM_LOCALID"))
+	}
+	name := proto.TaskExitedFile(id)
+	f, err := os.CreateTemp(dir, "."+name+".*")
+	if err != nil {
+		return fmt.Errorf("report the task's exit: %w", err)
+	}
+	defer os.Remove(f.Name())
+	_, err = fmt.Fprintf(f, "%d\n", code)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), filepath.Join(dir, name))
+	}
+	if err != nil {
+		return fmt.Errorf("report the task's exit: %w", err)
+	}
+	return nil
+}

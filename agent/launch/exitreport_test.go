@@ -1,0 +1,62 @@
+package launch
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// A program that ended by itself leaves proto.TaskExitedFile with its status; a signal, a
+// DMTCP failure or the agent's stop leave none, and neither does a task the agent did not
+// ask (a task of a step started from inside the step: it has no report_exit).
+func TestRecordExit(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  []string
+		code int
+		want string // the record's content; "" none
+	}{
+		{"exit 0", nil, 0, "0\n"},
+		{"exit 1", nil, 1, "1\n"},
+		{"exit 128", nil, 128, "128\n"},
+		{"SIGKILL", nil, 137, ""},
+		{"SIGSEGV", nil, 139, ""},
+		{"DMTCP failed (99)", nil, 99, ""},
+		{"DMTCP failed, its code set by the environment", []string{"DMTCP_FAIL_RC=42"}, 42, ""},
+		{"99 is the program's own when DMTCP fails with another", []string{"DMTCP_FAIL_RC=42"}, 99, "99\n"},
+		{"stopped by the agent after its checkpoint", nil, ExitStopped, ""},
+		{"not asked", []string{"SLURM_DMTCP_REPORT_EXIT="}, 0, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			run := t.TempDir()
+			env := append([]string{"SLURM_DMTCP_RUNDIR=" + run, "SLURM_DMTCP_REPORT_EXIT=1", "SLURM_LOCALID=3"}, tc.env...)
+			require.NoError(t, RecordExit(env, tc.code))
+			b, err := os.ReadFile(filepath.Join(run, "task-exited.3"))
+			if tc.want == "" {
+				assert.ErrorIs(t, err, os.ErrNotExist)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, string(b))
+			left, _ := filepath.Glob(filepath.Join(run, ".task-exited*"))
+			assert.Empty(t, left, "no temporary file left")
+		})
+	}
+	require.NoError(t, RecordExit([]string{"HOME=/h"}, 0), "no runtime folder: nothing to write")
+	err := RecordExit([]string{"SLURM_DMTCP_RUNDIR=" + t.TempDir(), "SLURM_DMTCP_REPORT_EXIT=1"}, 0)
+	assert.ErrorContains(t, err, "SLURM_LOCALID")
+}
+
+// The launcher keeps report_exit to itself: a step started from inside the task must not
+// report into this step's runtime folder.
+func TestCommandDropsReportExit(t *testing.T) {
+	dmtcp := fakePrefix(t)
+	_, _, env, err := Command([]string{"x"}, []string{"SLURM_DMTCP_ARGV0=/bin/true", "SLURM_DMTCP_COORD_HOST=h",
+		"SLURM_DMTCP_COORD_PORT=1", "SLURM_DMTCP_DMTCP_PREFIX=" + dmtcp, "SLURM_DMTCP_REPORT_EXIT=1", "SLURM_DMTCP_RUNDIR=/r"})
+	require.NoError(t, err)
+	assert.NotContains(t, env, "SLURM_DMTCP_REPORT_EXIT=1")
+	assert.Contains(t, env, "SLURM_DMTCP_RUNDIR=/r")
+}
