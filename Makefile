@@ -16,7 +16,8 @@ CFLAGS      ?= -O2 -g
 SPANK_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -fPIC -fvisibility=hidden \
                -DSDMTCP_LIBEXECDIR='"$(LIBEXECDIR)"'
 BUILD       := build
-SPANK_SRC   := spank/spank_dmtcp.c spank/config.c spank/options.c spank/local.c spank/stepd.c
+SPANK_SRC   := spank/spank_dmtcp.c spank/config.c spank/options.c spank/local.c spank/stepd.c \
+               spank/slurmpath.c
 SPANK_HDR   := $(wildcard spank/*.h)
 GO_SRC      := $(shell find . -name '*.go' -not -path './build/*') go.mod go.sum
 GO_CMDS     := slurm-dmtcp-agent slurm-dmtcp-exec dmtcpctl
@@ -63,7 +64,7 @@ $(BUILD)/slurm-dmtcp-coordguard.so: spank/coordguard.c spank/coordguard.h | $(BU
 
 $(BUILD)/spank-test: spank/test_spank.c $(SPANK_SRC) $(SPANK_HDR) spank/coordguard.c | $(BUILD)
 	$(CC) $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -o $@ spank/test_spank.c \
-		spank/config.c spank/options.c spank/stepd.c spank/local.c spank/coordguard.c -ldl
+		spank/config.c spank/options.c spank/stepd.c spank/local.c spank/slurmpath.c spank/coordguard.c -ldl
 
 install: all
 	install -d $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SHAREDIR)

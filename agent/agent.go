@@ -103,16 +103,24 @@ func NewLayout(c Config, u *user.User) (Layout, error) {
 	if err := PrivateDir(l.TmpDir, uid); err != nil {
 		return Layout{}, err
 	}
-	// Images an earlier run was writing when it was killed are not a generation. Of a step
-	// across nodes only node 0 clears the shared folder (before it publishes its coordinator,
-	// so before any task of this run writes there).
-	if c.Member() {
-		return l, nil
+	return l, nil
+}
+
+// openStore opens the step's generations, which takes the step's lock, and only then clears
+// the images an earlier run was writing when it was killed (not a generation): an agent of an
+// earlier run that still lives holds the lock, and its DMTCP may still write there. Of a step
+// across nodes only node 0 opens it (before it publishes its coordinator, so before any task
+// of this run writes there).
+func openStore(l Layout, keep int) (*generations.Store, error) {
+	store, err := generations.Open(l.StepDir, generations.Options{Keep: keep})
+	if err != nil {
+		return nil, err
 	}
 	if err := clearDir(l.CkptDir); err != nil {
-		return Layout{}, fmt.Errorf("checkpoint folder %s: remove what an earlier run left: %w", l.CkptDir, err)
+		store.Close()
+		return nil, fmt.Errorf("checkpoint folder %s: remove what an earlier run left: %w", l.CkptDir, err)
 	}
-	return l, nil
+	return store, nil
 }
 
 // Agent runs one step's coordinator and checkpoints.
@@ -481,6 +489,11 @@ func (a *Agent) requestCheckpoint(ctx context.Context, thenExit bool) (int, erro
 			return 0, nil
 		}
 		if st.Running {
+			// No checkpoint runs: anything in the checkpoint folder is left by one that
+			// failed or outlived its time-out, and must not be committed with this one.
+			if err := clearDir(a.Layout.CkptDir); err != nil {
+				return 0, fmt.Errorf("clear the checkpoint folder %s: %w", a.Layout.CkptDir, err)
+			}
 			request := a.Coord.Checkpoint
 			if thenExit {
 				request = a.Coord.CheckpointAndKill
@@ -557,8 +570,18 @@ func (a *Agent) preflight() error {
 	return os.Remove(f.Name())
 }
 
-// clearCurrent removes what a failed checkpoint left where DMTCP writes.
+// clearCurrent removes what a failed checkpoint left where DMTCP writes, unless the
+// coordinator says that a checkpoint still runs (one that outlived its time-out): its
+// processes still write their images there, and removing them would fail the checkpoint
+// under DMTCP's feet (DMTCP ends a process that cannot write its image). It is then left for
+// the next checkpoint, which clears it first.
 func (a *Agent) clearCurrent() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if st, err := a.Coord.Status(ctx); err == nil && !st.Running && st.NumPeers > 0 {
+		a.Log.Warn("a checkpoint still runs: what it writes stays in the checkpoint folder until the next checkpoint")
+		return
+	}
 	if err := clearDir(a.Layout.CkptDir); err != nil {
 		a.Log.WithError(err).Warn("could not clear the checkpoint folder after a failure")
 	}

@@ -108,7 +108,7 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 			fmt.Fprintf(logFile, "DMTCP not found: %v\n", err)
 			return readyErr(&Error{Code: ExitNoDMTCP, Err: err})
 		}
-		if store, err = generations.Open(layout.StepDir, generations.Options{Keep: cfg.Keep}); err != nil {
+		if store, err = openStore(layout, cfg.Keep); err != nil {
 			return readyErr(&Error{Code: ExitFolders, Err: err})
 		}
 		coordc := make(chan coordStart, 1)
@@ -120,16 +120,16 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 	// slurmstepd does not give the batch step its restart count (SLURM_RESTART_COUNT comes
 	// only into the tasks' environment): Slurm is asked, when an earlier run of the step left
 	// its folder. A job's first run has none, and is spared the scontrol (10-20 ms).
+	var restartUnknown error
 	if cfg.RestartCount == 0 && cfg.Step == "batch" && layout.Earlier {
-		if info, err := job.Info(context.Background()); err == nil {
-			cfg.RestartCount = info.Restarts
-		} else {
-			fmt.Fprintf(logFile, "restart count from Slurm: %v\n", err)
-		}
+		cfg.RestartCount, restartUnknown = batchRestartCount(context.Background(), job, restartAskPause)
 	}
 	log := NewLogger(logFile, logrus.Fields{"job_id": cfg.JobID, "step": cfg.Step, "user": u.Username,
 		"restart_count": cfg.RestartCount})
 	log.WithFields(logrus.Fields{"pid": os.Getpid(), "node_id": cfg.NodeID, "nodes": cfg.Nodes}).Info("agent starting")
+	if restartUnknown != nil {
+		log.WithError(restartUnknown).Error("restart count unknown")
+	}
 	if cfg.Member() {
 		return runMember(cfg, layout, log, ready, lifeline)
 	}
@@ -150,6 +150,9 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 	extra, err := restorePlan(cfg, store, layout.StepDir, log)
 	if err != nil {
 		return failed(&Error{Code: ExitNoCheckpoint, Err: err})
+	}
+	if restartUnknown != nil {
+		extra = addNote(extra, restartUnknown.Error())
 	}
 	compress := "off"
 	if cfg.Compress {

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/slurm-dmtcp/slurm-dmtcp/agent/generations"
 	"github.com/slurm-dmtcp/slurm-dmtcp/coordinator"
 	"github.com/slurm-dmtcp/slurm-dmtcp/nodeprobe/facts"
 )
@@ -63,4 +64,33 @@ func TestLayoutEarlierRunOfTheStep(t *testing.T) {
 			}
 		})
 	}
+}
+
+// What DMTCP writes in .current is cleared only by the agent that holds the step's lock: an
+// agent of an earlier run that still lives (its DMTCP maybe still writing) keeps it.
+func TestOpenStoreClearsCurrentOnlyUnderTheLock(t *testing.T) {
+	u, err := user.Current()
+	require.NoError(t, err)
+	base := t.TempDir()
+	cfg := Config{JobID: "44", Step: "batch", CkptTemplate: filepath.Join(base, "ckpt", "%j"), RuntimeDir: filepath.Join(base, "run")}
+	l, err := NewLayout(cfg, u)
+	require.NoError(t, err)
+	image := filepath.Join(l.CkptDir, "ckpt_a_1.dmtcp.temp")
+	require.NoError(t, os.WriteFile(image, []byte("being written"), 0o600))
+
+	first, err := openStore(l, 2) // the earlier run's agent, still alive
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(image, []byte("being written"), 0o600))
+	l2, err := NewLayout(cfg, u)
+	require.NoError(t, err)
+	assert.FileExists(t, image, "a new layout leaves the images alone")
+	_, err = openStore(l2, 2)
+	require.ErrorIs(t, err, generations.ErrLocked)
+	assert.FileExists(t, image, "an agent without the lock leaves the images alone")
+
+	require.NoError(t, first.Close())
+	second, err := openStore(l2, 2)
+	require.NoError(t, err)
+	defer second.Close()
+	assert.NoFileExists(t, image, "the agent with the lock clears what the earlier run left")
 }

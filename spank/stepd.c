@@ -242,6 +242,7 @@ static int start_agent(spank_t sp, uint32_t stepid)
 	char a[MAX_ARGS][1100];
 	char *argv[MAX_ARGS + 1];
 	char envbuf[4][1100];
+	char slurmbin[1024];
 	char *envp[8];
 	int na = 0, ne = 0;
 	char failmsg[1400];
@@ -300,7 +301,11 @@ static int start_agent(spank_t sp, uint32_t stepid)
 	ARG("--on-incompatible=%s", c->on_incompatible_fail ? "fail" : "requeue");
 	argv[na] = NULL;
 #undef ARG
-	snprintf(envbuf[ne], sizeof(envbuf[ne]), "PATH=/usr/local/bin:/usr/bin:/bin");
+	/* Slurm's own commands first (scontrol in /opt/slurm/bin on some sites). */
+	if (sdmtcp_slurm_bindir(slurmbin, sizeof(slurmbin)) == 0)
+		snprintf(envbuf[ne], sizeof(envbuf[ne]), "PATH=%s:/usr/local/bin:/usr/bin:/bin", slurmbin);
+	else
+		snprintf(envbuf[ne], sizeof(envbuf[ne]), "PATH=/usr/local/bin:/usr/bin:/bin");
 	envp[ne] = envbuf[ne], ne++;
 	snprintf(envbuf[ne], sizeof(envbuf[ne]), "LANG=C");
 	envp[ne] = envbuf[ne], ne++;

@@ -37,4 +37,9 @@ int sdmtcp_batch_coordinator_is(const char *runtime_dir, uid_t uid, uint32_t job
  * timeout_ms. 0 when done, -1 otherwise. */
 int sdmtcp_remove_as(uid_t uid, gid_t gid, const char *dir, long timeout_ms);
 
+/* slurmpath.c: the bin/ folder beside the sbin/ of executable exe ("/opt/slurm/sbin/x" ->
+ * "/opt/slurm/bin"); and that of this process (slurmstepd) when it holds scontrol. 0 or -1. */
+int sdmtcp_bindir_of(const char *exe, char *out, size_t len);
+int sdmtcp_slurm_bindir(char *out, size_t len);
+
 #endif

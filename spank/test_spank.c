@@ -439,6 +439,34 @@ static void test_remove_as(void)
 	CHECK(system(p) == 0, "cleanup");
 }
 
+/* Slurm's commands are looked for in bin/ beside the sbin/ of slurmstepd. */
+static void test_bindir(void)
+{
+	static const struct {
+		const char *exe, *want; /* want NULL: refused */
+	} cases[] = {
+		{ "/usr/sbin/slurmstepd", "/usr/bin" },
+		{ "/opt/slurm/sbin/slurmstepd", "/opt/slurm/bin" },
+		{ "/opt/slurm-24.11/sbin/slurmstepd", "/opt/slurm-24.11/bin" },
+		{ "/slurmstepd", NULL },
+		{ "slurmstepd", NULL },
+		{ "sbin/slurmstepd", NULL },
+	};
+	char out[64], small[8];
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int rc = sdmtcp_bindir_of(cases[i].exe, out, sizeof(out));
+		if (cases[i].want)
+			CHECK(rc == 0 && !strcmp(out, cases[i].want), "%s -> %s (got %s)", cases[i].exe,
+			      cases[i].want, rc ? "refused" : out);
+		else
+			CHECK(rc < 0, "%s refused", cases[i].exe);
+	}
+	CHECK(sdmtcp_bindir_of("/opt/slurm/sbin/slurmstepd", small, sizeof(small)) < 0,
+	      "a folder longer than the buffer is refused, not cut");
+}
+
 /* The kernel's socket table names the owner of a real local connection (this process), and
  * no owner for a connection that does not exist here; an IPv4 client seen by an IPv6
  * listener (v4-mapped addresses) is found too. */
@@ -625,6 +653,7 @@ int main(void)
 	test_local_refusal();
 	test_batch_coordinator();
 	test_remove_as();
+	test_bindir();
 	test_coordguard();
 	fuzz_parsers();
 	printf("%d passed, %d failed\n", checks - failures, failures);
