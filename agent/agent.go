@@ -155,6 +155,9 @@ type Agent struct {
 	Started time.Time
 	// Space, when set, is checked before each checkpoint.
 	Space SpaceCheck
+	// Signals, when set, already receives SIGTERM, SIGINT and SIGHUP (from the coordinator's
+	// start on); else Serve asks for them.
+	Signals chan os.Signal
 	// PerRank: node 0 of a step of several tasks (Config.PerRank); images are in rank-<R>/ folders, listed by
 	// rank in the manifest.
 	PerRank bool
@@ -176,9 +179,12 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Write
 	kvs = append(kvs, a.startControl(periodic, host, port)...)
 	defer a.stopControl()
 	// SIGTERM handled from before the tasks start (the ready message lets them start).
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer signal.Stop(sigs)
+	sigs := a.Signals
+	if sigs == nil {
+		sigs = make(chan os.Signal, 4)
+		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+		defer signal.Stop(sigs)
+	}
 	if err := proto.WriteReady(ready, append(kvs, a.Extra...)); err != nil {
 		return fmt.Errorf("tell the plugin we are ready: %w", err)
 	}

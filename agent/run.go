@@ -99,6 +99,8 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 	// folders, and starts while Slurm is asked for the restart count, the node's facts are
 	// read (a cache read, or a collection of a few ms) and the restore is planned. The other
 	// nodes of a step across nodes need neither the facts nor a coordinator: node 0 decides.
+	sigs := make(chan os.Signal, 4)
+	defer signal.Stop(sigs)
 	var store *generations.Store
 	var inst coordinator.Install
 	var coordinatorStarted func() coordStart // waits for startCoordinator, however often called
@@ -112,7 +114,14 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 			return readyErr(&Error{Code: ExitFolders, Err: err})
 		}
 		coordc := make(chan coordStart, 1)
-		go func() { coordc <- startCoordinator(cfg, layout, inst) }()
+		go func() {
+			cs := startCoordinator(cfg, layout, inst)
+			// The coordinator runs with SIGTERM ignored; from now on Slurm's SIGTERM is
+			// caught and kept for Serve, which checkpoints on it (one that came during a
+			// restore or before the ready message is not lost).
+			signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+			coordc <- cs
+		}()
 		coordinatorStarted = sync.OnceValue(func() coordStart { return <-coordc })
 		go func(c Config) { factsc <- loadFacts(c) }(cfg)
 	}
@@ -197,7 +206,7 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 	}
 	host, _ := os.Hostname()
 	jobID, _ := strconv.ParseUint(cfg.JobID, 10, 32)
-	a := &Agent{Config: cfg, Layout: layout, Coord: coord, Store: store, Log: log, Extra: extra,
+	a := &Agent{Config: cfg, Layout: layout, Coord: coord, Store: store, Log: log, Extra: extra, Signals: sigs,
 		CheckpointTimeout: 30 * time.Minute, Job: job, Started: started, AskEndTimeAfter: askEndTimeAfter,
 		Space: StepSpace("/proc", os.Getppid(), os.Getpid(), layout.CkptDir),
 		Meta: manifest.Meta{JobID: uint32(jobID), StepID: cfg.Step, RestartCount: uint32(cfg.RestartCount),
