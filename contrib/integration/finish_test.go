@@ -1,0 +1,62 @@
+//go:build integration
+
+package integration
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// launcherPids finds the task launcher of a job's batch step.
+func launcherPids(t *testing.T, id string) []int {
+	t.Helper()
+	var pids []int
+	for _, pid := range descendants(t, stepdPid(t, id)) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err == nil && strings.Contains(strings.SplitN(string(b), "\x00", 2)[0], "slurm-dmtcp-exec") {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// The task launcher itself is SIGKILLed (as the OOM killer or Slurm's SIGKILL would): its
+// program goes with it, nothing says that the step ended by itself, so it is not marked
+// finished, and the job's next run restores the newest generation instead of starting from
+// the top.
+func TestLauncherKilledStepIsRestored(t *testing.T) {
+	c := newCluster(t)
+	needDMTCP(t)
+	c.withPolicy(t, "min_interval=1")
+	dir := workdir(t)
+	script := writeScript(t, dir, "counter.py", fmt.Sprintf(pyCounter, 60, "0.3"))
+	out, errf := dir+"/out", dir+"/err"
+	id := c.sbatch(t, dir, "--dmtcp-interval=2s", "-o", out, "-e", errf, script)
+	stepDir := filepath.Join(homeOf(t, testUser), ".slurm-dmtcp", id, "batch")
+	waitFile(t, errf, "generation 1:", 60*time.Second)
+	pids := launcherPids(t, id)
+	require.Len(t, pids, 1, "the batch step's launcher")
+	require.NoError(t, syscall.Kill(pids[0], syscall.SIGKILL))
+	c.waitState(t, id, 60*time.Second, "FAILED", "COMPLETED", "PENDING", "REQUEUED")
+	assert.NoFileExists(t, filepath.Join(stepDir, "finished"), "a killed launcher is no proof of a finish")
+
+	c.runAgain(t, id)
+	j := c.waitDone(t, id, 120*time.Second)
+	e, _ := os.ReadFile(errf)
+	assert.Equal(t, "COMPLETED", j.State, "error file:\n%s", e)
+	assert.Contains(t, string(e), "slurm-dmtcp: restart 1: restoring generation ")
+	assert.NotContains(t, string(e), "starting it again from the top")
+	b, _ := os.ReadFile(out)
+	assertCountedTo(t, string(b), 60)
+	if t.Failed() {
+		logAgents(t, filepath.Dir(stepDir))
+	}
+}
