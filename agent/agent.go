@@ -144,6 +144,9 @@ type Agent struct {
 	CheckpointTimeout time.Duration
 	// RestoreWait bounds a restore (restorewatch.go); 0: from the images' size.
 	RestoreWait time.Duration
+	// RestoreSettle: a restored program that dies abnormally this long after the restore
+	// completed counts as a failed restore; 0: restoreSettle.
+	RestoreSettle time.Duration
 	// Job reads the job's end time and requeues it (continuation past the time limit); nil:
 	// no checkpoint before the time limit.
 	Job Job

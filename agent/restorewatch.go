@@ -2,9 +2,12 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/sirupsen/logrus"
 
 	"github.com/slurm-dmtcp/slurm-dmtcp/proto"
 )
@@ -43,45 +46,89 @@ func restoring(extra []proto.KV) string {
 	return ""
 }
 
+// restoreSettle: a restored program that dies abnormally (a signal, DMTCP's failure code)
+// within this time after its restore completed is taken for a failed restore.
+const restoreSettle = 30 * time.Second
+
+// restoreSettle is Agent.RestoreSettle, or the default.
+func (a *Agent) restoreSettle() time.Duration {
+	if a.RestoreSettle > 0 {
+		return a.RestoreSettle
+	}
+	return restoreSettle
+}
+
 // watchRestore waits until the processes of generation gen run again under the
 // coordinator. If that does not happen within wait (restoreWait when 0), it says so in the
-// job's error output and ends the computation, so that the step fails instead of hanging.
-// It gives up quietly when ctx ends (the step is over).
+// job's error output and ends the computation, so that the step does not hang. On a step on
+// one node a restore that fails (never completes, or a restored program dies abnormally
+// within restoreSettle) is retried (retryRestore), each attempt one line in the job's error
+// output. It gives up quietly when ctx ends (the step is over).
 func (a *Agent) watchRestore(ctx context.Context, gen string, wait time.Duration) {
+	retry := !a.Config.AcrossNodes()
+	for attempt := 1; ; attempt++ {
+		why := a.awaitRestore(ctx, gen, wait, attempt, retry)
+		if why == "" || !retry || ctx.Err() != nil {
+			return
+		}
+		if gen = a.retryRestore(ctx, gen, attempt, why); gen == "" {
+			return
+		}
+	}
+}
+
+// awaitRestore watches one attempt of a restore; it returns why it failed, or "".
+func (a *Agent) awaitRestore(ctx context.Context, gen string, wait time.Duration, attempt int, retry bool) string {
 	want, bytes := restoreImages(gen)
 	if want == 0 {
-		return
+		return ""
 	}
 	if wait == 0 {
 		wait = restoreWait(bytes)
 	}
-	log := a.Log.WithField("generation_path", gen)
+	log := a.Log.WithFields(logrus.Fields{"generation_path": gen, "attempt": attempt})
 	start := time.Now()
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
+	var complete time.Time
 	peers := 0
 	for {
-		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		st, err := a.Coord.Status(sctx)
-		cancel()
-		if err == nil {
-			peers = st.NumPeers
+		if retry {
+			if why := failedTasks(a.Layout.RunDir, a.Config.Tasks); why != "" {
+				log.WithField("reason", why).Warn("restore failed")
+				return why
+			}
+		}
+		if complete.IsZero() {
+			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			st, err := a.Coord.Status(sctx)
+			cancel()
 			// The coordinator says running only once every restarting process has
 			// connected and the computation goes on (some may have ended since).
-			if st.Running && st.NumPeers > 0 {
-				log.WithField("processes", st.NumPeers).WithField("duration", time.Since(start).Round(time.Millisecond).String()).Info("restore complete: the processes run again")
-				return
+			if err == nil {
+				peers = st.NumPeers
+				if st.Running && st.NumPeers > 0 {
+					complete = time.Now()
+					log.WithField("processes", st.NumPeers).WithField("duration", time.Since(start).Round(time.Millisecond).String()).Info("restore complete: the processes run again")
+					if !retry {
+						return ""
+					}
+					deadline.Stop()
+				}
 			}
+		} else if time.Since(complete) > a.restoreSettle() {
+			a.replyRestore(proto.RestoreReply{Attempt: attempt, Over: true})
+			return ""
 		}
 		select {
 		case <-ctx.Done():
-			return
+			return ""
 		case <-deadline.C:
-			log.WithField("connected", peers).WithField("images", want).Error("restore did not complete: ending the step")
-			a.progress("restore did not complete within %s: %d of the %d restored processes reached the coordinator; ending the step so the job does not hang (see agent.log)",
+			log.WithField("connected", peers).WithField("images", want).Error("restore did not complete: ending the computation")
+			a.progress("restore did not complete within %s: %d of the %d restored processes reached the coordinator; ending it so the job does not hang (see agent.log)",
 				wait.Round(time.Second), peers, want)
 			a.kill(ctx)
-			return
+			return fmt.Sprintf("the restore did not complete within %s", wait.Round(time.Second))
 		case <-time.After(200 * time.Millisecond):
 		}
 	}

@@ -36,8 +36,9 @@ func TestRestoreImagesCountsRanks(t *testing.T) {
 	assert.Equal(t, 2*time.Minute+10*time.Second, restoreWait(200<<20))
 }
 
-// A restore whose processes never all connect (DMTCP then waits for ever) ends the step
-// with a message; one that completes, or a step that ends first, is left alone.
+// A restore whose processes never all connect (DMTCP then waits for ever) ends the
+// computation with a message (a step across nodes is not restored again); one that completes,
+// or a step that ends first, is left alone.
 func TestWatchRestore(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
@@ -48,11 +49,11 @@ func TestWatchRestore(t *testing.T) {
 	}{
 		{"restore completes", coordinator.Status{NumPeers: 1, Running: true}, 0, 0, ""},
 		{"restore hangs", coordinator.Status{NumPeers: 1, Running: false}, 0, 1,
-			"restore did not complete within 0s: 1 of the 2 restored processes reached the coordinator; ending the step"},
+			"restore did not complete within 0s: 1 of the 2 restored processes reached the coordinator; ending it"},
 		{"step ends before the bound", coordinator.Status{NumPeers: 1, Running: false}, 100 * time.Millisecond, 0, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a, fake, progress := newTestAgent(t, Config{JobID: "7", Step: "batch"}, nil)
+			a, fake, progress := newTestAgent(t, Config{JobID: "7", Step: "0", Nodes: 2, Tasks: 1}, nil)
 			coord := &restoringCoord{fakeCoord: fake, status: tc.status}
 			a.Coord = coord
 			gen := t.TempDir()

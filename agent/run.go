@@ -183,6 +183,10 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 			return failed(err)
 		}
 	}
+	if restoring(extra) != "" && !cfg.AcrossNodes() {
+		// A failed restore is retried (restoreretry.go): the launchers wait for the word.
+		extra = append(extra, proto.KV{Key: proto.KeyRestoreRetry, Value: "1"})
+	}
 	if cfg.PerRank() {
 		extra = append(extra, proto.KV{Key: proto.KeyPerRank, Value: "1"})
 	}

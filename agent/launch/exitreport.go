@@ -2,8 +2,6 @@ package launch
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 
 	"github.com/slurm-dmtcp/slurm-dmtcp/proto"
@@ -39,20 +37,7 @@ func RecordExit(env []string, code int) error {
 	if err != nil || id < 0 {
 		return fmt.Errorf("task's SLURM_LOCALID is %q: cannot report its exit", lookup(env, "SLURM_LOCALID"))
 	}
-	name := proto.TaskExitedFile(id)
-	f, err := os.CreateTemp(dir, "."+name+".*")
-	if err != nil {
-		return fmt.Errorf("report the task's exit: %w", err)
-	}
-	defer os.Remove(f.Name())
-	_, err = fmt.Fprintf(f, "%d\n", code)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), filepath.Join(dir, name))
-	}
-	if err != nil {
+	if err := writeAtomic(dir, proto.TaskExitedFile(id), fmt.Sprintf("%d\n", code)); err != nil {
 		return fmt.Errorf("report the task's exit: %w", err)
 	}
 	return nil

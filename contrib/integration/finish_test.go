@@ -60,3 +60,51 @@ func TestLauncherKilledStepIsRestored(t *testing.T) {
 		logAgents(t, filepath.Dir(stepDir))
 	}
 }
+
+// crashOnce counts like pyCounter, and kills itself with SIGSEGV once when the file named
+// by its second argument appears (the test puts it there while the job waits to run again,
+// so that it is the restored process that dies, as a process that DMTCP restores wrongly
+// would).
+const crashOnce = `#!/usr/bin/env python3
+#SBATCH --open-mode=append
+import os, signal, sys, time
+flag = sys.argv[1]
+i = 0
+while i < %d:
+    if os.path.exists(flag):
+        os.remove(flag)
+        os.kill(os.getpid(), signal.SIGSEGV)
+    i += 1
+    print("count", i, flush=True)
+    time.sleep(0.3)
+print("final", i, flush=True)
+`
+
+// A restored program that dies with SIGSEGV right after the restore is restored again, with
+// one line in the job's error file, and the job ends with the uninterrupted result.
+func TestFailedRestoreIsRetried(t *testing.T) {
+	c := newCluster(t)
+	needDMTCP(t)
+	c.withPolicy(t, "min_interval=1")
+	dir := workdir(t)
+	script := writeScript(t, dir, "counter.py", fmt.Sprintf(crashOnce, 40))
+	flag := filepath.Join(dir, "crash")
+	out, errf := dir+"/out", dir+"/err"
+	id := c.sbatch(t, dir, "--dmtcp-interval=2s", "-o", out, "-e", errf, script, flag)
+	waitFile(t, errf, "generation 1:", 60*time.Second)
+	r := c.run(t, "", "/", nil, "scontrol", "requeue", id)
+	require.Equal(t, 0, r.code, r.stderr)
+	c.waitState(t, id, 40*time.Second, "PENDING")
+	require.NoError(t, os.WriteFile(flag, nil, 0o666))
+	c.startNow(t, id)
+	j := c.waitDone(t, id, 120*time.Second)
+	e, _ := os.ReadFile(errf)
+	assert.Equal(t, "COMPLETED", j.State, "error file:\n%s", e)
+	assert.NoFileExists(t, flag, "the restored program saw the flag")
+	assert.Regexp(t, `slurm-dmtcp: restore of generation (\d+) failed \(task 0 was killed by signal 11 \(segmentation fault, exit 139\)\): restoring generation \d+, attempt 2 of 4`, string(e))
+	b, _ := os.ReadFile(out)
+	assertCountedTo(t, string(b), 40)
+	if t.Failed() {
+		logAgents(t, filepath.Join(homeOf(t, testUser), ".slurm-dmtcp", id))
+	}
+}

@@ -21,6 +21,10 @@ const stopWait = 5 * time.Minute
 // dmtcp_launch has failed and nothing answers at the coordinator's address.
 const failureWait = 2 * time.Second
 
+// restoreReplyWait bounds the wait for the agent's answer once a restored program died
+// abnormally: the agent first ends what is left of the computation (at most about 15 s).
+const restoreReplyWait = time.Minute
+
 func main() {
 	path, argv, env, err := launch.Command(os.Args[1:], os.Environ())
 	if err != nil {
@@ -31,6 +35,23 @@ func main() {
 	}
 	launch.RecordPid(env)
 	code := launch.Supervise(path, argv, env, launch.RunDir(os.Environ()), stopWait)
+	// A restored program that died abnormally is restored again when the agent says so (it
+	// says which generation, and tells the user in the job's error file).
+	for attempt, task := 1, os.Environ(); launch.RestoreRetried(task) && code != launch.ExitStopped && !launch.EndedByItself(task, code); {
+		reply, err := launch.AwaitRestoreReply(task, attempt, code, restoreReplyWait)
+		if err != nil || reply.Over {
+			break
+		}
+		if reply.GiveUp != "" {
+			fmt.Fprintf(os.Stderr, "slurm-dmtcp: %s\n", reply.GiveUp)
+			break
+		}
+		attempt, task = reply.Attempt, launch.WithRestore(task, reply.Restore)
+		if path, argv, env, err = launch.Command(os.Args[1:], task); err != nil {
+			os.Exit(launch.Fail(err))
+		}
+		code = launch.Supervise(path, argv, env, launch.RunDir(task), stopWait)
+	}
 	if err := launch.RecordExit(os.Environ(), code); err != nil {
 		fmt.Fprintf(os.Stderr, "slurm-dmtcp: %v; a later run of the job restores the step instead of starting it again\n", err)
 	}
