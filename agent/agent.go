@@ -211,7 +211,14 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Write
 	}()
 
 	if gen := restoring(a.Extra); gen != "" && !a.Config.Member() {
-		go a.watchRestore(runCtx, gen, a.RestoreWait)
+		go func() {
+			if verifyLater(a.Extra) {
+				if gen = a.verifyRestore(gen); gen == "" {
+					return
+				}
+			}
+			a.watchRestore(runCtx, gen, a.RestoreWait)
+		}()
 	}
 	var lead <-chan time.Time
 	var leadTimer *time.Timer

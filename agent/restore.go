@@ -19,8 +19,10 @@ var ErrNoCheckpoint = errors.New("no verified checkpoint generation")
 // restorePlan decides, when Slurm runs the job again, which generation the tasks restore:
 // the newest one that verifies against its manifest, newer than the step's last finish.
 // Damaged newer ones are skipped with a note for the user; with none verified the job starts
-// from the top, or fails when cfg.FailWithoutCheckpoint says so.
-func restorePlan(cfg Config, store *generations.Store, stepDir string, log *logrus.Entry) ([]proto.KV, error) {
+// from the top, or fails when cfg.FailWithoutCheckpoint says so. With later, the images are
+// not hashed here (only Generation.Check): the agent verifies them after its ready message
+// (verifyRestore), and the task launchers wait for its word (proto.KeyRestoreVerify).
+func restorePlan(cfg Config, store *generations.Store, stepDir string, log *logrus.Entry, later bool) ([]proto.KV, error) {
 	if cfg.RestartCount == 0 {
 		return nil, nil
 	}
@@ -31,7 +33,11 @@ func restorePlan(cfg Config, store *generations.Store, stepDir string, log *logr
 	if ferr != nil {
 		log.WithError(ferr).Warn("finished marker unreadable: not taken for a finish")
 	}
-	g, skipped, err := store.NewestVerified()
+	find := store.NewestVerified
+	if later {
+		find = store.NewestIntact
+	}
+	g, skipped, err := find()
 	if done >= 0 && (err != nil || g.Number <= done) {
 		log.WithField("generation", g.Number).Info("the step finished in an earlier run: starting it from the top")
 		return note([]string{fmt.Sprintf("restart %d: this step finished in an earlier run; starting it again from the top", cfg.RestartCount)}), nil
@@ -54,5 +60,54 @@ func restorePlan(cfg Config, store *generations.Store, stepDir string, log *logr
 	log.WithFields(logrus.Fields{"generation": g.Number, "taken": g.Time.Format(time.RFC3339)}).Info("restoring")
 	notes = append(notes, fmt.Sprintf("restart %d: restoring generation %d (checkpoint of %s, %s)",
 		cfg.RestartCount, g.Number, g.Time.Format(time.RFC3339), g.Reason))
-	return append(note(notes), proto.KV{Key: proto.KeyRestore, Value: g.Path}), nil
+	kvs := append(note(notes), proto.KV{Key: proto.KeyRestore, Value: g.Path})
+	if later {
+		kvs = append(kvs, proto.KV{Key: proto.KeyRestoreVerify, Value: "1"})
+	}
+	return kvs, nil
+}
+
+// verifyRestore verifies, after the ready message, the generation gen that restorePlan chose
+// without hashing it, and tells the task launchers what to restore (proto.KeyRestoreVerify):
+// gen, or the newest older one that verifies (each damaged one a line in the job's error
+// output), or to start from the top, or, when the site says on_no_checkpoint=fail, that the
+// step fails. It returns the generation restored, "" when none is.
+func (a *Agent) verifyRestore(gen string) string {
+	start := time.Now()
+	done, _ := finishedAt(a.Layout.StepDir)
+	cur := generationNumber(gen)
+	gens, err := a.Store.List()
+	if err != nil {
+		a.Log.WithError(err).Error("generations")
+	}
+	for i := len(gens) - 1; i >= 0; i-- {
+		g := gens[i]
+		if g.Number > cur || g.Number <= done {
+			continue
+		}
+		if _, err := g.Verify(); err != nil {
+			a.Log.WithError(err).WithField("generation", g.Number).Warn("generation damaged: falling back")
+			a.progress("generation %d is damaged (%v); falling back to an older one", g.Number, err)
+			continue
+		}
+		a.Log.WithFields(logrus.Fields{"generation": g.Number, "bytes": g.Size,
+			"duration": time.Since(start).Round(time.Millisecond).String()}).Info("generation verified: restoring it")
+		if g.Number != cur {
+			a.progress("restart %d: restoring generation %d (checkpoint of %s, %s)", a.Config.RestartCount, g.Number,
+				g.Time.Format(time.RFC3339), g.Reason)
+		}
+		a.replyRestore(proto.RestoreReply{Attempt: 1, Restore: g.Path})
+		return g.Path
+	}
+	if a.Config.FailWithoutCheckpoint {
+		msg := fmt.Sprintf("restart %d: %v in %s; this cluster fails such jobs instead of starting them from the top (plugstack.conf on_no_checkpoint=fail)",
+			a.Config.RestartCount, ErrNoCheckpoint, a.Layout.StepDir)
+		a.Log.Error(msg)
+		a.replyRestore(proto.RestoreReply{Attempt: 1, GiveUp: msg})
+		return ""
+	}
+	a.Log.Warn("no verified generation: the step starts from the top")
+	a.progress("restart %d: no verified checkpoint generation; starting from the top", a.Config.RestartCount)
+	a.replyRestore(proto.RestoreReply{Attempt: 1, Fresh: true})
+	return ""
 }

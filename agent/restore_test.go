@@ -67,7 +67,7 @@ func TestRestorePlan(t *testing.T) {
 					require.NoError(t, os.WriteFile(filepath.Join(step, finishedFile), []byte("generation=1\n"), 0o600))
 				}
 			}
-			kvs, err := restorePlan(tc.cfg, store, step, logrus.NewEntry(log))
+			kvs, err := restorePlan(tc.cfg, store, step, logrus.NewEntry(log), false)
 			if tc.wantErr != "" {
 				require.ErrorIs(t, err, ErrNoCheckpoint)
 				assert.Contains(t, err.Error(), tc.wantErr)

@@ -147,3 +147,59 @@ func TestGenerationNumber(t *testing.T) {
 	assert.Equal(t, 12, generationNumber("/h/.slurm-dmtcp/7/batch/gen-000012"))
 	assert.Equal(t, 0, generationNumber("/h/.slurm-dmtcp/7/batch/.current"))
 }
+
+// After the ready message the agent verifies the generation restorePlan chose without
+// hashing it: a damaged one falls back to an older one that verifies, none left starts the
+// step from the top, or fails it when the site says so; the launchers hear it in the reply.
+func TestVerifyRestoreAfterReady(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		damage   []int // generations whose image changes, size kept
+		failPol  bool
+		want     proto.RestoreReply // Restore: a generation number in want.Attempt's place
+		wantGen  int
+		wantLine string
+	}{
+		{"the newest verifies", nil, false, proto.RestoreReply{Attempt: 1}, 3, ""},
+		{"the newest is damaged", []int{3}, false, proto.RestoreReply{Attempt: 1}, 2, "generation 3 is damaged"},
+		{"all are damaged", []int{1, 2, 3}, false, proto.RestoreReply{Attempt: 1, Fresh: true}, 0, "no verified checkpoint generation; starting from the top"},
+		{"all are damaged, the site fails such jobs", []int{1, 2, 3}, true, proto.RestoreReply{Attempt: 1}, 0, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, _, progress := newTestAgent(t, Config{JobID: "7", Step: "batch", Tasks: 1, RestartCount: 1, FailWithoutCheckpoint: tc.failPol}, nil)
+			require.NoError(t, a.Store.Close())
+			store, err := generations.Open(a.Layout.StepDir, generations.Options{Keep: 3})
+			require.NoError(t, err)
+			a.Store = store
+			for i := 0; i < 3; i++ {
+				_, err = a.Checkpoint(context.Background(), "periodic")
+				require.NoError(t, err)
+			}
+			gens, err := a.Store.List()
+			require.NoError(t, err)
+			for _, n := range tc.damage {
+				images, _ := filepath.Glob(filepath.Join(gens[n-1].Path, "ckpt_*"))
+				require.NoError(t, os.WriteFile(images[0], make([]byte, 4096), 0o600))
+			}
+			got := a.verifyRestore(gens[2].Path)
+			b, err := os.ReadFile(filepath.Join(a.Layout.RunDir, proto.RestoreReplyFile))
+			require.NoError(t, err)
+			reply, err := proto.ParseRestoreReply(b)
+			require.NoError(t, err)
+			if tc.wantGen > 0 {
+				assert.Equal(t, gens[tc.wantGen-1].Path, got)
+				tc.want.Restore = gens[tc.wantGen-1].Path
+			} else {
+				assert.Empty(t, got)
+			}
+			if tc.failPol {
+				assert.Contains(t, reply.GiveUp, "on_no_checkpoint=fail")
+				reply.GiveUp = ""
+			}
+			assert.Equal(t, tc.want, reply)
+			if tc.wantLine != "" {
+				assert.Contains(t, progress.String(), tc.wantLine)
+			}
+		})
+	}
+}

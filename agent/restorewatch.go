@@ -46,6 +46,17 @@ func restoring(extra []proto.KV) string {
 	return ""
 }
 
+// verifyLater reports whether the ready message's pairs leave the generation to restore to
+// be verified after it (proto.KeyRestoreVerify).
+func verifyLater(extra []proto.KV) bool {
+	for _, kv := range extra {
+		if kv.Key == proto.KeyRestoreVerify {
+			return kv.Value == "1"
+		}
+	}
+	return false
+}
+
 // restoreSettle: a restored program that dies abnormally (a signal, DMTCP's failure code)
 // within this time after its restore completed is taken for a failed restore.
 const restoreSettle = 30 * time.Second

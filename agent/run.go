@@ -156,7 +156,7 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 	for _, st := range store.StaleRemoved() {
 		log.WithField("folder", st).Warn("removed a half-written generation left by an earlier run")
 	}
-	extra, err := restorePlan(cfg, store, layout.StepDir, log)
+	extra, err := restorePlan(cfg, store, layout.StepDir, log, !cfg.AcrossNodes())
 	if err != nil {
 		return failed(&Error{Code: ExitNoCheckpoint, Err: err})
 	}

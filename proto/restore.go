@@ -13,6 +13,13 @@ import (
 // writes RestoreFailedFile and waits for the agent's RestoreReplyFile before it ends.
 const KeyRestoreRetry = "restore_retry"
 
+// KeyRestoreVerify is "1" when the agent verifies the generation to restore after its ready
+// message (hashing every image takes a time that grows with the job): the task launchers
+// wait for its RestoreReplyFile of attempt 1, which names the generation that verified
+// (the one of the ready message or an older one), says to start from the top (Fresh), or
+// gives up.
+const KeyRestoreVerify = "restore_verify"
+
 // RestoreFailedFile, in the step's runtime folder, is written by the task launcher of local
 // task localID when its restored program died abnormally: "attempt=N\ncode=C\n".
 func RestoreFailedFile(localID int) string { return fmt.Sprintf("restore-failed.%d", localID) }
@@ -24,12 +31,14 @@ const RestoreReplyFile = "restore-reply"
 // RestoreReply is the content of RestoreReplyFile: for Attempt, either the generation to
 // restore again (Restore), or the end of the retries (GiveUp, what to tell the user), or Over:
 // the restore went well and the time in which a failure counts as the restore's is over,
-// so a task that ends now ends with its own status.
+// so a task that ends now ends with its own status; or Fresh: no generation verified,
+// start the task's program from the top.
 type RestoreReply struct {
 	Attempt int
 	Restore string
 	GiveUp  string
 	Over    bool
+	Fresh   bool
 }
 
 // Marshal is one key=value per line.
@@ -39,6 +48,8 @@ func (r RestoreReply) Marshal() []byte {
 	switch {
 	case r.Over:
 		b.WriteString("over=1\n")
+	case r.Fresh:
+		b.WriteString("fresh=1\n")
 	case r.GiveUp != "":
 		fmt.Fprintf(&b, "giveup=%s\n", strings.NewReplacer("\n", " ", "\r", " ").Replace(r.GiveUp))
 	default:
@@ -73,12 +84,15 @@ func ParseRestoreReply(data []byte) (RestoreReply, error) {
 		case "over":
 			r.Over = v == "1"
 			seen++
+		case "fresh":
+			r.Fresh = v == "1"
+			seen++
 		default:
 			return r, fmt.Errorf("restore reply: unknown key %q", k)
 		}
 	}
-	if r.Attempt == 0 || seen != 1 || (r.Restore == "" && r.GiveUp == "" && !r.Over) {
-		return r, fmt.Errorf("restore reply: want attempt= and one of restore=, giveup=, over=1; have %q", data)
+	if r.Attempt == 0 || seen != 1 || (r.Restore == "" && r.GiveUp == "" && !r.Over && !r.Fresh) {
+		return r, fmt.Errorf("restore reply: want attempt= and one of restore=, giveup=, over=1, fresh=1; have %q", data)
 	}
 	return r, nil
 }

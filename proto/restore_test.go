@@ -12,6 +12,7 @@ func TestRestoreReplyRoundTrip(t *testing.T) {
 		{Attempt: 2, Restore: "/h/.slurm-dmtcp/7/batch/gen-000004"},
 		{Attempt: 4, GiveUp: "the restore failed 4 times\n(generations 4, 3)"},
 		{Attempt: 1, Over: true},
+		{Attempt: 1, Fresh: true},
 	} {
 		got, err := ParseRestoreReply(r.Marshal())
 		require.NoError(t, err)
@@ -24,7 +25,7 @@ func TestRestoreReplyRoundTrip(t *testing.T) {
 
 func TestRestoreReplyRefusesTheMalformed(t *testing.T) {
 	for _, b := range []string{"", "attempt=2\n", "restore=/g\n", "attempt=0\nrestore=/g\n", "attempt=x\nover=1\n",
-		"attempt=2\nrestore=/g\nover=1\n", "attempt=2\nwhat=1\n", "attempt=2\nnoequals\n", "attempt=2\nover=0\n"} {
+		"attempt=2\nrestore=/g\nover=1\n", "attempt=2\nwhat=1\n", "attempt=2\nnoequals\n", "attempt=2\nover=0\n", "attempt=1\nfresh=0\n"} {
 		_, err := ParseRestoreReply([]byte(b))
 		assert.Error(t, err, "%q", b)
 	}

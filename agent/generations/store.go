@@ -242,6 +242,24 @@ func (g Generation) Verify() (*manifest.Manifest, error) {
 	return m, nil
 }
 
+// Check makes the cheap checks of Verify (manifest, files present with their size and
+// mode, nothing else): no file is read.
+func (g Generation) Check() (*manifest.Manifest, error) {
+	m, err := manifest.Check(g.Path)
+	if err != nil {
+		var ve *manifest.VerifyError
+		if errors.As(err, &ve) && ve.Generation == 0 {
+			ve.Generation = g.Number
+		}
+		return nil, err
+	}
+	if m.Generation != g.Number {
+		return nil, &manifest.VerifyError{Dir: g.Path, Generation: g.Number, Path: manifest.FileName,
+			Problem: manifest.ProblemManifest, Detail: fmt.Sprintf("manifest names generation %d", m.Generation)}
+	}
+	return m, nil
+}
+
 // List returns the generations, oldest first. It reads each manifest but
 // verifies nothing.
 func (s *Store) List() ([]Generation, error) {
@@ -282,6 +300,18 @@ func (k Skipped) String() string {
 // path logs each Skipped and falls back to the returned generation. If none
 // verifies the error wraps ErrNoVerified.
 func (s *Store) NewestVerified() (Generation, []Skipped, error) {
+	return s.newest(true)
+}
+
+// NewestIntact is NewestVerified with Generation.Check: the newest generation that is whole
+// as far as can be seen without reading its images. It is not verified: Verify it before
+// restoring it.
+func (s *Store) NewestIntact() (Generation, []Skipped, error) {
+	return s.newest(false)
+}
+
+// newest is the newest generation that verifies (full) or passes Check (not full).
+func (s *Store) newest(full bool) (Generation, []Skipped, error) {
 	gens, err := s.List()
 	if err != nil {
 		return Generation{}, nil, err
@@ -289,12 +319,18 @@ func (s *Store) NewestVerified() (Generation, []Skipped, error) {
 	var skipped []Skipped
 	for i := len(gens) - 1; i >= 0; i-- {
 		g := gens[i]
-		if _, err := g.Verify(); err != nil {
+		check := g.Check
+		if full {
+			check = g.Verify
+		}
+		if _, err := check(); err != nil {
 			s.setVerified(g.Number, false)
 			skipped = append(skipped, Skipped{Generation: g, Err: err})
 			continue
 		}
-		s.setVerified(g.Number, true)
+		if full {
+			s.setVerified(g.Number, true)
+		}
 		return g, skipped, nil
 	}
 	return Generation{}, skipped, fmt.Errorf("generations: %s: %w (%d generation(s), %d damaged)",

@@ -107,7 +107,8 @@ func Command(args []string, env []string) (string, []string, []string, error) {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
 		case proto.EnvArgv0, proto.EnvError, proto.EnvName(proto.KeyRestore), proto.EnvName(proto.KeyRestoreNote),
-			proto.EnvName(proto.KeyPerRank), proto.EnvName(proto.KeyReportExit), proto.EnvName(proto.KeyRestoreRetry):
+			proto.EnvName(proto.KeyPerRank), proto.EnvName(proto.KeyReportExit), proto.EnvName(proto.KeyRestoreRetry),
+			proto.EnvName(proto.KeyRestoreVerify):
 			continue // meant for this task only: a nested srun must not see them
 		}
 		out = append(out, kv)

@@ -56,7 +56,7 @@ func AwaitRestoreReply(env []string, attempt, code int, wait time.Duration) (pro
 	return proto.RestoreReply{}, fmt.Errorf("the agent did not answer within %s", wait)
 }
 
-// WithRestore is env with the generation to restore replaced by gen.
+// WithRestore is env with the generation to restore replaced by gen; none when gen is "".
 func WithRestore(env []string, gen string) []string {
 	key := proto.EnvName(proto.KeyRestore) + "="
 	out := make([]string, 0, len(env)+1)
@@ -65,7 +65,40 @@ func WithRestore(env []string, gen string) []string {
 			out = append(out, kv)
 		}
 	}
+	if gen == "" {
+		return out
+	}
 	return append(out, key+gen)
+}
+
+// VerifiedLater reports whether the agent verifies the generation to restore after its
+// ready message (proto.KeyRestoreVerify): the task must wait for its word (AwaitVerified).
+func VerifiedLater(env []string) bool {
+	return lookup(env, proto.EnvName(proto.KeyRestore)) != "" && lookup(env, proto.EnvName(proto.KeyRestoreVerify)) == "1"
+}
+
+// AwaitVerified waits for the agent's word on the generation to restore (its reply of
+// attempt 1): as long as the agent verifies it, which grows with the images' size, but no
+// longer than the agent lives (its runtime folder) and Slurm lets the step run.
+func AwaitVerified(env []string, every time.Duration) (proto.RestoreReply, error) {
+	dir := lookup(env, proto.EnvName(proto.KeyRunDir))
+	if dir == "" {
+		return proto.RestoreReply{}, errors.New("no runtime folder: cannot hear from the agent")
+	}
+	for {
+		if b, err := os.ReadFile(filepath.Join(dir, proto.RestoreReplyFile)); err == nil {
+			if r, err := proto.ParseRestoreReply(b); err == nil && r.Attempt >= 1 {
+				return r, nil
+			}
+		}
+		if _, err := os.Stat(filepath.Join(dir, proto.StoppingFile)); err == nil {
+			return proto.RestoreReply{}, errors.New("Slurm stopped the step before its checkpoint was verified")
+		}
+		if _, err := os.Stat(dir); err != nil {
+			return proto.RestoreReply{}, errors.New("the agent ended before it verified the checkpoint to restore")
+		}
+		time.Sleep(every)
+	}
 }
 
 // writeAtomic writes dir/name whole (temporary file, rename) or not at all.

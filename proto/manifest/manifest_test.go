@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"fmt"
 	"encoding/json"
 	"errors"
 	"os"
@@ -352,4 +353,32 @@ func TestRanksRejected(t *testing.T) {
 			assert.Contains(t, err.Error(), tc.want)
 		})
 	}
+}
+
+// Check finds what needs no hashing (a missing or cut file) and passes an image whose bytes
+// changed but not its size; Verify finds that too, in whichever file of many it is.
+func TestCheckAndVerifyOfManyFiles(t *testing.T) {
+	files := map[string]string{}
+	for i := 0; i < 9; i++ {
+		files[fmt.Sprintf("ckpt_p%d.dmtcp", i)] = strings.Repeat(fmt.Sprintf("image %d ", i), 2000)
+	}
+	dir := writeGeneration(t, 3, files)
+	_, err := Check(dir)
+	require.NoError(t, err)
+	_, err = Verify(dir)
+	require.NoError(t, err)
+
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "ckpt_p6.dmtcp"), []byte(strings.Repeat("IMAGE 6 ", 2000)), 0o600))
+	_, err = Check(dir)
+	assert.NoError(t, err, "same size: nothing Check can see")
+	_, err = Verify(dir)
+	var ve *VerifyError
+	require.ErrorAs(t, err, &ve)
+	assert.Equal(t, ProblemSHA256, ve.Problem)
+	assert.Equal(t, "ckpt_p6.dmtcp", ve.Path)
+
+	require.NoError(t, os.Truncate(filepath.Join(dir, "ckpt_p2.dmtcp"), 10))
+	_, err = Check(dir)
+	require.ErrorAs(t, err, &ve)
+	assert.Equal(t, ProblemSize, ve.Problem)
 }

@@ -5,6 +5,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -25,6 +26,9 @@ const failureWait = 2 * time.Second
 // abnormally: the agent first ends what is left of the computation (at most about 15 s).
 const restoreReplyWait = time.Minute
 
+// verifiedPoll is how often a restoring task looks for the agent's word on the generation.
+const verifiedPoll = 2 * time.Millisecond
+
 func main() {
 	path, argv, env, err := launch.Command(os.Args[1:], os.Environ())
 	if err != nil {
@@ -34,10 +38,27 @@ func main() {
 		fmt.Fprintf(os.Stderr, "slurm-dmtcp: %s\n", n)
 	}
 	launch.RecordPid(env)
-	code := launch.Supervise(path, argv, env, launch.RunDir(os.Environ()), stopWait)
+	task := os.Environ()
+	if launch.VerifiedLater(task) {
+		// The agent verifies the generation while the task starts: it says which to restore.
+		reply, err := launch.AwaitVerified(task, verifiedPoll)
+		switch {
+		case err != nil:
+			os.Exit(launch.Fail(fmt.Errorf("cannot restore %s: %w", os.Getenv(proto.EnvArgv0), err)))
+		case reply.GiveUp != "":
+			os.Exit(launch.Fail(errors.New(reply.GiveUp)))
+		}
+		if task = launch.WithRestore(task, reply.Restore); reply.Fresh {
+			task = launch.WithRestore(task, "")
+		}
+		if path, argv, env, err = launch.Command(os.Args[1:], task); err != nil {
+			os.Exit(launch.Fail(err))
+		}
+	}
+	code := launch.Supervise(path, argv, env, launch.RunDir(task), stopWait)
 	// A restored program that died abnormally is restored again when the agent says so (it
 	// says which generation, and tells the user in the job's error file).
-	for attempt, task := 1, os.Environ(); launch.RestoreRetried(task) && code != launch.ExitStopped && !launch.EndedByItself(task, code); {
+	for attempt := 1; launch.RestoreRetried(task) && code != launch.ExitStopped && !launch.EndedByItself(task, code); {
 		reply, err := launch.AwaitRestoreReply(task, attempt, code, restoreReplyWait)
 		if err != nil || reply.Over {
 			break
