@@ -4,6 +4,7 @@ package integration
 
 import (
 	"fmt"
+	"math/rand"
 	"os"
 	"path/filepath"
 	"strings"
@@ -104,6 +105,37 @@ func TestFailedRestoreIsRetried(t *testing.T) {
 	assert.Regexp(t, `slurm-dmtcp: restore of generation (\d+) failed \(task 0 was killed by signal 11 \(segmentation fault, exit 139\)\): restoring generation \d+, attempt 2 of 4`, string(e))
 	b, _ := os.ReadFile(out)
 	assertCountedTo(t, string(b), 40)
+	if t.Failed() {
+		logAgents(t, filepath.Join(homeOf(t, testUser), ".slurm-dmtcp", id))
+	}
+}
+
+// Slurm requeues the job again while it restores (SIGTERM to the agent and the restoring
+// tasks, a random moment of the restore): nothing is marked finished, and the next run
+// restores again; the counter ends exactly, never started from the top.
+func TestRequeueDuringRestoreResumes(t *testing.T) {
+	c := newCluster(t)
+	needDMTCP(t)
+	rng := rand.New(rand.NewSource(faultSeed(t)))
+	c.withPolicy(t, "min_interval=1 compress=on")
+	dir := workdir(t)
+	script := writeScript(t, dir, "counter.py", fmt.Sprintf(ballastCounter, 60))
+	out, errf := dir+"/out", dir+"/err"
+	id := c.sbatch(t, dir, "--dmtcp-interval=2s", "-o", out, "-e", errf, script)
+	waitFile(t, errf, "generation 1:", 60*time.Second)
+	c.requeue(t, id)
+	waitFile(t, errf, "restart 1: restoring generation ", 60*time.Second)
+	delay := time.Duration(rng.Intn(1500)) * time.Millisecond
+	time.Sleep(delay)
+	t.Logf("requeued again %s into the restore", delay)
+	c.requeue(t, id)
+	j := c.waitDone(t, id, 150*time.Second)
+	e, _ := os.ReadFile(errf)
+	assert.Equal(t, "COMPLETED", j.State, "error file:\n%s", e)
+	assert.Contains(t, string(e), "slurm-dmtcp: restart 2: restoring generation ")
+	assert.NotContains(t, string(e), "from the top")
+	b, _ := os.ReadFile(out)
+	assertCountedTo(t, string(b), 60)
 	if t.Failed() {
 		logAgents(t, filepath.Join(homeOf(t, testUser), ".slurm-dmtcp", id))
 	}
