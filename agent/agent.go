@@ -158,6 +158,12 @@ type Agent struct {
 	Started time.Time
 	// Space, when set, is checked before each checkpoint.
 	Space SpaceCheck
+	// restored is the number of the generation the step restores (the ready message's, then
+	// the one verified or retried); 0 when it restores none.
+	restored atomic.Int64
+	// Life is the step's phase (lifecycle.go): Serve, the restore's watch, the checkpoints
+	// and the step's end move it.
+	Life Lifecycle
 	// Signals, when set, already receives SIGTERM, SIGINT and SIGHUP (from the coordinator's
 	// start on); else Serve asks for them.
 	Signals chan os.Signal
@@ -211,7 +217,12 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Write
 	}()
 
 	if gen := restoring(a.Extra); gen != "" && !a.Config.Member() {
+		a.setRestored(gen)
+		a.Life.From(Restoring, Starting)
 		go func() {
+			// A step that starts from the top after all, or whose restore is over (watched
+			// to its end, or no image to watch), runs; one that gave up stays killed.
+			defer a.Life.From(Running, Restoring)
 			if verifyLater(a.Extra) {
 				if gen = a.verifyRestore(gen); gen == "" {
 					return
@@ -227,12 +238,13 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Write
 			leadTimer.Stop()
 		}
 	}()
+	a.Life.From(Running, Starting)
 	leadArmed := a.armLeadLater(runCtx)
-	stopping, requeued := false, false
+	requeued := false
 	for {
 		select {
 		case <-stop:
-			err := a.endStep(ctx, stopping)
+			err := a.endStep(ctx)
 			// The plugin waits for the ready pipe's EOF before Slurm hears that the step's
 			// tasks ended: once the coordinator is gone, the marker written and the runtime
 			// folder removed, it is closed, not left to this process's exit.
@@ -255,11 +267,10 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Write
 			_ = a.cleanup()
 			return fail(ExitCoordinator, "dmtcp_coordinator exited while the step was running; see %s", filepath.Join(a.Layout.RunDir, "coordinator.log"))
 		case s := <-sigs:
-			if s != syscall.SIGTERM || stopping {
-				a.Log.WithField("signal", s.String()).Info("signal ignored")
+			if s != syscall.SIGTERM || a.Life.To(Stopping) != nil {
+				a.Log.WithField("signal", s.String()).WithField("phase", a.Life.Phase().String()).Info("signal ignored")
 				continue
 			}
-			stopping = true
 			if requeued {
 				// The agent requeued the job right after the checkpoint before the time limit.
 				a.Log.Info("SIGTERM after our requeue: ending the computation at the checkpoint just taken")
@@ -276,7 +287,7 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Write
 				leadTimer, lead = t, t.C
 			}
 		case <-lead:
-			if stopping {
+			if a.Life.Phase() == Stopping {
 				continue
 			}
 			again, rq := a.beforeTimeLimit(runCtx)
@@ -285,24 +296,25 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Write
 				leadTimer.Reset(again)
 			}
 		case <-periodic.C():
-			if requeued || stopping {
+			if requeued || a.Life.Phase() != Running {
 				continue
 			}
 			_, _ = a.Checkpoint(runCtx, manifest.ReasonPeriodic)
 			periodic.Restart() // measured from the end of the previous checkpoint
 		case <-a.controlKick(): // dmtcpctl: a checkpoint request or a new interval (control.go)
-			a.serveControl(runCtx, requeued || stopping)
+			a.serveControl(runCtx, requeued || a.Life.Phase() == Stopping)
 		}
 	}
 }
 
 // endStep stops the coordinator once the step's tasks are gone. The step is marked
 // finished, so that a later run of the job starts it from the top, only on proof: Slurm was
-// not stopping it and every task of every node reported that its program ended by itself.
+// not stopping it, it was running (or restoring: Lifecycle), and every task of every node
+// reported that its program ended by itself.
 // Anything short of that (a task killed, a launcher killed with it, a node that said
 // nothing) leaves the newest generation to restore.
-func (a *Agent) endStep(ctx context.Context, stopping bool) error {
-	if stopping {
+func (a *Agent) endStep(ctx context.Context) error {
+	if a.Life.Phase() == Stopping {
 		a.Log.Info("step stopped by Slurm: stopping the coordinator")
 		return a.shutdown(nil)
 	}
@@ -313,7 +325,13 @@ func (a *Agent) endStep(ctx context.Context, stopping bool) error {
 			why = othersEnded(ctx, a.Layout.StepDir, leaderAddr(a.Config, a.Started).Run, a.Config.Nodes, nodeEndedWait)
 		}
 	}
+	if why == "" {
+		if err := a.Life.To(Finished); err != nil {
+			why = fmt.Sprintf("its tasks ended while it was %s", a.Life.Phase())
+		}
+	}
 	if why != "" {
+		_ = a.Life.To(Killed)
 		a.Log.WithField("reason", why).Warn("the step did not finish by itself: it is not marked finished, " +
 			"a later run of the job restores its newest generation; stopping the coordinator")
 		return a.shutdown(nil)
@@ -407,6 +425,12 @@ func (a *Agent) Checkpoint(ctx context.Context, reason manifest.Reason) (generat
 // task launchers wait for the commit (proto.StoppingFile, proto.StoppedFile) before they
 // end the step.
 func (a *Agent) checkpoint(ctx context.Context, reason manifest.Reason, stop bool) (generations.Committed, error) {
+	if !stop {
+		if !a.Life.From(Checkpointing, Running) {
+			return generations.Committed{}, fmt.Errorf("no checkpoint while the step is %s", a.Life.Phase())
+		}
+		defer a.Life.From(Running, Checkpointing)
+	}
 	var stage atomic.Value
 	stage.Store("start")
 	defer a.watchCheckpoint(ctx, a.Log.WithField("reason", string(reason)), time.Now(), &stage)()

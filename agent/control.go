@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -164,14 +163,7 @@ func (b backend) Hello() ctl.Hello {
 	a := b.c.a
 	h := ctl.Hello{Protocol: ctl.Version, JobID: a.Config.JobID, Step: a.Config.Step,
 		RestartCount: a.Config.RestartCount, AgentPID: os.Getpid(), Started: a.Started}
-	for _, kv := range a.Extra {
-		if kv.Key == proto.KeyRestore {
-			var n int
-			if _, err := fmt.Sscanf(filepath.Base(kv.Value), "gen-%d", &n); err == nil {
-				h.RestoredGeneration = n
-			}
-		}
-	}
+	h.RestoredGeneration = a.restoredGeneration()
 	return h
 }
 

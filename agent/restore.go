@@ -96,6 +96,7 @@ func (a *Agent) verifyRestore(gen string) string {
 			a.progress("restart %d: restoring generation %d (checkpoint of %s, %s)", a.Config.RestartCount, g.Number,
 				g.Time.Format(time.RFC3339), g.Reason)
 		}
+		a.setRestored(g.Path)
 		a.replyRestore(proto.RestoreReply{Attempt: 1, Restore: g.Path})
 		return g.Path
 	}
@@ -103,11 +104,13 @@ func (a *Agent) verifyRestore(gen string) string {
 		msg := fmt.Sprintf("restart %d: %v in %s; this cluster fails such jobs instead of starting them from the top (plugstack.conf on_no_checkpoint=fail)",
 			a.Config.RestartCount, ErrNoCheckpoint, a.Layout.StepDir)
 		a.Log.Error(msg)
+		_ = a.Life.To(Killed)
 		a.replyRestore(proto.RestoreReply{Attempt: 1, GiveUp: msg})
 		return ""
 	}
 	a.Log.Warn("no verified generation: the step starts from the top")
 	a.progress("restart %d: no verified checkpoint generation; starting from the top", a.Config.RestartCount)
+	a.setRestored("")
 	a.replyRestore(proto.RestoreReply{Attempt: 1, Fresh: true})
 	return ""
 }

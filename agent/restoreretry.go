@@ -56,6 +56,9 @@ func describeExit(code int) string {
 // older verified ones, at most restoreAttempts in all. It returns the generation of the next
 // attempt, or "" when it gave up (the launchers then end, the step is not marked finished).
 func (a *Agent) retryRestore(ctx context.Context, gen string, attempt int, why string) string {
+	if !a.Life.From(Restoring, Restoring, Running) {
+		return "" // Slurm is stopping the step, or it ended: no other attempt
+	}
 	a.kill(ctx)
 	wctx, cancel := context.WithTimeout(ctx, retryWait)
 	defer cancel()
@@ -86,11 +89,13 @@ func (a *Agent) retryRestore(ctx context.Context, gen string, attempt int, why s
 			"its generations stay for a later run (see agent.log)", cur, why, attempt)
 		a.Log.WithField("attempt", attempt).Error(msg)
 		a.progress("%s", msg)
+		_ = a.Life.To(Killed)
 		a.replyRestore(proto.RestoreReply{Attempt: attempt + 1, GiveUp: "the restore failed; see the lines above"})
 		return ""
 	}
 	a.Log.WithField("attempt", attempt+1).WithField("generation", number).WithField("reason", why).Warn("restore failed: retrying")
 	a.progress("restore of generation %d failed (%s): restoring generation %d, attempt %d of %d", cur, why, number, attempt+1, restoreAttempts)
+	a.setRestored(next)
 	a.replyRestore(proto.RestoreReply{Attempt: attempt + 1, Restore: next})
 	return next
 }

@@ -46,6 +46,12 @@ func restoring(extra []proto.KV) string {
 	return ""
 }
 
+// setRestored records gen (a generation folder; "" none) as the one the step restores.
+func (a *Agent) setRestored(gen string) { a.restored.Store(int64(generationNumber(gen))) }
+
+// restoredGeneration is the number of the generation the step restores, 0 when none.
+func (a *Agent) restoredGeneration() int { return int(a.restored.Load()) }
+
 // verifyLater reports whether the ready message's pairs leave the generation to restore to
 // be verified after it (proto.KeyRestoreVerify).
 func verifyLater(extra []proto.KV) bool {
@@ -120,6 +126,7 @@ func (a *Agent) awaitRestore(ctx context.Context, gen string, wait time.Duration
 				peers = st.NumPeers
 				if st.Running && st.NumPeers > 0 {
 					complete = time.Now()
+					a.Life.From(Running, Restoring)
 					log.WithField("processes", st.NumPeers).WithField("duration", time.Since(start).Round(time.Millisecond).String()).Info("restore complete: the processes run again")
 					if !retry {
 						return ""

@@ -161,6 +161,7 @@ func newTestAgent(t *testing.T, cfg Config, job *fakeJob) (*Agent, *fakeCoord, *
 		Log: logrus.NewEntry(log), Job: job, Started: time.Now(), CheckpointTimeout: 10 * time.Second,
 		Progress: func() io.WriteCloser { return progress }}
 	a.Meta.JobID, a.Meta.StepID, a.Meta.User, a.Meta.Node, a.Meta.DMTCPVersion = 7, "batch", "u", "n", "5.0"
+	require.NoError(t, a.Life.To(Running)) // as Serve puts a step that restores nothing
 	return a, coord, progress
 }
 
