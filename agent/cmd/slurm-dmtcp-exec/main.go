@@ -22,9 +22,19 @@ const stopWait = 5 * time.Minute
 const failureWait = 2 * time.Second
 
 func main() {
-	path, argv, env, err := launch.Command(os.Args[1:], os.Environ())
-	if err != nil {
-		os.Exit(launch.Fail(err))
+	// DMTCP's plugin of the tasks: without it (a broken install) the program still runs, with
+	// SIGTERM ignored, and the task says so. Restored processes have it in their images.
+	plugin := ""
+	exe, err := os.Executable()
+	if err == nil {
+		plugin, err = launch.PluginBeside(exe)
+	}
+	path, argv, env, cerr := launch.Command(os.Args[1:], os.Environ(), plugin)
+	if cerr != nil {
+		os.Exit(launch.Fail(cerr))
+	}
+	if err != nil && os.Getenv(proto.EnvName(proto.KeyRestore)) == "" {
+		fmt.Fprintf(os.Stderr, "slurm-dmtcp: %v\n", err)
 	}
 	for _, n := range launch.Notes(os.Environ()) {
 		fmt.Fprintf(os.Stderr, "slurm-dmtcp: %s\n", n)
