@@ -5,10 +5,11 @@
  *
  * Slurm's SIGTERM (sent by slurmstepd, as root, to every process of the step) must not kill
  * the computation before the agent has checkpointed it; every other SIGTERM must do what the
- * application asked. So the kernel's disposition of SIGTERM is a handler of this plugin,
- * while the application sets and reads its own disposition (kept here) through sigaction(),
- * signal() and the like. The handler drops a SIGTERM sent by root with kill() or tgkill()
- * and delivers any other one with the application's disposition.
+ * application asked. So the kernel's disposition of SIGTERM is a handler of this plugin
+ * (ignored while the application ignores SIGTERM), while the application sets and reads its
+ * own disposition (kept here) through sigaction(), signal() and the like. The handler drops a
+ * SIGTERM sent by root with kill() or tgkill() and delivers any other one with the
+ * application's disposition.
  *
  * exec: the kernel resets a caught signal to its default, so the exec wrappers block SIGTERM
  * for the exec; the new image's plugin installs the handler, then unblocks it unless the
@@ -95,14 +96,20 @@ read_app(struct sigaction *out)
   } while ((s & 1) || s != __atomic_load_n(&seq, __ATOMIC_RELAXED));
 }
 
-/* The kernel's action for an application disposition a: our handler, with the application's
- * mask and flags when it has a handler of its own; restarted system calls otherwise. */
+/* The kernel's action for an application disposition a: ignored when the application ignores
+ * SIGTERM (Slurm's too, then); else our handler, with the application's mask and flags when
+ * it has a handler of its own, restarted system calls otherwise. */
 static void
 install(const struct sigaction *a)
 {
   struct sigaction k;
 
   memset(&k, 0, sizeof k);
+  if (a->sa_handler == SIG_IGN) {
+    k.sa_handler = SIG_IGN;
+    real_sigaction(SIGTERM, &k, NULL);
+    return;
+  }
   k.sa_sigaction = on_term;
   k.sa_flags = SA_SIGINFO | SA_RESTART;
   if (a->sa_handler != SIG_DFL && a->sa_handler != SIG_IGN) {

@@ -197,10 +197,11 @@ func CoordinatorFailure(env []string, wait time.Duration) string {
 
 // RecordKilled writes proto.TaskKilledFile in the step's runtime folder when the task's
 // program was killed by a signal (code above 128, the shell's 128 + N), so that the agent
-// does not take the step's end for a finish. ExitStopped is the agent's own stop.
-func RecordKilled(env []string, code int) {
+// does not take the step's end for a finish. stopped is the agent's own stop (ExitStopped,
+// from Supervise), not a kill.
+func RecordKilled(env []string, code int, stopped bool) {
 	dir := lookup(env, proto.EnvName(proto.KeyRunDir))
-	if dir == "" || code <= 128 || code == ExitStopped {
+	if dir == "" || code <= 128 || stopped {
 		return
 	}
 	_ = os.WriteFile(filepath.Join(dir, proto.TaskKilledFile), []byte(strconv.Itoa(code)+"\n"), 0o600)

@@ -171,22 +171,24 @@ func TestCoordinatorFailure(t *testing.T) {
 // own, or the agent's stop (143), does not.
 func TestRecordKilled(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		code int
-		want bool
+		name    string
+		code    int
+		stopped bool
+		want    bool
 	}{
-		{"SIGKILL", 137, true},
-		{"SIGSEGV", 139, true},
-		{"exit 0", 0, false},
-		{"exit 1", 1, false},
-		{"stopped by the agent after its checkpoint", ExitStopped, false},
+		{"SIGKILL", 137, false, true},
+		{"SIGSEGV", 139, false, true},
+		{"its user's own SIGTERM", 143, false, true},
+		{"exit 0", 0, false, false},
+		{"exit 1", 1, false, false},
+		{"stopped by the agent after its checkpoint", ExitStopped, true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			run := t.TempDir()
-			RecordKilled([]string{"SLURM_DMTCP_RUNDIR=" + run}, tc.code)
+			RecordKilled([]string{"SLURM_DMTCP_RUNDIR=" + run}, tc.code, tc.stopped)
 			_, err := os.Stat(filepath.Join(run, "task-killed"))
 			assert.Equal(t, tc.want, err == nil)
 		})
 	}
-	RecordKilled([]string{"HOME=/h"}, 137) // no runtime folder: nothing to write, no panic
+	RecordKilled([]string{"HOME=/h"}, 137, false) // no runtime folder: nothing to write, no panic
 }

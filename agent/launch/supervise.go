@@ -34,8 +34,9 @@ const ExitStopped = 128 + int(syscall.SIGTERM)
 //
 // When the agent stops the computation after a checkpoint (proto.StoppingFile in runDir),
 // Supervise waits, at most stopWait, for the generation to be committed (proto.StoppedFile)
-// before it returns ExitStopped.
-func Supervise(path string, argv, env []string, runDir string, stopWait time.Duration) int {
+// before it returns ExitStopped and true. A program that its user's own SIGTERM ended also
+// ends with 143, and false.
+func Supervise(path string, argv, env []string, runDir string, stopWait time.Duration) (int, bool) {
 	signal.Ignore(syscall.SIGTERM)
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2,
@@ -57,15 +58,15 @@ func Supervise(path string, argv, env []string, runDir string, stopWait time.Dur
 	if err := cmd.Run(); err != nil {
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) {
-			return Fail(err)
+			return Fail(err), false
 		}
 	}
 	code := exitCode(cmd.ProcessState)
 	if runDir == "" {
-		return code
+		return code, false
 	}
 	if _, err := os.Stat(filepath.Join(runDir, proto.StoppingFile)); err != nil {
-		return code
+		return code, false
 	}
 	deadline := time.Now().Add(stopWait)
 	for time.Now().Before(deadline) {
@@ -74,7 +75,7 @@ func Supervise(path string, argv, env []string, runDir string, stopWait time.Dur
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return ExitStopped
+	return ExitStopped, true
 }
 
 // exitCode is the shell's view of how a process ended: its status, or 128 + the signal.

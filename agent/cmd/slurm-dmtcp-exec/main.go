@@ -40,11 +40,11 @@ func main() {
 		fmt.Fprintf(os.Stderr, "slurm-dmtcp: %s\n", n)
 	}
 	launch.RecordPid(env)
-	code := launch.Supervise(path, argv, env, launch.RunDir(os.Environ()), stopWait)
-	launch.RecordKilled(env, code)
+	code, stopped := launch.Supervise(path, argv, env, launch.RunDir(os.Environ()), stopWait)
+	launch.RecordKilled(env, code, stopped)
 	// The agent answers slurmstepd before its coordinator runs: when it never did, the
 	// task says why rather than dmtcp_launch's words about a lost connection.
-	if code != 0 && code != launch.ExitStopped {
+	if code != 0 && !stopped {
 		if why := launch.CoordinatorFailure(env, failureWait); why != "" {
 			os.Exit(launch.Fail(fmt.Errorf("cannot run %s under DMTCP: the step's coordinator did not start: %s", os.Getenv(proto.EnvArgv0), why)))
 		}
