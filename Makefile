@@ -75,6 +75,9 @@ $(BUILD)/slurm-dmtcp-sigterm.so: dmtcpplugin/sigterm.c $(DMTCP_H) | $(BUILD)
 	$(CC) $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -fPIC -fvisibility=hidden -I$(DMTCP_PREFIX)/include \
 		-shared -o $@ dmtcpplugin/sigterm.c
 
+$(BUILD)/sigterm-test: dmtcpplugin/test_sigterm.c dmtcpplugin/sigterm.c $(DMTCP_H) | $(BUILD)
+	$(CC) $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -I$(DMTCP_PREFIX)/include -o $@ dmtcpplugin/test_sigterm.c -ldl
+
 $(BUILD)/spank-test: spank/test_spank.c $(SPANK_SRC) $(SPANK_HDR) spank/coordguard.c | $(BUILD)
 	$(CC) $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -o $@ spank/test_spank.c \
 		spank/config.c spank/options.c spank/stepd.c spank/local.c spank/coordguard.c -ldl
@@ -113,10 +116,14 @@ lint:
 unit-test: lint
 	$(GO) test -count=1 ./...
 
-c-test: $(BUILD)/spank-test
-	@if command -v valgrind >/dev/null; then \
-		valgrind -q --error-exitcode=9 --leak-check=full $(BUILD)/spank-test; \
-	else echo "SKIP valgrind: not installed; running the C tests without it"; $(BUILD)/spank-test; fi
+C_TESTS     := $(BUILD)/spank-test $(if $(DMTCP_H),$(BUILD)/sigterm-test)
+c-test: $(C_TESTS)
+	@$(if $(DMTCP_H),,echo "SKIP sigterm-test: no include/dmtcp.h in DMTCP_PREFIX='$(DMTCP_PREFIX)'";) \
+	for t in $(C_TESTS); do \
+		if command -v valgrind >/dev/null; then \
+			valgrind -q --error-exitcode=9 --leak-check=full $$t || exit 1; \
+		else echo "SKIP valgrind: not installed; running $$t without it"; $$t || exit 1; fi; \
+	done
 
 python-test:
 	@if command -v $(PYTHON) >/dev/null; then cd contrib/python && $(PYTHON) -m unittest -v test_slurm_dmtcp 2>&1; \
