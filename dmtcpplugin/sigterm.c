@@ -19,6 +19,7 @@
  * first process with SIGTERM ignored and SLURM_DMTCP_SIGTERM=default.
  */
 #define _GNU_SOURCE
+#include <alloca.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -448,58 +449,63 @@ execvp(const char *file, char *const argv[])
   return execvpe(file, argv, environ);
 }
 
-/* execl, execlp, execle: their arguments as an argv (and envp after the NULL for execle). */
-#define VA_ARGV(first, ap, argv, envp, with_env)              \
-  do {                                                        \
-    size_t n_ = 1;                                            \
-    va_list c_;                                               \
-    va_copy(c_, ap);                                          \
-    while (va_arg(c_, char *) != NULL) {                      \
-      n_++;                                                   \
-    }                                                         \
-    va_end(c_);                                               \
-    argv = alloca((n_ + 1) * sizeof(char *));                 \
-    argv[0] = (char *)(first);                                \
-    for (size_t i_ = 1; i_ <= n_; i_++) {                     \
-      argv[i_] = va_arg(ap, char *);                          \
-    }                                                         \
-    if (with_env) {                                           \
-      envp = va_arg(ap, char **);                             \
-    }                                                         \
-  } while (0)
+/* execl, execlp, execle: their arguments as an argv (and the envp after the NULL for
+ * execle), then execve or execvpe (search). */
+static int
+exec_va(const char *file, int search, int with_env, const char *arg, va_list ap)
+{
+  size_t n = 1;
+  char **argv, **envp = environ;
+  va_list c;
+
+  va_copy(c, ap);
+  while (va_arg(c, char *) != NULL) {
+    n++;
+  }
+  va_end(c);
+  argv = alloca((n + 1) * sizeof(char *));
+  argv[0] = (char *)arg;
+  for (size_t i = 1; i <= n; i++) {
+    argv[i] = va_arg(ap, char *);
+  }
+  if (with_env) {
+    envp = va_arg(ap, char **);
+  }
+  return search ? execvpe(file, argv, envp) : execve(file, argv, envp);
+}
 
 EXPORT int
 execl(const char *path, const char *arg, ...)
 {
-  char **argv, **envp = environ;
   va_list ap;
+  int r;
 
   va_start(ap, arg);
-  VA_ARGV(arg, ap, argv, envp, 0);
+  r = exec_va(path, 0, 0, arg, ap);
   va_end(ap);
-  return execve(path, argv, envp);
+  return r;
 }
 
 EXPORT int
 execlp(const char *file, const char *arg, ...)
 {
-  char **argv, **envp = environ;
   va_list ap;
+  int r;
 
   va_start(ap, arg);
-  VA_ARGV(arg, ap, argv, envp, 0);
+  r = exec_va(file, 1, 0, arg, ap);
   va_end(ap);
-  return execvpe(file, argv, envp);
+  return r;
 }
 
 EXPORT int
 execle(const char *path, const char *arg, ...)
 {
-  char **argv, **envp;
   va_list ap;
+  int r;
 
   va_start(ap, arg);
-  VA_ARGV(arg, ap, argv, envp, 1);
+  r = exec_va(path, 0, 1, arg, ap);
   va_end(ap);
-  return execve(path, argv, envp);
+  return r;
 }

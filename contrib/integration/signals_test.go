@@ -320,18 +320,16 @@ func findSleeper(t *testing.T, dir string) int {
 	return found
 }
 
-// sigStatus returns the Sig* masks of /proc/PID/status.
-func sigStatus(t *testing.T, pid int) map[string]uint64 {
-	t.Helper()
+// procStatus returns the fields of /proc/PID/status, or nil when there is no such process.
+func procStatus(pid int) map[string]string {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	require.NoError(t, err)
-	m := map[string]uint64{}
+	if err != nil {
+		return nil
+	}
+	m := map[string]string{}
 	for _, l := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(l, ":")
-		if ok && strings.HasPrefix(k, "Sig") {
-			if n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64); err == nil {
-				m[k] = n
-			}
+		if k, v, ok := strings.Cut(l, ":"); ok {
+			m[k] = strings.TrimSpace(v)
 		}
 	}
 	return m
@@ -339,13 +337,24 @@ func sigStatus(t *testing.T, pid int) map[string]uint64 {
 
 // running says whether pid is a live process (not gone, not a zombie).
 func running(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
+	st := procStatus(pid)
+	return st != nil && !strings.HasPrefix(st["State"], "Z") && !strings.HasPrefix(st["State"], "X")
+}
+
+// sigStatus returns the Sig* masks of /proc/PID/status.
+func sigStatus(t *testing.T, pid int) map[string]uint64 {
+	t.Helper()
+	st := procStatus(pid)
+	require.NotNil(t, st, "no process %d", pid)
+	m := map[string]uint64{}
+	for k, v := range st {
+		if strings.HasPrefix(k, "Sig") {
+			if n, err := strconv.ParseUint(v, 16, 64); err == nil {
+				m[k] = n
+			}
+		}
 	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	return len(f) > 0 && f[0] != "Z" && f[0] != "X"
+	return m
 }
 
 func readFile(p string) string {
