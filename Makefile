@@ -31,9 +31,11 @@ export CLUSTER_DIR ?= /var/tmp/slurm-dmtcp-cluster
 # configured (PATH is searched too).
 export DMTCP_PREFIX ?= $(if $(wildcard /opt/dmtcp/bin/dmtcp_launch),/opt/dmtcp,)
 NODES       ?= 1
+# The DMTCP plugin of the tasks needs DMTCP's header; without it that one library is skipped.
+DMTCP_H     := $(if $(DMTCP_PREFIX),$(wildcard $(DMTCP_PREFIX)/include/dmtcp.h))
 
-.PHONY: all install test unit-test c-test python-test integration-test lint demo cluster-up cluster-down bench clean
-all: $(BUILD)/spank_dmtcp.so $(BUILD)/slurm-dmtcp-coordguard.so $(GO_BINS)
+.PHONY: all dmtcp-plugin install test unit-test c-test python-test integration-test lint demo cluster-up cluster-down bench clean
+all: $(BUILD)/spank_dmtcp.so $(BUILD)/slurm-dmtcp-coordguard.so $(GO_BINS) dmtcp-plugin
 
 $(BUILD):
 	mkdir -p $@
@@ -62,6 +64,21 @@ $(BUILD)/slurm-dmtcp-nodeprobe: $(GO_SRC) | $(BUILD)
 $(BUILD)/slurm-dmtcp-coordguard.so: spank/coordguard.c spank/coordguard.h | $(BUILD)
 	$(CC) $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -fPIC -fvisibility=hidden -shared -o $@ spank/coordguard.c -ldl
 
+# Loaded by DMTCP into every process of a --dmtcp task (see dmtcpplugin/README.md).
+ifeq ($(DMTCP_H),)
+dmtcp-plugin:
+	@echo "SKIP slurm-dmtcp-sigterm.so: no include/dmtcp.h in DMTCP_PREFIX='$(DMTCP_PREFIX)' (make DMTCP_PREFIX=<DMTCP's install prefix>)"
+else
+dmtcp-plugin: $(BUILD)/slurm-dmtcp-sigterm.so
+endif
+
+$(BUILD)/slurm-dmtcp-sigterm.so: dmtcpplugin/sigterm.c $(DMTCP_H) | $(BUILD)
+	$(CC) $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -fPIC -fvisibility=hidden -I$(DMTCP_PREFIX)/include \
+		-shared -o $@ dmtcpplugin/sigterm.c
+
+$(BUILD)/sigterm-test: dmtcpplugin/test_sigterm.c dmtcpplugin/sigterm.c $(DMTCP_H) | $(BUILD)
+	$(CC) $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -I$(DMTCP_PREFIX)/include -o $@ dmtcpplugin/test_sigterm.c -ldl
+
 $(BUILD)/spank-test: spank/test_spank.c $(SPANK_SRC) $(SPANK_HDR) spank/coordguard.c | $(BUILD)
 	$(CC) $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -o $@ spank/test_spank.c \
 		spank/config.c spank/options.c spank/stepd.c spank/local.c spank/slurmpath.c spank/coordguard.c -ldl
@@ -70,6 +87,8 @@ install: all
 	install -d $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SHAREDIR)
 	install -m 0755 $(BUILD)/spank_dmtcp.so $(DESTDIR)$(PLUGINDIR)/spank_dmtcp.so
 	install -m 0755 $(BUILD)/slurm-dmtcp-agent $(BUILD)/slurm-dmtcp-exec $(BUILD)/slurm-dmtcp-coordguard.so $(DESTDIR)$(LIBEXECDIR)/
+	if [ -f $(BUILD)/slurm-dmtcp-sigterm.so ]; then \
+		install -m 0755 $(BUILD)/slurm-dmtcp-sigterm.so $(DESTDIR)$(LIBEXECDIR)/; fi
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PYTHONDIR)
 	install -m 0755 $(BUILD)/dmtcpctl $(DESTDIR)$(BINDIR)/dmtcpctl
 	install -m 0644 contrib/python/slurm_dmtcp.py $(DESTDIR)$(PYTHONDIR)/slurm_dmtcp.py
@@ -98,10 +117,14 @@ lint:
 unit-test: lint
 	$(GO) test -count=1 ./...
 
-c-test: $(BUILD)/spank-test
-	@if command -v valgrind >/dev/null; then \
-		valgrind -q --error-exitcode=9 --leak-check=full $(BUILD)/spank-test; \
-	else echo "SKIP valgrind: not installed; running the C tests without it"; $(BUILD)/spank-test; fi
+C_TESTS     := $(BUILD)/spank-test $(if $(DMTCP_H),$(BUILD)/sigterm-test)
+c-test: $(C_TESTS)
+	@$(if $(DMTCP_H),,echo "SKIP sigterm-test: no include/dmtcp.h in DMTCP_PREFIX='$(DMTCP_PREFIX)'";) \
+	for t in $(C_TESTS); do \
+		if command -v valgrind >/dev/null; then \
+			valgrind -q --error-exitcode=9 --leak-check=full $$t || exit 1; \
+		else echo "SKIP valgrind: not installed; running $$t without it"; $$t || exit 1; fi; \
+	done
 
 python-test:
 	@if command -v $(PYTHON) >/dev/null; then cd contrib/python && $(PYTHON) -m unittest -v test_slurm_dmtcp 2>&1; \

@@ -26,11 +26,11 @@ func EndedByItself(env []string, code int) bool {
 
 // RecordExit writes proto.TaskExitedFile for this task in the step's runtime folder, with
 // its exit status, when its program ended by itself and the agent asked for the report
-// (proto.KeyReportExit). It is written as a temporary file renamed into place: the agent sees
+// (proto.KeyReportExit), and the agent did not stop it (stopped, from Supervise). It is written as a temporary file renamed into place: the agent sees
 // the whole record or none. Without it the agent does not take the step's end for a finish.
-func RecordExit(env []string, code int) error {
+func RecordExit(env []string, code int, stopped bool) error {
 	dir := lookup(env, proto.EnvName(proto.KeyRunDir))
-	if dir == "" || lookup(env, proto.EnvName(proto.KeyReportExit)) != "1" || !EndedByItself(env, code) {
+	if dir == "" || stopped || lookup(env, proto.EnvName(proto.KeyReportExit)) != "1" || !EndedByItself(env, code) {
 		return nil
 	}
 	id, err := strconv.Atoi(lookup(env, "SLURM_LOCALID"))

@@ -28,12 +28,13 @@ func TestRecordExit(t *testing.T) {
 		{"DMTCP failed, its code set by the environment", []string{"DMTCP_FAIL_RC=42"}, 42, ""},
 		{"99 is the program's own when DMTCP fails with another", []string{"DMTCP_FAIL_RC=42"}, 99, "99\n"},
 		{"stopped by the agent after its checkpoint", nil, ExitStopped, ""},
+		{"its user's own SIGTERM", nil, 143, ""},
 		{"not asked", []string{"SLURM_DMTCP_REPORT_EXIT="}, 0, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			run := t.TempDir()
 			env := append([]string{"SLURM_DMTCP_RUNDIR=" + run, "SLURM_DMTCP_REPORT_EXIT=1", "SLURM_LOCALID=3"}, tc.env...)
-			require.NoError(t, RecordExit(env, tc.code))
+			require.NoError(t, RecordExit(env, tc.code, tc.code == ExitStopped))
 			b, err := os.ReadFile(filepath.Join(run, "task-exited.3"))
 			if tc.want == "" {
 				assert.ErrorIs(t, err, os.ErrNotExist)
@@ -45,8 +46,8 @@ func TestRecordExit(t *testing.T) {
 			assert.Empty(t, left, "no temporary file left")
 		})
 	}
-	require.NoError(t, RecordExit([]string{"HOME=/h"}, 0), "no runtime folder: nothing to write")
-	err := RecordExit([]string{"SLURM_DMTCP_RUNDIR=" + t.TempDir(), "SLURM_DMTCP_REPORT_EXIT=1"}, 0)
+	require.NoError(t, RecordExit([]string{"HOME=/h"}, 0, false), "no runtime folder: nothing to write")
+	err := RecordExit([]string{"SLURM_DMTCP_RUNDIR=" + t.TempDir(), "SLURM_DMTCP_REPORT_EXIT=1"}, 0, false)
 	assert.ErrorContains(t, err, "SLURM_LOCALID")
 }
 
@@ -55,7 +56,7 @@ func TestRecordExit(t *testing.T) {
 func TestCommandDropsReportExit(t *testing.T) {
 	dmtcp := fakePrefix(t)
 	_, _, env, err := Command([]string{"x"}, []string{"SLURM_DMTCP_ARGV0=/bin/true", "SLURM_DMTCP_COORD_HOST=h",
-		"SLURM_DMTCP_COORD_PORT=1", "SLURM_DMTCP_DMTCP_PREFIX=" + dmtcp, "SLURM_DMTCP_REPORT_EXIT=1", "SLURM_DMTCP_RUNDIR=/r"})
+		"SLURM_DMTCP_COORD_PORT=1", "SLURM_DMTCP_DMTCP_PREFIX=" + dmtcp, "SLURM_DMTCP_REPORT_EXIT=1", "SLURM_DMTCP_RUNDIR=/r"}, "")
 	require.NoError(t, err)
 	assert.NotContains(t, env, "SLURM_DMTCP_REPORT_EXIT=1")
 	assert.Contains(t, env, "SLURM_DMTCP_RUNDIR=/r")

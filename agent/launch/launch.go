@@ -31,8 +31,10 @@ func lookup(env []string, key string) string {
 }
 
 // Command returns the program to exec, its argv and its environment, for a task whose
-// arguments after argv[0] are args and whose environment is env ("K=V" entries).
-func Command(args []string, env []string) (string, []string, []string, error) {
+// arguments after argv[0] are args and whose environment is env ("K=V" entries). plugin is
+// the path of SigtermPlugin for dmtcp_launch ("" = none); restored processes have it in
+// their images already.
+func Command(args []string, env []string, plugin string) (string, []string, []string, error) {
 	get := func(k string) string { return lookup(env, k) }
 	argv0 := get(proto.EnvArgv0)
 	if argv0 == "" {
@@ -98,8 +100,6 @@ func Command(args []string, env []string) (string, []string, []string, error) {
 		case "off":
 			argv = append(argv, "--no-gzip")
 		}
-		argv = append(argv, argv0)
-		argv = append(argv, args...)
 	}
 
 	out := make([]string, 0, len(env))
@@ -108,10 +108,19 @@ func Command(args []string, env []string) (string, []string, []string, error) {
 		switch k {
 		case proto.EnvArgv0, proto.EnvError, proto.EnvName(proto.KeyRestore), proto.EnvName(proto.KeyRestoreNote),
 			proto.EnvName(proto.KeyPerRank), proto.EnvName(proto.KeyReportExit), proto.EnvName(proto.KeyRestoreRetry),
-			proto.EnvName(proto.KeyRestoreVerify):
+			proto.EnvName(proto.KeyRestoreVerify), EnvSigterm:
 			continue // meant for this task only: a nested srun must not see them
 		}
 		out = append(out, kv)
+	}
+	if gen == "" {
+		if plugin != "" {
+			var opts []string
+			opts, out = withPlugin(plugin, out)
+			argv = append(argv, opts...)
+		}
+		argv = append(argv, argv0)
+		argv = append(argv, args...)
 	}
 	return prog, argv, out, nil
 }

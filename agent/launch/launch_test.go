@@ -55,7 +55,7 @@ func TestCommand(t *testing.T) {
 		{name: "no coordinator", env: []string{"SLURM_DMTCP_ARGV0=x"}, wantErr: "coordinator's address"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			prog, argv, env, err := Command([]string{"a", "b c"}, tc.env)
+			prog, argv, env, err := Command([]string{"a", "b c"}, tc.env, "")
 			if tc.wantErr != "" {
 				require.Error(t, err)
 				assert.Contains(t, err.Error(), tc.wantErr)
@@ -109,7 +109,7 @@ func TestCommandPerRank(t *testing.T) {
 		{name: "bad rank", env: append(base, "SLURM_PROCID=-1"), wantErr: `SLURM_PROCID is "-1"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, argv, env, err := Command([]string{"x"}, tc.env)
+			_, argv, env, err := Command([]string{"x"}, tc.env, "")
 			if tc.wantErr != "" {
 				require.Error(t, err)
 				assert.Contains(t, err.Error(), tc.wantErr)

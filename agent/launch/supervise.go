@@ -22,15 +22,21 @@ const ExitStopped = 128 + int(syscall.SIGTERM)
 // stdio, and returns the exit code the task should end with. It stays the task's process
 // for Slurm, so the agent can always reach the job's error output through it.
 //
-// Slurm's SIGTERM must not kill the task before the agent has checkpointed it: the child
-// starts with SIGTERM ignored (inherited across exec) and the agent ends the computation
-// itself. Other signals reach the child from Slurm directly (they are sent to every process
-// of the step); here they are caught and dropped, so that this process outlives the child.
+// Slurm's SIGTERM must not kill the task before the agent has checkpointed it: this process
+// ignores it, and so does the child at first (inherited across exec), until DMTCP has loaded
+// SigtermPlugin into the program, which gives the program back the default disposition and
+// drops only Slurm's SIGTERM from then on (a restored program has the plugin in its image);
+// the agent ends the computation itself. The child gets the signal mask this process
+// started with (Go restores it in the child), and the default disposition of every signal
+// caught here. Other signals reach the child from Slurm directly (they are sent to every
+// process of the step); here they are caught and dropped, so that this process outlives the
+// child.
 //
 // When the agent stops the computation after a checkpoint (proto.StoppingFile in runDir),
 // Supervise waits, at most stopWait, for the generation to be committed (proto.StoppedFile)
-// before it returns ExitStopped.
-func Supervise(path string, argv, env []string, runDir string, stopWait time.Duration) int {
+// before it returns ExitStopped and true. A program that its user's own SIGTERM ended also
+// ends with 143, and false.
+func Supervise(path string, argv, env []string, runDir string, stopWait time.Duration) (int, bool) {
 	signal.Ignore(syscall.SIGTERM)
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2,
@@ -52,15 +58,15 @@ func Supervise(path string, argv, env []string, runDir string, stopWait time.Dur
 	if err := cmd.Run(); err != nil {
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) {
-			return Fail(err)
+			return Fail(err), false
 		}
 	}
 	code := exitCode(cmd.ProcessState)
 	if runDir == "" {
-		return code
+		return code, false
 	}
 	if _, err := os.Stat(filepath.Join(runDir, proto.StoppingFile)); err != nil {
-		return code
+		return code, false
 	}
 	deadline := time.Now().Add(stopWait)
 	for time.Now().Before(deadline) {
@@ -69,7 +75,7 @@ func Supervise(path string, argv, env []string, runDir string, stopWait time.Dur
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return ExitStopped
+	return ExitStopped, true
 }
 
 // exitCode is the shell's view of how a process ended: its status, or 128 + the signal.

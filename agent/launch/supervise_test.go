@@ -19,8 +19,9 @@ const superviseHelperEnv = "SDMTCP_TEST_SUPERVISE_PIDFILE"
 
 func TestMain(m *testing.M) {
 	if pidfile := os.Getenv(superviseHelperEnv); pidfile != "" {
-		os.Exit(Supervise("/bin/sh", []string{"sh", "-c", `echo $$ > "$0.tmp" && mv "$0.tmp" "$0" && exec sleep 60`, pidfile},
-			[]string{"PATH=/usr/bin:/bin"}, "", time.Second))
+		code, _ := Supervise("/bin/sh", []string{"sh", "-c", `echo $$ > "$0.tmp" && mv "$0.tmp" "$0" && exec sleep 60`, pidfile},
+			[]string{"PATH=/usr/bin:/bin"}, "", time.Second)
+		os.Exit(code)
 	}
 	os.Exit(m.Run())
 }

@@ -209,6 +209,13 @@ for f in "$PLUGIN" "$repo"/build/slurm-dmtcp-agent "$repo"/build/slurm-dmtcp-exe
 	install -m 0755 "$f" "$bindir/.$(basename "$f").new"
 	mv -f "$bindir/.$(basename "$f").new" "$bindir/$(basename "$f")"
 done
+# The DMTCP plugin of the tasks, beside the task launcher; built only where DMTCP is.
+if [ -f "$repo"/build/slurm-dmtcp-sigterm.so ]; then
+	install -m 0755 "$repo"/build/slurm-dmtcp-sigterm.so "$bindir/.slurm-dmtcp-sigterm.so.new"
+	mv -f "$bindir/.slurm-dmtcp-sigterm.so.new" "$bindir/slurm-dmtcp-sigterm.so"
+elif [ -n "$dmtcp_prefix" ]; then
+	die "$repo/build/slurm-dmtcp-sigterm.so not found: run 'make DMTCP_PREFIX=$dmtcp_prefix' first"
+fi
 chmod 0755 "$bindir"
 # The Python client (contrib/python) for job scripts: PYTHONPATH=$CLUSTER_DIR/python.
 install -d -m 0755 "$CLUSTER_DIR/python"

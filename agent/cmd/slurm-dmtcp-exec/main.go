@@ -30,9 +30,19 @@ const restoreReplyWait = time.Minute
 const verifiedPoll = 2 * time.Millisecond
 
 func main() {
-	path, argv, env, err := launch.Command(os.Args[1:], os.Environ())
-	if err != nil {
-		os.Exit(launch.Fail(err))
+	// DMTCP's plugin of the tasks: without it (a broken install) the program still runs, with
+	// SIGTERM ignored, and the task says so. Restored processes have it in their images.
+	plugin := ""
+	exe, err := os.Executable()
+	if err == nil {
+		plugin, err = launch.PluginBeside(exe)
+	}
+	path, argv, env, cerr := launch.Command(os.Args[1:], os.Environ(), plugin)
+	if cerr != nil {
+		os.Exit(launch.Fail(cerr))
+	}
+	if err != nil && os.Getenv(proto.EnvName(proto.KeyRestore)) == "" {
+		fmt.Fprintf(os.Stderr, "slurm-dmtcp: %v\n", err)
 	}
 	for _, n := range launch.Notes(os.Environ()) {
 		fmt.Fprintf(os.Stderr, "slurm-dmtcp: %s\n", n)
@@ -51,14 +61,14 @@ func main() {
 		if task = launch.WithRestore(task, reply.Restore); reply.Fresh {
 			task = launch.WithRestore(task, "")
 		}
-		if path, argv, env, err = launch.Command(os.Args[1:], task); err != nil {
+		if path, argv, env, err = launch.Command(os.Args[1:], task, plugin); err != nil {
 			os.Exit(launch.Fail(err))
 		}
 	}
-	code := launch.Supervise(path, argv, env, launch.RunDir(task), stopWait)
+	code, stopped := launch.Supervise(path, argv, env, launch.RunDir(task), stopWait)
 	// A restored program that died abnormally is restored again when the agent says so (it
 	// says which generation, and tells the user in the job's error file).
-	for attempt := 1; launch.RestoreRetried(task) && code != launch.ExitStopped && !launch.EndedByItself(task, code); {
+	for attempt := 1; launch.RestoreRetried(task) && !stopped && !launch.EndedByItself(task, code); {
 		reply, err := launch.AwaitRestoreReply(task, attempt, code, restoreReplyWait)
 		if err != nil || reply.Over {
 			break
@@ -68,17 +78,17 @@ func main() {
 			break
 		}
 		attempt, task = reply.Attempt, launch.WithRestore(task, reply.Restore)
-		if path, argv, env, err = launch.Command(os.Args[1:], task); err != nil {
+		if path, argv, env, err = launch.Command(os.Args[1:], task, plugin); err != nil {
 			os.Exit(launch.Fail(err))
 		}
-		code = launch.Supervise(path, argv, env, launch.RunDir(task), stopWait)
+		code, stopped = launch.Supervise(path, argv, env, launch.RunDir(task), stopWait)
 	}
-	if err := launch.RecordExit(os.Environ(), code); err != nil {
+	if err := launch.RecordExit(os.Environ(), code, stopped); err != nil {
 		fmt.Fprintf(os.Stderr, "slurm-dmtcp: %v; a later run of the job restores the step instead of starting it again\n", err)
 	}
 	// The agent answers slurmstepd before its coordinator runs: when it never did, the
 	// task says why rather than dmtcp_launch's words about a lost connection.
-	if code != 0 && code != launch.ExitStopped {
+	if code != 0 && !stopped {
 		if why := launch.CoordinatorFailure(env, failureWait); why != "" {
 			os.Exit(launch.Fail(fmt.Errorf("cannot run %s under DMTCP: the step's coordinator did not start: %s", os.Getenv(proto.EnvArgv0), why)))
 		}
