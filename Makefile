@@ -34,7 +34,7 @@ NODES       ?= 1
 # The DMTCP plugin of the tasks needs DMTCP's header; without it that one library is skipped.
 DMTCP_H     := $(if $(DMTCP_PREFIX),$(wildcard $(DMTCP_PREFIX)/include/dmtcp.h))
 
-.PHONY: all dmtcp-plugin install test unit-test c-test python-test integration-test lint demo cluster-up cluster-down bench clean
+.PHONY: all deps dmtcp-plugin install test unit-test c-test python-test integration-test lint demo cluster-up cluster-down bench clean
 all: $(BUILD)/spank_dmtcp.so $(BUILD)/slurm-dmtcp-coordguard.so $(GO_BINS) dmtcp-plugin
 
 $(BUILD):
@@ -133,7 +133,13 @@ python-test:
 integration-test: all
 	contrib/tests/integration.sh
 
-test: all unit-test c-test python-test integration-test
+# The Debian packages the build and the tests need are installed first (as root; DMTCP is
+# built by hand, see README); then everything is built and run.
+deps:
+	contrib/deps.sh
+
+test: deps
+	$(MAKE) all unit-test c-test python-test integration-test
 
 # make cluster-up NODES=3: nodes n1..n3 in network namespaces (see contrib/cluster/cluster-up.sh).
 cluster-up: all
@@ -142,7 +148,8 @@ cluster-up: all
 cluster-down:
 	contrib/cluster/cluster-down.sh
 
-demo: all
+demo: deps
+	$(MAKE) all
 	contrib/demo.sh
 
 bench: all

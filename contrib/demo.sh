@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# make demo: one command, as root on Debian: start the one-node cluster with the freshly
-# built plugin, submit a small job with --dmtcp as a regular user, and show it running under
-# DMTCP: the coordinator's process list, a checkpoint, the checkpoint folder.
+# make demo: what slurm-dmtcp is for, in about a minute, as root on Debian. It starts the
+# one-node cluster with the freshly built plugin and submits, as a regular user, a
+# `#SBATCH --dmtcp` job: a Python driver whose state lives only in memory. The job takes
+# periodic checkpoints, `dmtcpctl status` shows them, the job is requeued as a preemption
+# would, it resumes from its newest checkpoint, and its result is checked against an
+# uninterrupted run of the same driver.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 user=${DEMO_USER:-sdmtcp}
+steps=${DEMO_STEPS:-80}
 say() { printf '\n== %s\n' "$*"; }
-die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
+die() { printf 'demo: error: %s\n' "$*" >&2; exit 1; }
+indent() { sed 's/^/    /'; }
 
 [ "$(id -u)" -eq 0 ] || die "run as root: it installs Slurm packages and starts a cluster"
 dmtcp_prefix=${DMTCP_PREFIX:-}
@@ -19,47 +24,76 @@ fi
 looked in \$DMTCP_PREFIX, PATH and /opt/dmtcp. Debian has no package: build it from its upstream \
 source (./configure --prefix=/opt/dmtcp && make && make install), or point DMTCP_PREFIX=/path at an install."
 
-say "Starting the one-node cluster"
-DMTCP_PREFIX=$dmtcp_prefix "$repo/contrib/cluster/cluster-up.sh"
-export SLURM_CONF=${CLUSTER_DIR:-/var/tmp/slurm-dmtcp-cluster}/slurm.conf
+say "Starting the one-node cluster (this demo allows checkpoint intervals down to 5 s: min_interval=5)"
+export CLUSTER_DIR=${CLUSTER_DIR:-/var/tmp/slurm-dmtcp-cluster}
+DMTCP_PREFIX=$dmtcp_prefix PLUGSTACK_ARGS="min_interval=5 ${PLUGSTACK_ARGS:-}" \
+	"$repo/contrib/cluster/cluster-up.sh" | indent
+export SLURM_CONF=$CLUSTER_DIR/slurm.conf
+dmtcpctl=$CLUSTER_DIR/bin/dmtcpctl
+[ -x "$dmtcpctl" ] || dmtcpctl=$repo/build/dmtcpctl
+as_user() { runuser -u "$user" -- "$@"; }
 
 work=$(mktemp -d /tmp/slurm-dmtcp-demo.XXXXXX)
+chmod 0755 "$work"
 chown "$user:" "$work"
-cat >"$work/counter.sh" <<'JOB'
+cat >"$work/driver.py" <<'PY'
+# A driver whose whole state is in memory: a running digest over the steps it has done.
+# Killed and started again from the top, it would redo everything; restored, it goes on.
+import hashlib, os, sys, time
+steps, delay = int(sys.argv[1]), float(os.environ.get("DEMO_DELAY", "0.5"))
+digest = hashlib.sha256(b"slurm-dmtcp demo")
+for step in range(1, steps + 1):
+    digest.update(str(step * step).encode())
+    print(f"step {step}/{steps} {digest.hexdigest()[:12]}", flush=True)
+    time.sleep(delay)
+print(f"result {digest.hexdigest()}", flush=True)
+PY
+cat >"$work/demo-job.sh" <<JOB
 #!/bin/bash
 #SBATCH --dmtcp
+#SBATCH --dmtcp-interval=10s
 #SBATCH --job-name=dmtcp-demo
-echo "running as pid $$ (a DMTCP virtual pid), coordinator port $SLURM_DMTCP_COORD_PORT"
-echo "checkpoints go to $SLURM_DMTCP_CKPTDIR"
-for i in $(seq 1 20); do echo "step $i"; sleep 1; done
+#SBATCH --open-mode=append
+python3 driver.py $steps
 JOB
-chmod 0755 "$work/counter.sh"
-say "Submitting as $user: sbatch counter.sh (the script says #SBATCH --dmtcp)"
-sed 's/^/    /' "$work/counter.sh"
-id=$(cd "$work" && runuser -u "$user" -- sbatch --parsable -o "$work/out" counter.sh)
-echo "job $id submitted"
-for _ in $(seq 1 100); do grep -q "coordinator port" "$work/out" 2>/dev/null && break; sleep 0.2; done
-grep -q "coordinator port" "$work/out" || die "the job did not start; see $work/out and ${SLURM_CONF%/*}/log/"
-port=$(sed -n 's/.*coordinator port \([0-9]*\).*/\1/p' "$work/out")
-sleep 2
-say "The job's output so far"
-sed 's/^/    /' "$work/out"
-say "The job's own DMTCP coordinator lists its processes (dmtcp_command -l)"
-runuser -u "$user" -- "$dmtcp_prefix/bin/dmtcp_command" -h 127.0.0.1 -p "$port" -l | sed 's/^/    /'
-say "Taking a checkpoint (dmtcp_command -bc)"
-runuser -u "$user" -- "$dmtcp_prefix/bin/dmtcp_command" -h 127.0.0.1 -p "$port" -bc
-home=$(getent passwd "$user" | cut -d: -f6)
-say "Checkpoint folder $home/.slurm-dmtcp/$id/batch"
-ls -l "$home/.slurm-dmtcp/$id/batch" "$home/.slurm-dmtcp/$id/batch/current" | sed 's/^/    /'
-say "The agent's log"
-sed 's/^/    /' "$home/.slurm-dmtcp/$id/batch/agent.log"
-say "Waiting for the job to finish"
-for _ in $(seq 1 60); do
-	state=$(scontrol show job "$id" -o 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p')
-	case "$state" in COMPLETED | FAILED | CANCELLED | TIMEOUT) break ;; esac
-	sleep 1
-done
-echo "job $id: $state"
-tail -n 3 "$work/out" | sed 's/^/    /'
+chown "$user:" "$work"/*
+say "The job script (as user $user): a Python driver with its state in memory"
+indent <"$work/demo-job.sh"
+id=$(cd "$work" && as_user sbatch --parsable -o "$work/out" -e "$work/err" demo-job.sh)
+echo "submitted job $id"
+
+# wait_for FILE PATTERN SECONDS: until a line of FILE matches.
+wait_for() {
+	for _ in $(seq 1 $(($3 * 5))); do grep -qE "$2" "$1" 2>/dev/null && return 0; sleep 0.2; done
+	die "waited $3 s for '$2' in $1; the job's files are in $work, Slurm's logs in $CLUSTER_DIR/log"
+}
+job_state() { scontrol show job "$id" -o 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p'; }
+
+say "Waiting for two periodic checkpoints"
+wait_for "$work/err" 'checkpoint \(periodic\) generation 2' 60
+grep 'slurm-dmtcp:' "$work/err" | indent
+say "dmtcpctl --job $id status (what a user sees from a login node)"
+as_user "$dmtcpctl" --job "$id" status | indent
+
+before=$(grep -c '^step ' "$work/out")
+say "Requeueing the job (scontrol requeue $id), as a preemption would; it was at step $before"
+scontrol requeue "$id"
+for _ in $(seq 1 300); do [ "$(job_state)" = COMPLETED ] && break; sleep 0.5; done
+state=$(job_state)
+say "The job ended: $state; what slurm-dmtcp said in its error file"
+grep 'slurm-dmtcp:' "$work/err" | indent
+[ "$state" = COMPLETED ] || die "job $id ended $state, not COMPLETED; see $work/err"
+
+say "Checking the result against an uninterrupted run of the same driver (no Slurm, no DMTCP)"
+want=$(DEMO_DELAY=0 python3 "$work/driver.py" "$steps" | sed -n 's/^result //p')
+got=$(sed -n 's/^result //p' "$work/out")
+firsts=$(grep -c "^step 1/" "$work/out")
+resumed=$(grep -oE 'restoring generation [0-9]+' "$work/err" | tail -n 1)
+echo "    uninterrupted: $want"
+echo "    this job:      $got"
+[ -n "$got" ] && [ "$got" = "$want" ] || die "the results differ; see $work/out"
+[ "$firsts" -eq 1 ] || die "the driver started from step 1 again ($firsts times); see $work/out"
+[ -n "$resumed" ] || die "no restore is reported in $work/err"
+echo "    same result; the job went on from its checkpoint ($resumed), never from step 1"
 echo
-echo "Done. Output in $work/out; 'make cluster-down' stops the cluster."
+echo "Done. The job's files are in $work; 'make cluster-down' stops the cluster."

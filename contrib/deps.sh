@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The Debian packages that building, testing and the demo need, installed when missing
+# (apt-get, as root). DMTCP is not among them: Debian has no package for it (see README).
+#
+#   contrib/deps.sh          install what is missing; say what was already there
+#   contrib/deps.sh --check  only list what is missing (exit 1 when something is)
+#
+# Not root and something missing: it names the packages and exits 1.
+set -euo pipefail
+say() { printf 'deps: %s\n' "$*"; }
+
+# command-or-file:package. A path is checked as a file, a name as a command (PATH or /usr/sbin).
+need=(
+	# Go is not taken from Debian (too old for go.mod): see README.
+	gcc:gcc make:make /usr/include/slurm/spank.h:libslurm-dev
+	slurmctld:slurmctld slurmd:slurmd sbatch:slurm-client munged:munge
+	valgrind:valgrind python3:python3 ip:iproute2 nsenter:util-linux unshare:util-linux
+	ps:procps pgrep:procps runuser:util-linux useradd:passwd
+)
+missing=()
+for pair in "${need[@]}"; do
+	what=${pair%%:*} pkg=${pair#*:}
+	case "$what" in
+	/*) [ -e "$what" ] && continue ;;
+	*) { command -v "$what" || [ -x "/usr/sbin/$what" ] || [ -x "/sbin/$what" ]; } >/dev/null 2>&1 && continue ;;
+	esac
+	case " ${missing[*]} " in *" $pkg "*) ;; *) missing+=("$pkg") ;; esac
+done
+gomsg=""
+if ! command -v "${GO:-go}" >/dev/null 2>&1; then
+	gomsg="no Go toolchain on PATH (go.mod needs $(sed -n 's/^go //p' "$(dirname "$0")/../go.mod"); install it from https://go.dev/dl, e.g. into /usr/local/go, and add /usr/local/go/bin to PATH)"
+fi
+if [ "${1:-}" = --check ]; then
+	[ -z "$gomsg" ] || say "missing: $gomsg"
+	[ ${#missing[@]} -eq 0 ] && [ -z "$gomsg" ] && { say "nothing missing"; exit 0; }
+	[ ${#missing[@]} -eq 0 ] && exit 1
+	say "missing: ${missing[*]}"
+	exit 1
+fi
+[ -z "$gomsg" ] || { say "error: $gomsg" >&2; exit 1; }
+if [ ${#missing[@]} -eq 0 ]; then
+	say "build and test packages already installed"
+	exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+	say "error: missing Debian packages: ${missing[*]}; install them as root (apt-get install ${missing[*]}) or run this as root" >&2
+	exit 1
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+	say "error: missing ${missing[*]} and no apt-get here: install the equivalent packages of this distribution" >&2
+	exit 1
+fi
+say "installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+say "installed: ${missing[*]}"
