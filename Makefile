@@ -34,7 +34,7 @@ NODES       ?= 1
 # The DMTCP plugin of the tasks needs DMTCP's header; without it that one library is skipped.
 DMTCP_H     := $(if $(DMTCP_PREFIX),$(wildcard $(DMTCP_PREFIX)/include/dmtcp.h))
 
-.PHONY: all deps dmtcp-plugin install test unit-test c-test python-test integration-test lint demo cluster-up cluster-down bench clean
+.PHONY: all deps dmtcp-plugin install test unit-test c-test python-test integration-test security lint demo cluster-up cluster-down bench clean
 all: $(BUILD)/spank_dmtcp.so $(BUILD)/slurm-dmtcp-coordguard.so $(GO_BINS) dmtcp-plugin
 
 $(BUILD):
@@ -132,6 +132,12 @@ python-test:
 
 integration-test: all
 	contrib/tests/integration.sh
+
+# The security tests alone, on the one-node and the 3-node cluster, with one tally line
+# (make test runs them too, among the integration tests, and prints the same line).
+security: deps
+	$(MAKE) all
+	SDMTCP_SUITE=security contrib/tests/integration.sh
 
 # The Debian packages the build and the tests need are installed first (as root; DMTCP is
 # built by hand, see README); then everything is built and run.
