@@ -13,7 +13,9 @@ PYTHON      ?= python3
 GO          ?= go
 CC          ?= gcc
 CFLAGS      ?= -O2 -g
-SPANK_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -fPIC -fvisibility=hidden \
+# The release, defined once in proto/version.go.
+VERSION     := $(shell sed -n 's/^const Version = "\(.*\)"$$/\1/p' proto/version.go)
+SPANK_CFLAGS = -DSDMTCP_VERSION='"$(VERSION)"' -std=gnu11 -Wall -Wextra -Werror -fPIC -fvisibility=hidden \
                -DSDMTCP_LIBEXECDIR='"$(LIBEXECDIR)"'
 BUILD       := build
 SPANK_SRC   := spank/spank_dmtcp.c spank/config.c spank/options.c spank/local.c spank/stepd.c \
@@ -102,7 +104,7 @@ install: all
 	chmod 0644 $(DESTDIR)$(UNITDIR)/slurm-dmtcp-nodeprobe.service
 	install -m 0644 contrib/systemd/publish.conf $(DESTDIR)$(SHAREDIR)/systemd/publish.conf
 	install -m 0644 plugstack.conf.example $(DESTDIR)$(SHAREDIR)/plugstack.conf.example
-	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	install -m 0644 README.md LICENSE $(DESTDIR)$(DOCDIR)/
 	install -m 0644 spank/README.md $(DESTDIR)$(DOCDIR)/processes.md
 	install -m 0644 proto/manifest/FORMAT.md $(DESTDIR)$(DOCDIR)/manifest-format.md
 	install -m 0644 proto/control/PROTOCOL.md $(DESTDIR)$(DOCDIR)/control-protocol.md

@@ -2,7 +2,8 @@
  * spank_dmtcp.c: the SPANK entry points. Each hook only dispatches by context:
  *   srun, sbatch, salloc (local/allocator) -> local.c: validate options against site policy.
  *   slurmstepd (remote)                     -> stepd.c: agent, task command, shutdown.
- *   slurmd, prolog/epilog                   -> nothing at all.
+ *   slurmd                                  -> one log line with the version, nothing else.
+ *   prolog/epilog                           -> nothing at all.
  * No Go runs in any of these processes: the agent and the task launcher are executables.
  */
 #include <string.h>
@@ -24,6 +25,16 @@ static int active_context(void)
 	return ctx == S_CTX_LOCAL || ctx == S_CTX_ALLOCATOR || ctx == S_CTX_REMOTE;
 }
 
+/* slurmd, at its start: the release in slurmd's log, nothing else. */
+int slurm_spank_slurmd_init(spank_t sp, int ac, char **av)
+{
+	(void)sp;
+	(void)ac;
+	(void)av;
+	slurm_info("dmtcp: slurm-dmtcp %s loaded", SDMTCP_VERSION);
+	return 0;
+}
+
 int slurm_spank_init(spank_t sp, int ac, char **av)
 {
 	char err[SDMTCP_ERRLEN];
@@ -40,6 +51,8 @@ int slurm_spank_init(spank_t sp, int ac, char **av)
 
 int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 {
+	int rc;
+
 	(void)ac;
 	(void)av;
 	switch (spank_context()) {
@@ -47,7 +60,11 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 	case S_CTX_ALLOCATOR:
 		return sdmtcp_local_post_opt(&config, &sdmtcp_req);
 	case S_CTX_REMOTE:
-		return sdmtcp_stepd_post_opt(sp, &config, &sdmtcp_req);
+		rc = sdmtcp_stepd_post_opt(sp, &config, &sdmtcp_req);
+		/* In slurmd's log, for each step under DMTCP: which release ran it. */
+		if (sdmtcp_stepd_on())
+			slurm_info("dmtcp: slurm-dmtcp %s runs this step", SDMTCP_VERSION);
+		return rc;
 	default:
 		return 0;
 	}

@@ -85,6 +85,11 @@ int sdmtcp_stepd_post_opt(spank_t sp, const struct sdmtcp_config *c,
 	return 0;
 }
 
+int sdmtcp_stepd_on(void)
+{
+	return st.job.on;
+}
+
 static long now_ms(void)
 {
 	struct timespec ts;

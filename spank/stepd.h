@@ -13,6 +13,8 @@
 
 int sdmtcp_local_post_opt(const struct sdmtcp_config *c, const struct sdmtcp_request *r);
 
+/* Whether this step runs under DMTCP (after sdmtcp_stepd_post_opt). */
+int sdmtcp_stepd_on(void);
 int sdmtcp_stepd_post_opt(spank_t sp, const struct sdmtcp_config *c,
 			  const struct sdmtcp_request *r);
 int sdmtcp_stepd_user_init(spank_t sp);

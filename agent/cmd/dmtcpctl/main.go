@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/slurm-dmtcp/slurm-dmtcp/agent/dmtcpctl"
+	"github.com/slurm-dmtcp/slurm-dmtcp/proto"
 )
 
 // DMTCP keeps its own descriptors at 821 and up (PROTECTED_FD_START = 820 in DMTCP's
@@ -20,6 +22,10 @@ import (
 const dmtcpFirstFD, dmtcpLastFD = 821, 860
 
 func main() {
+	if proto.AskedVersion(os.Args[1:]) {
+		fmt.Println(proto.VersionLine("dmtcpctl"))
+		return
+	}
 	// Started from a process under DMTCP (a --dmtcp job script), dmtcpctl still holds the
 	// descriptors DMTCP gave the forked child before it exec'd this static executable,
 	// DMTCP does not load into it, and the coordinator would count it as a process and wait

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"syscall"
 
@@ -12,6 +13,10 @@ import (
 )
 
 func main() {
+	if proto.AskedVersion(os.Args[1:]) {
+		fmt.Println(proto.VersionLine("slurm-dmtcp-agent"))
+		return
+	}
 	// fd 3 came without close-on-exec: keep it from the coordinator, or the plugin would
 	// wait for the coordinator too before it sees the agent gone.
 	syscall.CloseOnExec(proto.ReadyFD)

@@ -30,6 +30,11 @@ const restoreReplyWait = time.Minute
 const verifiedPoll = 2 * time.Millisecond
 
 func main() {
+	// Only outside a task (no SLURM_DMTCP_ARGV0): a task's own argument is never taken.
+	if os.Getenv(proto.EnvArgv0) == "" && proto.AskedVersion(os.Args[1:]) {
+		fmt.Println(proto.VersionLine("slurm-dmtcp-exec"))
+		return
+	}
 	// DMTCP's plugin of the tasks: without it (a broken install) the program still runs, with
 	// SIGTERM ignored, and the task says so. Restored processes have it in their images.
 	plugin := ""

@@ -3,11 +3,17 @@
 package main
 
 import (
+	"fmt"
 	"os"
 
 	"github.com/slurm-dmtcp/slurm-dmtcp/nodeprobe/cli"
+	"github.com/slurm-dmtcp/slurm-dmtcp/proto"
 )
 
 func main() {
+	if proto.AskedVersion(os.Args[1:]) {
+		fmt.Println(proto.VersionLine("slurm-dmtcp-nodeprobe"))
+		return
+	}
 	os.Exit(cli.Run(os.Args[1:], os.Stdout, os.Stderr))
 }
