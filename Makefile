@@ -93,7 +93,8 @@ install: all
 		install -m 0755 $(BUILD)/slurm-dmtcp-sigterm.so $(DESTDIR)$(LIBEXECDIR)/; fi
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PYTHONDIR)
 	install -m 0755 $(BUILD)/dmtcpctl $(DESTDIR)$(BINDIR)/dmtcpctl
-	install -m 0644 contrib/python/slurm_dmtcp.py $(DESTDIR)$(PYTHONDIR)/slurm_dmtcp.py
+	install -d $(DESTDIR)$(PYTHONDIR)/slurm_dmtcp
+	install -m 0644 contrib/python/slurm_dmtcp/__init__.py contrib/python/slurm_dmtcp/py.typed $(DESTDIR)$(PYTHONDIR)/slurm_dmtcp/
 	install -d $(DESTDIR)$(SHAREDIR)/examples
 	install -m 0644 contrib/examples/*.sh contrib/examples/*.py $(DESTDIR)$(SHAREDIR)/examples/
 	if [ -f $(BUILD)/slurm-dmtcp-nodeprobe ]; then install -d $(DESTDIR)$(BINDIR) && \
@@ -131,6 +132,7 @@ c-test: $(C_TESTS)
 python-test:
 	@if command -v $(PYTHON) >/dev/null; then cd contrib/python && $(PYTHON) -m unittest -v test_slurm_dmtcp 2>&1; \
 	else echo "SKIP python-test: $(PYTHON) not found"; fi
+	contrib/tests/python-package.sh
 
 integration-test: all
 	contrib/tests/integration.sh

@@ -18,6 +18,11 @@ need=(
 	ps:procps pgrep:procps runuser:util-linux useradd:passwd
 )
 missing=()
+# pip install of the Python client is tested with Debian's python3 in a venv that sees
+# Debian's setuptools and wheel (offline, no build isolation).
+if ! /usr/bin/python3 -c 'import ensurepip, setuptools, wheel' >/dev/null 2>&1; then
+	missing+=(python3 python3-venv python3-setuptools python3-wheel)
+fi
 for pair in "${need[@]}"; do
 	what=${pair%%:*} pkg=${pair#*:}
 	case "$what" in

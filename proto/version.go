@@ -3,7 +3,8 @@ package proto
 import "fmt"
 
 // Version is slurm-dmtcp's release: printed by every binary's --version and by the plugin
-// when Slurm loads it (the Makefile reads it from here for the C part).
+// when Slurm loads it (the Makefile reads it from here for the C part). The Python
+// package (contrib/python/pyproject.toml) repeats it; its install test checks they agree.
 const Version = "0.4.0"
 
 // VersionLine is what `--version` prints for the program name.

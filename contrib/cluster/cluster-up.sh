@@ -219,7 +219,9 @@ fi
 chmod 0755 "$bindir"
 # The Python client (contrib/python) for job scripts: PYTHONPATH=$CLUSTER_DIR/python.
 install -d -m 0755 "$CLUSTER_DIR/python"
-install -m 0644 "$repo/contrib/python/slurm_dmtcp.py" "$CLUSTER_DIR/python/slurm_dmtcp.py"
+install -d -m 0755 "$CLUSTER_DIR/python/slurm_dmtcp"
+install -m 0644 "$repo/contrib/python/slurm_dmtcp/__init__.py" "$repo/contrib/python/slurm_dmtcp/py.typed" "$CLUSTER_DIR/python/slurm_dmtcp/"
+rm -f "$CLUSTER_DIR/python/slurm_dmtcp.py"
 args="${dmtcp_prefix:+dmtcp_prefix=$dmtcp_prefix} agent=$bindir/slurm-dmtcp-agent exec=$bindir/slurm-dmtcp-exec ${PLUGSTACK_ARGS:-}"
 printf 'required %s %s\n' "$bindir/$(basename "$PLUGIN")" "$args" >"$CLUSTER_DIR/plugstack.conf"
 chmod 0644 "$conf" "$CLUSTER_DIR/plugstack.conf"

@@ -326,10 +326,10 @@ func TestPythonClientSweepRealJob(t *testing.T) {
 	dir := workdir(t)
 	repo, err := filepath.Abs("../..")
 	require.NoError(t, err)
-	for _, f := range []string{"contrib/examples/sweep.py", "contrib/python/slurm_dmtcp.py"} {
+	for f, name := range map[string]string{"contrib/examples/sweep.py": "sweep.py", "contrib/python/slurm_dmtcp/__init__.py": "slurm_dmtcp.py"} {
 		b, err := os.ReadFile(filepath.Join(repo, f))
 		require.NoError(t, err)
-		writeScript(t, dir, filepath.Base(f), string(b))
+		writeScript(t, dir, name, string(b))
 	}
 	writeScript(t, dir, "prog.sh", "#!/bin/bash\nfor i in 1 2 3 4 5 6; do sleep 0.5; done\necho \"prog $1 ok\"\n")
 	writeScript(t, dir, "probe.py", `import slurm_dmtcp as sd
@@ -498,7 +498,7 @@ func TestPythonCheckpointReturnsRestored(t *testing.T) {
 	dir := workdir(t)
 	repo, err := filepath.Abs("../..")
 	require.NoError(t, err)
-	b, err := os.ReadFile(filepath.Join(repo, "contrib/python/slurm_dmtcp.py"))
+	b, err := os.ReadFile(filepath.Join(repo, "contrib/python/slurm_dmtcp/__init__.py"))
 	require.NoError(t, err)
 	writeScript(t, dir, "slurm_dmtcp.py", string(b))
 	writeScript(t, dir, "drv.py", `import time, slurm_dmtcp as sd
