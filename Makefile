@@ -85,6 +85,13 @@ $(BUILD)/spank-test: spank/test_spank.c $(SPANK_SRC) $(SPANK_HDR) spank/coordgua
 	$(CC) $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -o $@ spank/test_spank.c \
 		spank/config.c spank/options.c spank/stepd.c spank/local.c spank/slurmpath.c spank/coordguard.c -ldl
 
+# The documentation keeps the checkout's layout under DOCDIR, so that its relative links
+# work there too (processes.md, nodeprobe.md, ... of earlier releases are now
+# spank/README.md, nodeprobe/README.md, ...).
+DOC_FILES := README.md LICENSE $(wildcard docs/*.md) spank/README.md nodeprobe/README.md \
+             dmtcpplugin/README.md contrib/dmtcp/README.md proto/control/PROTOCOL.md \
+             proto/manifest/FORMAT.md proto/doc.go plugstack.conf.example
+
 install: all
 	install -d $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SHAREDIR)
 	install -m 0755 $(BUILD)/spank_dmtcp.so $(DESTDIR)$(PLUGINDIR)/spank_dmtcp.so
@@ -105,11 +112,7 @@ install: all
 	chmod 0644 $(DESTDIR)$(UNITDIR)/slurm-dmtcp-nodeprobe.service
 	install -m 0644 contrib/systemd/publish.conf $(DESTDIR)$(SHAREDIR)/systemd/publish.conf
 	install -m 0644 plugstack.conf.example $(DESTDIR)$(SHAREDIR)/plugstack.conf.example
-	install -m 0644 README.md LICENSE $(DESTDIR)$(DOCDIR)/
-	install -m 0644 spank/README.md $(DESTDIR)$(DOCDIR)/processes.md
-	install -m 0644 proto/manifest/FORMAT.md $(DESTDIR)$(DOCDIR)/manifest-format.md
-	install -m 0644 proto/control/PROTOCOL.md $(DESTDIR)$(DOCDIR)/control-protocol.md
-	install -m 0644 nodeprobe/README.md $(DESTDIR)$(DOCDIR)/nodeprobe.md
+	for f in $(DOC_FILES); do install -D -m 0644 $$f $(DESTDIR)$(DOCDIR)/$$f || exit 1; done
 	@echo "installed; add to plugstack.conf: required $(PLUGINDIR)/spank_dmtcp.so"
 
 lint:

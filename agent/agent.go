@@ -23,7 +23,7 @@ import (
 	"github.com/slurm-dmtcp/slurm-dmtcp/proto/manifest"
 )
 
-// Exit codes of slurm-dmtcp-agent (also in README.md).
+// Exit codes of slurm-dmtcp-agent (also in docs/user.md, "Exit codes").
 const (
 	ExitOK          = 0
 	ExitFailure     = 1 // anything else, see the message

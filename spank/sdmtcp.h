@@ -1,5 +1,6 @@
 /*
- * sdmtcp.h: the plugin's shared declarations. See README.md for which process runs what.
+ * sdmtcp.h: the plugin's shared declarations. See README.md beside this file and
+ * docs/architecture.md for which process runs what.
  */
 #ifndef SDMTCP_H
 #define SDMTCP_H

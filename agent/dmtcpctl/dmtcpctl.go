@@ -19,7 +19,7 @@ import (
 	ctl "github.com/slurm-dmtcp/slurm-dmtcp/proto/control"
 )
 
-// Exit codes (README.md, "dmtcpctl").
+// Exit codes (docs/user.md, "Exit codes").
 const (
 	ExitOK        = 0
 	ExitFailed    = 1 // the agent answered with an error (failed, policy, stopping, not_found, ...)

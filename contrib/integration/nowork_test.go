@@ -18,7 +18,7 @@ import (
 )
 
 // pyCounter prints like counterEvery without forking: DMTCP 5.0 itself sometimes exits 99
-// when a checkpoint meets a fork of a restored shell (see README, known problems), and the
+// when a checkpoint meets a fork of a restored shell (see docs/troubleshooting.md, known problems of DMTCP), and the
 // time-limit, preemption and node-loss tests are about Slurm's signals, not about that.
 const pyCounter = `#!/usr/bin/env python3
 #SBATCH --open-mode=append

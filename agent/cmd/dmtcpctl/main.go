@@ -1,5 +1,5 @@
 // Command dmtcpctl controls the checkpoints of a --dmtcp Slurm job: status, checkpoint,
-// wait, interval, generations. See agent/dmtcpctl and README.md. It is built without cgo
+// wait, interval, generations. See agent/dmtcpctl and docs/user.md. It is built without cgo
 // (a static executable), so that inside a --dmtcp job DMTCP does not load into it.
 package main
 
