@@ -54,6 +54,9 @@ type Coordinator interface {
 	Status(ctx context.Context) (coordinator.Status, error)
 	Checkpoint(ctx context.Context) error
 	CheckpointAndKill(ctx context.Context) error
+	// Settle waits, at most max, until no process of the computation on this node is
+	// starting (coordinator.Starting); it says why not when the wait ends without that.
+	Settle(ctx context.Context, max time.Duration) string
 	Kill(ctx context.Context) error
 	Quit(ctx context.Context) error
 	Done() <-chan struct{}
@@ -488,7 +491,11 @@ func (a *Agent) takeCheckpoint(ctx context.Context, reason manifest.Reason, stop
 		log.WithError(err).Error("checkpoint: begin generation")
 		return generations.Committed{}, err
 	}
-	pending.ExpectImages(checkpointImages(a.Layout.CkptDir, peers))
+	images := checkpointImages(a.Layout.CkptDir, peers)
+	if images < peers {
+		log.WithFields(logrus.Fields{"images": images, "processes": peers}).Warn("checkpoint has fewer images than processes took part in it")
+	}
+	pending.ExpectImages(images)
 	meta := a.Meta
 	meta.Reason, meta.StartTime, meta.EndTime = reason, start, time.Now()
 	if a.PerRank {
@@ -517,6 +524,9 @@ func (a *Agent) takeCheckpoint(ctx context.Context, reason manifest.Reason, stop
 	return c, nil
 }
 
+// settleMax bounds the wait for a moment when no process is starting, before a checkpoint.
+const settleMax = time.Second
+
 // requestCheckpoint asks for a blocking checkpoint, waiting out one already in progress,
 // and returns how many processes took part.
 func (a *Agent) requestCheckpoint(ctx context.Context, thenExit bool) (int, error) {
@@ -533,6 +543,11 @@ func (a *Agent) requestCheckpoint(ctx context.Context, thenExit bool) (int, erro
 			// failed or outlived its time-out, and must not be committed with this one.
 			if err := clearDir(a.Layout.CkptDir); err != nil {
 				return 0, fmt.Errorf("clear the checkpoint folder %s: %w", a.Layout.CkptDir, err)
+			}
+			// Not while a process is starting: DMTCP would leave it out or save it half
+			// made (coordinator.Starting). Bounded: a checkpoint is never put off for long.
+			if why := a.Coord.Settle(ctx, settleMax); why != "" {
+				a.Log.WithField("starting", why).Warn("checkpoint taken while a process is still starting")
 			}
 			request := a.Coord.Checkpoint
 			if thenExit {

@@ -113,10 +113,11 @@ func (f *fakeCoord) CheckpointAndKill(ctx context.Context) error {
 	}
 	return f.Kill(ctx)
 }
-func (f *fakeCoord) Kill(context.Context) error   { f.mu.Lock(); f.kills++; f.mu.Unlock(); return nil }
-func (f *fakeCoord) Quit(context.Context) error   { return nil }
-func (f *fakeCoord) WaitUp(context.Context) error { return nil }
-func (f *fakeCoord) Done() <-chan struct{}        { return f.done }
+func (f *fakeCoord) Settle(context.Context, time.Duration) string { return "" }
+func (f *fakeCoord) Kill(context.Context) error                   { f.mu.Lock(); f.kills++; f.mu.Unlock(); return nil }
+func (f *fakeCoord) Quit(context.Context) error                   { return nil }
+func (f *fakeCoord) WaitUp(context.Context) error                 { return nil }
+func (f *fakeCoord) Done() <-chan struct{}                        { return f.done }
 
 type fakeJob struct {
 	info      JobInfo

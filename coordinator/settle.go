@@ -1,0 +1,122 @@
+package coordinator
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// A checkpoint that DMTCP 5.0 begins while a process of the computation is starting (a
+// child between fork and its registration with the coordinator, or a program between exec
+// and the start of its checkpoint thread) leaves that process out or saves it half made: its
+// image is missing from the checkpoint, or the restored process crashes, and its parent
+// reads an empty pipe after the restore. Settle waits, a bounded time, for a moment when no
+// process of this node is starting.
+
+// settlePoll is how often Settle looks again while a process is starting.
+const settlePoll = 10 * time.Millisecond
+
+// Starting says why a process of the computation on this host is not ready to be
+// checkpointed, or "" when none is: a worker without its checkpoint thread yet (one thread:
+// it has just exec'd), a worker whose program is not the one it registered (it exec'd and
+// its new image has not told the coordinator yet), or a child of a worker that runs under
+// DMTCP but is not registered yet (it has just been forked). procRoot is "/proc" but for
+// tests; host is this host's name as the coordinator lists it.
+func Starting(procRoot, host string, ws []Worker) string {
+	known := map[int]bool{}
+	for _, w := range ws {
+		if w.Host == host {
+			known[w.RealPID] = true
+		}
+	}
+	for _, w := range ws {
+		if w.Host != host || w.RealPID <= 1 {
+			continue
+		}
+		dir := filepath.Join(procRoot, strconv.Itoa(w.RealPID))
+		threads, ok := procThreads(dir)
+		if !ok {
+			continue // gone: DMTCP's checkpoint does without it
+		}
+		if threads < 2 {
+			return fmt.Sprintf("%s (pid %d) has no checkpoint thread yet", w.Prog, w.RealPID)
+		}
+		if exe, err := os.Readlink(filepath.Join(dir, "exe")); err == nil {
+			// A restored process runs from DMTCP's mtcp_restart.
+			name := strings.TrimSuffix(filepath.Base(exe), " (deleted)")
+			if name != w.Prog && w.Prog != "" && name != "mtcp_restart" {
+				return fmt.Sprintf("pid %d runs %s, registered as %s: it has just exec'd", w.RealPID, name, w.Prog)
+			}
+		}
+		for _, c := range procChildren(dir) {
+			if !known[c] && underDMTCP(filepath.Join(procRoot, strconv.Itoa(c))) {
+				return fmt.Sprintf("pid %d, a child of %s (pid %d), is not registered yet: it has just been forked", c, w.Prog, w.RealPID)
+			}
+		}
+	}
+	return ""
+}
+
+// Settle waits until no process of the computation on this host is starting (see
+// Starting), at most max. It returns "" when none is, else why the wait ended without it.
+func (c *Coordinator) Settle(ctx context.Context, max time.Duration) string {
+	host, _ := os.Hostname()
+	deadline := time.Now().Add(max)
+	for {
+		ws, err := c.List(ctx)
+		if err != nil {
+			return fmt.Sprintf("the list of processes failed: %v", err)
+		}
+		why := Starting("/proc", host, ws)
+		if why == "" || !time.Now().Before(deadline) {
+			return why
+		}
+		select {
+		case <-ctx.Done():
+			return why
+		case <-time.After(settlePoll):
+		}
+	}
+}
+
+// procThreads is the Threads: line of dir/status.
+func procThreads(dir string) (int, bool) {
+	b, err := os.ReadFile(filepath.Join(dir, "status"))
+	if err != nil {
+		return 0, false
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) == 2 && f[0] == "Threads:" {
+			n, err := strconv.Atoi(f[1])
+			return n, err == nil
+		}
+	}
+	return 0, false
+}
+
+// procChildren is every child of every thread of the process in dir.
+func procChildren(dir string) []int {
+	var out []int
+	tasks, _ := filepath.Glob(filepath.Join(dir, "task", "*", "children"))
+	for _, t := range tasks {
+		b, _ := os.ReadFile(t)
+		for _, f := range strings.Fields(string(b)) {
+			if n, err := strconv.Atoi(f); err == nil {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
+
+// underDMTCP says whether the process in dir has DMTCP's library mapped (a forked child of
+// a DMTCP process has; a static program it exec'd, or a zombie, has not).
+func underDMTCP(dir string) bool {
+	b, err := os.ReadFile(filepath.Join(dir, "maps"))
+	return err == nil && bytes.Contains(b, []byte("/libdmtcp.so"))
+}

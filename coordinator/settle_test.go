@@ -1,0 +1,83 @@
+package coordinator
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// fakeProc is one process of a fake /proc.
+type fakeProc struct {
+	pid      int
+	threads  int
+	exe      string
+	children []int
+	dmtcp    bool
+}
+
+func writeProc(t *testing.T, root string, p fakeProc) {
+	t.Helper()
+	dir := filepath.Join(root, strconv.Itoa(p.pid))
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "task", strconv.Itoa(p.pid)), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "status"), []byte("Name:\tx\nThreads:\t"+strconv.Itoa(p.threads)+"\n"), 0o644))
+	if p.exe != "" {
+		require.NoError(t, os.Symlink(p.exe, filepath.Join(dir, "exe")))
+	}
+	kids := ""
+	for _, c := range p.children {
+		kids += strconv.Itoa(c) + " "
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "task", strconv.Itoa(p.pid), "children"), []byte(kids), 0o644))
+	maps := "55d0 r-xp /usr/bin/x\n"
+	if p.dmtcp {
+		maps += "7f00 r-xp /opt/dmtcp/lib/dmtcp/libdmtcp.so\n"
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "maps"), []byte(maps), 0o644))
+}
+
+func TestStarting(t *testing.T) {
+	driver := Worker{Prog: "python3.11", VirtPID: 40000, RealPID: 100, Host: "n1"}
+	worker := Worker{Prog: "python3.11", VirtPID: 41000, RealPID: 101, Host: "n1"}
+	for _, tc := range []struct {
+		name  string
+		procs []fakeProc
+		ws    []Worker
+		want  string
+	}{
+		{"every process up", []fakeProc{
+			{pid: 100, threads: 2, exe: "/usr/bin/python3.11", children: []int{101}, dmtcp: true},
+			{pid: 101, threads: 2, exe: "/usr/bin/python3.11", dmtcp: true},
+		}, []Worker{driver, worker}, ""},
+		{"just exec'd: no checkpoint thread yet", []fakeProc{
+			{pid: 100, threads: 2, exe: "/usr/bin/python3.11", children: []int{101}, dmtcp: true},
+			{pid: 101, threads: 1, exe: "/usr/bin/python3.11", dmtcp: true},
+		}, []Worker{driver, worker}, "python3.11 (pid 101) has no checkpoint thread yet"},
+		{"exec'd, new image not registered", []fakeProc{
+			{pid: 100, threads: 2, exe: "/usr/bin/bash", dmtcp: true},
+		}, []Worker{{Prog: "python3.11", RealPID: 100, Host: "n1"}}, "pid 100 runs bash, registered as python3.11: it has just exec'd"},
+		{"forked child not registered", []fakeProc{
+			{pid: 100, threads: 2, exe: "/usr/bin/python3.11", children: []int{102}, dmtcp: true},
+			{pid: 102, threads: 2, exe: "/usr/bin/python3.11", dmtcp: true},
+		}, []Worker{driver}, "pid 102, a child of python3.11 (pid 100), is not registered yet: it has just been forked"},
+		{"child outside DMTCP (a static program) does not count", []fakeProc{
+			{pid: 100, threads: 2, exe: "/usr/bin/bash", children: []int{103}, dmtcp: true},
+			{pid: 103, threads: 1, exe: "/usr/bin/dmtcpctl"},
+		}, []Worker{{Prog: "bash", RealPID: 100, Host: "n1"}}, ""},
+		{"restored process runs from mtcp_restart", []fakeProc{
+			{pid: 100, threads: 2, exe: "/opt/dmtcp/bin/mtcp_restart", dmtcp: true},
+		}, []Worker{driver}, ""},
+		{"gone process and other hosts are skipped", []fakeProc{}, []Worker{driver, {Prog: "x", RealPID: 5, Host: "n2"}}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			for _, p := range tc.procs {
+				writeProc(t, root, p)
+			}
+			assert.Equal(t, tc.want, Starting(root, "n1", tc.ws))
+		})
+	}
+}
