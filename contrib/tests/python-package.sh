@@ -10,8 +10,10 @@ command -v "$py" >/dev/null || { echo "SKIP python package test: $py not found";
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$py" -m venv --system-site-packages "$tmp/venv"
-# The venv's own setuptools builds it (no download); quiet unless it fails.
-if ! "$tmp/venv/bin/pip" install -q --no-build-isolation --no-index "$repo/contrib/python" >"$tmp/pip.log" 2>&1; then
+# The venv's own setuptools builds it (no download); quiet unless it fails. It builds in
+# the folder it is given: a copy, so that the checkout gets no build/ or egg-info.
+cp -R "$repo/contrib/python" "$tmp/src"
+if ! "$tmp/venv/bin/pip" install -q --no-build-isolation --no-index "$tmp/src" >"$tmp/pip.log" 2>&1; then
 	cat "$tmp/pip.log"
 	echo "FAIL python package: pip install ./contrib/python"
 	exit 1
