@@ -5,6 +5,7 @@ import (
 	"os"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -18,6 +19,43 @@ func TestReadyRoundTrip(t *testing.T) {
 	kv, err := ReadMessage(&b)
 	require.NoError(t, err)
 	assert.Equal(t, map[string]string{"coord_host": "node7", "coord_port": "40581", "ckptdir": "/home/a b/c"}, kv)
+}
+
+// A message longer than the plugin reads has its longest values cut, the rest kept whole.
+func TestReadyCutToFit(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		notes []int // lengths of the long values
+	}{
+		{"one long note", []int{100 << 10}},
+		{"two long notes", []int{40 << 10, 50 << 10}},
+		{"just too long", []int{MaxMessage}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			kvs := []KV{{KeyCoordHost, "node7"}, {KeyCoordPort, "40581"}}
+			for i, n := range tc.notes {
+				kvs = append(kvs, KV{[]string{KeyRestoreNote, KeyMessage}[i], strings.Repeat("x", n)})
+			}
+			var b bytes.Buffer
+			require.NoError(t, WriteReady(&b, kvs))
+			assert.LessOrEqual(t, b.Len(), MaxMessage-1, "the plugin keeps one byte for its NUL")
+			kv, err := ReadMessage(&b)
+			require.NoError(t, err)
+			assert.Equal(t, "node7", kv[KeyCoordHost])
+			assert.Equal(t, "40581", kv[KeyCoordPort])
+			for i := range tc.notes {
+				key := []string{KeyRestoreNote, KeyMessage}[i]
+				assert.True(t, strings.HasSuffix(kv[key], CutMark), "%s cut with a mark", key)
+			}
+		})
+	}
+}
+
+// Paths are never cut: a message of long paths only is refused, not shortened.
+func TestReadyTooLongWithoutNotes(t *testing.T) {
+	err := WriteReady(&bytes.Buffer{}, []KV{{KeyCkptDir, strings.Repeat("d", MaxMessage)}})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "the plugin reads 65535")
 }
 
 func TestReadyRejects(t *testing.T) {
@@ -76,6 +114,7 @@ func TestNamesMatchCHeader(t *testing.T) {
 		"SDMTCP_PROTO_READY":    ReadyHeader,
 		"SDMTCP_PROTO_ERROR":    ErrorHeader,
 		"SDMTCP_PROTO_END":      EndLine,
+		"SDMTCP_PROTO_MAX":      strconv.Itoa(MaxMessage),
 		"SDMTCP_AGENT_READY_FD": strconv.Itoa(ReadyFD),
 		"SDMTCP_ENV_PREFIX":     EnvPrefix,
 		"SDMTCP_ENV_ARGV0":      EnvArgv0,

@@ -12,6 +12,8 @@
 #define SDMTCP_PROTO_READY "sdmtcp/1 ready"
 #define SDMTCP_PROTO_ERROR "sdmtcp/1 error"
 #define SDMTCP_PROTO_END "end"
+/* The longest message, in bytes, the plugin reads; the agent cuts long values to fit. */
+#define SDMTCP_PROTO_MAX 65536
 /* The agent's ready pipe: the agent keeps it open until it exits, so EOF means "agent gone". */
 #define SDMTCP_AGENT_READY_FD 3
 

@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
@@ -42,7 +43,7 @@
 #include "stepd.h"
 
 #define STOP_TIMEOUT_MS 15000
-#define MSG_MAX 8192
+#define MSG_MAX SDMTCP_PROTO_MAX
 #define MAX_ARGS 40
 
 enum mode { MODE_OFF, MODE_AGENT, MODE_JOIN };
@@ -104,6 +105,13 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
+int sdmtcp_poll_ms(long left_ms)
+{
+	if (left_ms <= 0)
+		return 0;
+	return left_ms > INT_MAX ? INT_MAX : (int)left_ms;
+}
+
 /* Reads until the message's "end" line, EOF or the deadline. Returns bytes read or -1. */
 static int read_message(int fd, char *buf, size_t len, long timeout_ms)
 {
@@ -117,7 +125,7 @@ static int read_message(int fd, char *buf, size_t len, long timeout_ms)
 		ssize_t r;
 		if (left <= 0)
 			return -1;
-		if (poll(&p, 1, (int)left) < 0) {
+		if (poll(&p, 1, sdmtcp_poll_ms(left)) < 0) {
 			if (errno == EINTR)
 				continue;
 			return -1;
@@ -253,7 +261,7 @@ static int start_agent(spank_t sp, uint32_t stepid)
 	char failmsg[1400];
 	int life[2], rdy[2], devnull;
 	int child_life, child_rdy;
-	char msg[MSG_MAX];
+	static char msg[MSG_MAX]; /* not on slurmstepd's stack */
 	char err[SDMTCP_ERRLEN];
 	pid_t pid;
 	int rc;
@@ -430,15 +438,22 @@ static void stop_agent(void)
 				    (int)st.agent, STOP_TIMEOUT_MS / 1000);
 			break;
 		}
-		if (poll(&p, 1, (int)left) <= 0)
+		if (poll(&p, 1, sdmtcp_poll_ms(left)) <= 0)
 			continue;
 		r = read(st.ready, buf, sizeof(buf));
 		if (r == 0 || (r < 0 && errno != EINTR))
 			close_fd(&st.ready); /* EOF: the agent and its children are gone */
 	}
-	kill(-st.agent, SIGKILL);
-	kill(st.agent, SIGKILL);
-	waitpid(st.agent, NULL, WNOHANG); /* slurmstepd may have reaped it already */
+	/* Signalled only while its pid is still the agent's: running, or a zombie nobody has
+	 * reaped (WNOWAIT keeps it so). Once slurmstepd has reaped it, the pid, and the group
+	 * of that number, may belong to another process by now. */
+	siginfo_t si;
+	memset(&si, 0, sizeof(si));
+	if (waitid(P_PID, (id_t)st.agent, &si, WEXITED | WNOHANG | WNOWAIT) == 0) {
+		kill(-st.agent, SIGKILL);
+		kill(st.agent, SIGKILL);
+		waitpid(st.agent, NULL, WNOHANG);
+	}
 	close_fd(&st.ready);
 	st.agent = -1;
 }
@@ -602,7 +617,7 @@ static pid_t wait_child(pid_t pid, int *status, long deadline)
 		pid_t r;
 		while ((r = waitpid(pid, status, WNOHANG)) == 0 && now_ms() < deadline) {
 			struct pollfd p = { .fd = pfd, .events = POLLIN };
-			(void)poll(&p, 1, (int)(deadline - now_ms() > 0 ? deadline - now_ms() : 0));
+			(void)poll(&p, 1, sdmtcp_poll_ms(deadline - now_ms()));
 		}
 		close(pfd);
 		return r;

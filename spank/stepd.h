@@ -22,6 +22,10 @@ int sdmtcp_stepd_task_init(spank_t sp);
 int sdmtcp_stepd_task_exit(spank_t sp);
 int sdmtcp_stepd_exit(spank_t sp);
 
+/* A poll() time-out for left_ms milliseconds: 0 when none is left, at most INT_MAX (a long
+ * agent_timeout= must not wrap to a negative, endless wait). */
+int sdmtcp_poll_ms(long left_ms);
+
 /* Parses the agent's ready message (see proto.h). On "ready", calls set(key, value) for
  * every key=value line and returns 1; on "error" copies the message into err and returns 0;
  * returns -1 on a malformed message (err says why). */

@@ -4,6 +4,7 @@
  * The Slurm functions the linked files refer to are defined below as recorders: none of the
  * tested functions needs a real Slurm.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -303,6 +304,20 @@ static void collect(void *ctx, const char *k, const char *v)
 	struct seen *s = ctx;
 	size_t n = strlen(s->keys);
 	snprintf(s->keys + n, sizeof(s->keys) - n, "%s=%s;", k, v);
+}
+
+static void test_poll_ms(void)
+{
+	static const struct {
+		long in;
+		int want;
+	} cases[] = {
+		{ -5, 0 }, { 0, 0 }, { 1, 1 }, { 30000, 30000 }, { (long)INT_MAX, INT_MAX },
+		{ (long)INT_MAX + 1, INT_MAX }, { 400L * 86400 * 1000, INT_MAX }, { LONG_MAX, INT_MAX },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		CHECK(sdmtcp_poll_ms(cases[i].in) == cases[i].want, "poll_ms(%ld) = %d, want %d",
+		      cases[i].in, sdmtcp_poll_ms(cases[i].in), cases[i].want);
 }
 
 static void test_ready(void)
@@ -645,6 +660,7 @@ static void fuzz_parsers(void)
 
 int main(void)
 {
+	test_poll_ms();
 	test_durations();
 	test_options();
 	test_config();
