@@ -26,5 +26,6 @@
 #define SDMTCP_ENV_ERROR "SLURM_DMTCP_ERROR"   /* why the task cannot run under DMTCP */
 #define SDMTCP_ENV_COORD_HOST "SLURM_DMTCP_COORD_HOST"
 #define SDMTCP_ENV_COORD_PORT "SLURM_DMTCP_COORD_PORT"
+#define SDMTCP_ENV_JOB_ID "SLURM_DMTCP_JOB_ID" /* the job that set the variables */
 
 #endif

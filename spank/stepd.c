@@ -210,6 +210,39 @@ static void set_job_env(void *ctx, const char *key, const char *val)
 		spank_setenv(sp, "DMTCP_COORD_PORT", val, 1);
 }
 
+/* The variables a --dmtcp step hands its tasks (the ready message's keys, and DMTCP's own). */
+static const char *const job_env[] = {
+	SDMTCP_ENV_COORD_HOST, SDMTCP_ENV_COORD_PORT, SDMTCP_ENV_PREFIX "CKPTDIR",
+	SDMTCP_ENV_PREFIX "STEPDIR", SDMTCP_ENV_PREFIX "RUNDIR", SDMTCP_ENV_PREFIX "TMPDIR",
+	SDMTCP_ENV_PREFIX "CONTROL_SOCKET", SDMTCP_ENV_PREFIX "RESTORE",
+	SDMTCP_ENV_PREFIX "RESTORE_NOTE", SDMTCP_ENV_PREFIX "COMPRESS",
+	SDMTCP_ENV_PREFIX "PER_RANK", SDMTCP_ENV_PREFIX "REPORT_EXIT", SDMTCP_ENV_PREFIX_DIR,
+	SDMTCP_ENV_JOB_ID,
+	"DMTCP_COORD_HOST", "DMTCP_COORD_PORT",
+};
+
+/* Whether the step's SLURM_DMTCP_* variables were set in this job (SDMTCP_ENV_JOB_ID). A job
+ * submitted from inside a --dmtcp job inherits its variables: they are removed, so that
+ * neither this plugin nor DMTCP's commands in the tasks act on another job's coordinator. */
+static int own_job_variables(spank_t sp, uint32_t jobid)
+{
+	char owner[32], want[32];
+
+	snprintf(want, sizeof(want), "%u", jobid);
+	if (spank_getenv(sp, SDMTCP_ENV_JOB_ID, owner, sizeof(owner)) == ESPANK_SUCCESS &&
+	    !strcmp(owner, want))
+		return 1;
+	if (spank_getenv(sp, SDMTCP_ENV_COORD_PORT, owner, sizeof(owner)) != ESPANK_SUCCESS &&
+	    spank_getenv(sp, SDMTCP_ENV_JOB_ID, owner, sizeof(owner)) != ESPANK_SUCCESS)
+		return 0;
+	for (size_t i = 0; i < sizeof(job_env) / sizeof(job_env[0]); i++)
+		spank_unsetenv(sp, job_env[i]);
+	slurm_verbose("dmtcp: job %u: removed the SLURM_DMTCP_* variables it inherited from "
+		   "another job",
+		   jobid);
+	return 0;
+}
+
 static void close_from(int lowfd)
 {
 #ifdef SYS_close_range
@@ -406,6 +439,9 @@ static int start_agent(spank_t sp, uint32_t stepid)
 		snprintf(st.error, sizeof(st.error), "%s", err);
 		return -1;
 	}
+	/* Whose the variables are: a step reads them only in the job that set them. */
+	snprintf(countbuf, sizeof(countbuf), "%u", jobid);
+	spank_setenv(sp, SDMTCP_ENV_JOB_ID, countbuf, 1);
 	return 0;
 
 fail_fds:
@@ -514,7 +550,7 @@ int sdmtcp_stepd_user_init(spank_t sp)
 	uint32_t stepid = 0, nnodes = 1, jobid = 0;
 	uid_t uid = 0;
 	char port[32];
-	int inside_batch, has_port;
+	int inside_batch, has_port, own;
 
 	if (!st.cfg)
 		return 0;
@@ -531,7 +567,8 @@ int sdmtcp_stepd_user_init(spank_t sp)
 	 * must be the one this job's batch agent wrote on this node: a variable copied from
 	 * another job, or set to reach another user's coordinator, is ignored. */
 	spank_get_item(sp, S_JOB_ID, &jobid);
-	has_port = stepid != SLURM_BATCH_SCRIPT &&
+	own = own_job_variables(sp, jobid);
+	has_port = stepid != SLURM_BATCH_SCRIPT && own &&
 		   spank_getenv(sp, SDMTCP_ENV_COORD_PORT, port, sizeof(port)) == ESPANK_SUCCESS;
 	/* A step across nodes started from a --dmtcp batch script: its tasks on the other nodes
 	 * cannot join the batch job's coordinator in a way that can be restored (the batch

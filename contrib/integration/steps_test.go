@@ -429,3 +429,36 @@ echo "step exit $?"
 		assert.Len(t, rk.Images, 1, "rank %d: the images of its own process", i)
 	}
 }
+
+// A job submitted from inside a --dmtcp job inherits that job's SLURM_DMTCP_* and
+// DMTCP_COORD_* variables. Without --dmtcp it must behave as without the plugin: the
+// variables are gone from its batch script and its steps, and a step across nodes is not
+// refused as "inside a --dmtcp batch job".
+func TestSecurityStepAcrossNodesIgnoresStaleVariables(t *testing.T) {
+	c := newCluster(t)
+	nodes := len(c.nodes(t))
+	for _, n := range []int{1, 2} {
+		t.Run(fmt.Sprintf("step on %d nodes", n), func(t *testing.T) {
+			if nodes < n {
+				t.Skipf("SKIP: needs a cluster of %d or more nodes (this one has %d): make cluster-up NODES=3", n, nodes)
+			}
+			dir := workdir(t)
+			script := writeScript(t, dir, "job.sh", fmt.Sprintf(`#!/bin/bash
+#SBATCH -N%d
+echo "batch ${SLURM_DMTCP_COORD_PORT:-none} ${DMTCP_COORD_PORT:-none} ${SLURM_DMTCP_JOB_ID:-none}"
+srun -N%d bash -c 'echo "task ${SLURM_DMTCP_COORD_PORT:-none} ${DMTCP_COORD_PORT:-none}"'
+echo "step exit $?"
+`, n, n))
+			out := dir + "/out"
+			// As sbatch inside a --dmtcp job would pass them on (job 12345 is not this one).
+			id := c.sbatch(t, dir, "-o", out, "--export=ALL,SLURM_DMTCP_COORD_HOST=localhost,SLURM_DMTCP_COORD_PORT=7779,"+
+				"DMTCP_COORD_PORT=7779,SLURM_DMTCP_JOB_ID=12345", script)
+			j := c.waitDone(t, id, 60*time.Second)
+			b, _ := os.ReadFile(out)
+			assert.Equal(t, "COMPLETED", j.State, "output:\n%s", b)
+			assert.Contains(t, string(b), "batch none none none\n")
+			assert.Equal(t, n, strings.Count(string(b), "task none none\n"), "every task without the variables:\n%s", b)
+			assert.Contains(t, string(b), "step exit 0\n")
+		})
+	}
+}
