@@ -105,6 +105,33 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
+int sdmtcp_executable_by(const char *path, uid_t uid, gid_t gid, const gid_t *gids, int ngids)
+{
+	struct stat sb;
+	mode_t bit = S_IXOTH;
+
+	if (stat(path, &sb) < 0)
+		return 0;
+	if (!S_ISREG(sb.st_mode)) {
+		errno = EACCES;
+		return 0;
+	}
+	if (sb.st_uid == uid) {
+		bit = S_IXUSR;
+	} else {
+		int member = sb.st_gid == gid;
+		for (int i = 0; !member && gids && i < ngids; i++)
+			member = gids[i] == sb.st_gid;
+		if (member)
+			bit = S_IXGRP;
+	}
+	if (!(sb.st_mode & bit)) {
+		errno = EACCES;
+		return 0;
+	}
+	return 1;
+}
+
 int sdmtcp_poll_ms(long left_ms)
 {
 	if (left_ms <= 0)
@@ -549,6 +576,8 @@ int sdmtcp_stepd_user_init(spank_t sp)
 {
 	uint32_t stepid = 0, nnodes = 1, jobid = 0;
 	uid_t uid = 0;
+	gid_t gid = 0, *gids = NULL;
+	int ngids = 0;
 	char port[32];
 	int inside_batch, has_port, own;
 
@@ -592,10 +621,13 @@ int sdmtcp_stepd_user_init(spank_t sp)
 	if (!st.job.on)
 		return 0;
 
-	if (access(st.cfg->exec, X_OK) < 0) {
-		slurm_error("dmtcp: the task launcher %s is not executable (%s); fix plugstack.conf "
-			    "exec= or the installation",
-			    st.cfg->exec, strerror(errno));
+	spank_get_item(sp, S_JOB_GID, &gid);
+	if (spank_get_item(sp, S_JOB_SUPPLEMENTARY_GIDS, &gids, &ngids))
+		ngids = 0;
+	if (!sdmtcp_executable_by(st.cfg->exec, uid, gid, gids, ngids)) {
+		slurm_error("dmtcp: the task launcher %s is not executable by user %u (%s); fix "
+			    "plugstack.conf exec= or the installation",
+			    st.cfg->exec, (unsigned)uid, strerror(errno));
 		return -1;
 	}
 	if (st.cfg->dmtcp_prefix[0])

@@ -22,6 +22,11 @@ int sdmtcp_stepd_task_init(spank_t sp);
 int sdmtcp_stepd_task_exit(spank_t sp);
 int sdmtcp_stepd_exit(spank_t sp);
 
+/* Whether the user uid (primary group gid, supplementary groups gids[0..ngids)) may execute
+ * the regular file path, from its owner, group and mode (slurmstepd runs as root, for whom
+ * access() says yes to any execute bit). 1 yes, 0 no (errno says why: EACCES, ENOENT...). */
+int sdmtcp_executable_by(const char *path, uid_t uid, gid_t gid, const gid_t *gids, int ngids);
+
 /* A poll() time-out for left_ms milliseconds: 0 when none is left, at most INT_MAX (a long
  * agent_timeout= must not wrap to a negative, endless wait). */
 int sdmtcp_poll_ms(long left_ms);

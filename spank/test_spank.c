@@ -4,6 +4,7 @@
  * The Slurm functions the linked files refer to are defined below as recorders: none of the
  * tested functions needs a real Slurm.
  */
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -454,6 +455,47 @@ static void test_remove_as(void)
 	CHECK(system(p) == 0, "cleanup");
 }
 
+/* The task launcher is checked for the job's user, by owner, group and mode. */
+static void test_executable_by(void)
+{
+	static const struct {
+		mode_t mode;
+		uid_t uid;
+		gid_t gid, extra;
+		int want;
+	} cases[] = {
+		{ 0755, 4242, 4242, 0, 1 },  /* others may */
+		{ 0750, 4242, 4242, 0, 0 },  /* group only, user not in it */
+		{ 0750, 4242, 4242, 77, 1 }, /* in the file's group (77) as a supplementary group */
+		{ 0750, 4242, 77, 0, 1 },    /* the file's group as primary group */
+		{ 0700, 4242, 77, 0, 0 },    /* owner only: root may, the user not */
+		{ 0744, 4242, 4242, 0, 0 },  /* no execute bit for others */
+		{ 0700, 4343, 4242, 0, 1 },  /* the user owns it */
+		{ 0600, 4343, 4242, 0, 0 },  /* owned, no execute bit */
+	};
+	char base[] = "/tmp/sdmtcp-exec-XXXXXX", f[64];
+
+	CHECK(mkdtemp(base) != NULL, "mkdtemp");
+	snprintf(f, sizeof(f), "%s/launcher", base);
+	CHECK(write_file(f, "#!/bin/sh\n") == 0, "launcher written");
+	if (getuid() != 0)
+		printf("SKIP launcher owner and group cases: chown needs root\n");
+	for (size_t i = 0; getuid() == 0 && i < sizeof(cases) / sizeof(cases[0]); i++) {
+		gid_t extra[1] = { cases[i].extra };
+		CHECK(chmod(f, cases[i].mode) == 0 && chown(f, 4343, 77) == 0, "chmod/chown");
+		CHECK(sdmtcp_executable_by(f, cases[i].uid, cases[i].gid, extra, cases[i].extra ? 1 : 0) ==
+			      cases[i].want,
+		      "mode %o uid %u gid %u extra %u: want %d", (unsigned)cases[i].mode,
+		      (unsigned)cases[i].uid, (unsigned)cases[i].gid, (unsigned)cases[i].extra,
+		      cases[i].want);
+	}
+	CHECK(!sdmtcp_executable_by(base, 4343, 77, NULL, 0), "a folder is not a launcher");
+	snprintf(f, sizeof(f), "%s/missing", base);
+	CHECK(!sdmtcp_executable_by(f, 4343, 77, NULL, 0) && errno == ENOENT, "missing: ENOENT");
+	snprintf(f, sizeof(f), "rm -rf '%s'", base);
+	CHECK(system(f) == 0, "cleanup");
+}
+
 /* Slurm's commands are looked for in bin/ beside the sbin/ of slurmstepd. */
 static void test_bindir(void)
 {
@@ -670,6 +712,7 @@ int main(void)
 	test_batch_coordinator();
 	test_remove_as();
 	test_bindir();
+	test_executable_by();
 	test_coordguard();
 	fuzz_parsers();
 	printf("%d passed, %d failed\n", checks - failures, failures);
