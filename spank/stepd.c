@@ -237,36 +237,46 @@ static void set_job_env(void *ctx, const char *key, const char *val)
 		spank_setenv(sp, "DMTCP_COORD_PORT", val, 1);
 }
 
-/* The variables a --dmtcp step hands its tasks (the ready message's keys, and DMTCP's own). */
-static const char *const job_env[] = {
-	SDMTCP_ENV_COORD_HOST, SDMTCP_ENV_COORD_PORT, SDMTCP_ENV_PREFIX "CKPTDIR",
-	SDMTCP_ENV_PREFIX "STEPDIR", SDMTCP_ENV_PREFIX "RUNDIR", SDMTCP_ENV_PREFIX "TMPDIR",
-	SDMTCP_ENV_PREFIX "CONTROL_SOCKET", SDMTCP_ENV_PREFIX "RESTORE",
-	SDMTCP_ENV_PREFIX "RESTORE_NOTE", SDMTCP_ENV_PREFIX "COMPRESS",
-	SDMTCP_ENV_PREFIX "PER_RANK", SDMTCP_ENV_PREFIX "REPORT_EXIT", SDMTCP_ENV_PREFIX_DIR,
-	SDMTCP_ENV_JOB_ID,
-	"DMTCP_COORD_HOST", "DMTCP_COORD_PORT",
-};
+/* Whether name=... in an environment entry is one of the variables a --dmtcp step hands its
+ * tasks: SDMTCP_ENV_PREFIX*, and DMTCP's own coordinator address. */
+static int job_variable(const char *entry)
+{
+	return !strncmp(entry, SDMTCP_ENV_PREFIX, strlen(SDMTCP_ENV_PREFIX)) ||
+	       !strncmp(entry, "DMTCP_COORD_HOST=", 17) || !strncmp(entry, "DMTCP_COORD_PORT=", 17);
+}
 
 /* Whether the step's SLURM_DMTCP_* variables were set in this job (SDMTCP_ENV_JOB_ID). A job
- * submitted from inside a --dmtcp job inherits its variables: they are removed, so that
- * neither this plugin nor DMTCP's commands in the tasks act on another job's coordinator. */
+ * submitted from inside a --dmtcp job inherits its variables: every one of them is removed,
+ * so that neither this plugin nor DMTCP's commands in the tasks act on another job's
+ * coordinator. */
 static int own_job_variables(spank_t sp, uint32_t jobid)
 {
 	char owner[32], want[32];
+	int removed = 0;
 
 	snprintf(want, sizeof(want), "%u", jobid);
 	if (spank_getenv(sp, SDMTCP_ENV_JOB_ID, owner, sizeof(owner)) == ESPANK_SUCCESS &&
 	    !strcmp(owner, want))
 		return 1;
-	if (spank_getenv(sp, SDMTCP_ENV_COORD_PORT, owner, sizeof(owner)) != ESPANK_SUCCESS &&
-	    spank_getenv(sp, SDMTCP_ENV_JOB_ID, owner, sizeof(owner)) != ESPANK_SUCCESS)
-		return 0;
-	for (size_t i = 0; i < sizeof(job_env) / sizeof(job_env[0]); i++)
-		spank_unsetenv(sp, job_env[i]);
-	slurm_verbose("dmtcp: job %u: removed the SLURM_DMTCP_* variables it inherited from "
-		   "another job",
-		   jobid);
+	/* One at a time: an unset changes the environment the next look reads. Bounded: the
+	 * plugin never loops on an environment it cannot change. */
+	for (int tries = 0; tries < 256; tries++) {
+		char **env = NULL, name[128] = "";
+		if (spank_get_item(sp, S_JOB_ENV, &env) != ESPANK_SUCCESS || !env)
+			break;
+		for (char **e = env; *e && !name[0]; e++) {
+			size_t len = strcspn(*e, "=");
+			if (job_variable(*e) && len < sizeof(name))
+				snprintf(name, sizeof(name), "%.*s", (int)len, *e);
+		}
+		if (!name[0] || spank_unsetenv(sp, name) != ESPANK_SUCCESS)
+			break;
+		removed++;
+	}
+	if (removed)
+		slurm_verbose("dmtcp: job %u: removed %d SLURM_DMTCP_* and DMTCP_COORD_* variables "
+			      "it inherited from another job",
+			      jobid, removed);
 	return 0;
 }
 

@@ -446,17 +446,19 @@ func TestSecurityStepAcrossNodesIgnoresStaleVariables(t *testing.T) {
 			script := writeScript(t, dir, "job.sh", fmt.Sprintf(`#!/bin/bash
 #SBATCH -N%d
 echo "batch ${SLURM_DMTCP_COORD_PORT:-none} ${DMTCP_COORD_PORT:-none} ${SLURM_DMTCP_JOB_ID:-none}"
+echo "batch variables left: $(env | grep -cE '^(SLURM_DMTCP_|DMTCP_COORD_)')"
 srun -N%d bash -c 'echo "task ${SLURM_DMTCP_COORD_PORT:-none} ${DMTCP_COORD_PORT:-none}"'
 echo "step exit $?"
 `, n, n))
 			out := dir + "/out"
 			// As sbatch inside a --dmtcp job would pass them on (job 12345 is not this one).
 			id := c.sbatch(t, dir, "-o", out, "--export=ALL,SLURM_DMTCP_COORD_HOST=localhost,SLURM_DMTCP_COORD_PORT=7779,"+
-				"DMTCP_COORD_PORT=7779,SLURM_DMTCP_JOB_ID=12345", script)
+				"DMTCP_COORD_PORT=7779,SLURM_DMTCP_JOB_ID=12345,SLURM_DMTCP_RESTORE_VERIFY=1,SLURM_DMTCP_SIGTERM=default", script)
 			j := c.waitDone(t, id, 60*time.Second)
 			b, _ := os.ReadFile(out)
 			assert.Equal(t, "COMPLETED", j.State, "output:\n%s", b)
 			assert.Contains(t, string(b), "batch none none none\n")
+			assert.Contains(t, string(b), "batch variables left: 0\n", "every inherited variable removed:\n%s", b)
 			assert.Equal(t, n, strings.Count(string(b), "task none none\n"), "every task without the variables:\n%s", b)
 			assert.Contains(t, string(b), "step exit 0\n")
 		})
