@@ -329,18 +329,26 @@ func (c *Coordinator) endLeftovers(ctx context.Context) {
 
 // uidOf is the real uid of a process, -1 when it is gone or unreadable.
 func uidOf(pid int) int {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
-	if err != nil {
-		return -1
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "Uid:" {
-			if uid, err := strconv.Atoi(f[1]); err == nil {
-				return uid
-			}
-		}
+	if uid, ok := statusNumber(filepath.Join("/proc", strconv.Itoa(pid)), "Uid:"); ok {
+		return uid
 	}
 	return -1
+}
+
+// statusNumber is the first number of the line that starts with field (e.g. "Uid:") in the
+// status file of the process folder dir (/proc/<pid>); false when it is gone or unreadable.
+func statusNumber(dir, field string) (int, bool) {
+	b, err := os.ReadFile(filepath.Join(dir, "status"))
+	if err != nil {
+		return 0, false
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == field {
+			n, err := strconv.Atoi(f[1])
+			return n, err == nil
+		}
+	}
+	return 0, false
 }
 
 func (c *Coordinator) warn(format string, args ...any) {

@@ -39,7 +39,7 @@ func Starting(procRoot, host string, ws []Worker) string {
 			continue
 		}
 		dir := filepath.Join(procRoot, strconv.Itoa(w.RealPID))
-		threads, ok := procThreads(dir)
+		threads, ok := statusNumber(dir, "Threads:")
 		if !ok {
 			continue // gone: DMTCP's checkpoint does without it
 		}
@@ -82,21 +82,6 @@ func (c *Coordinator) Settle(ctx context.Context, max time.Duration) string {
 		case <-time.After(settlePoll):
 		}
 	}
-}
-
-// procThreads is the Threads: line of dir/status.
-func procThreads(dir string) (int, bool) {
-	b, err := os.ReadFile(filepath.Join(dir, "status"))
-	if err != nil {
-		return 0, false
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) == 2 && f[0] == "Threads:" {
-			n, err := strconv.Atoi(f[1])
-			return n, err == nil
-		}
-	}
-	return 0, false
 }
 
 // procChildren is every child of every thread of the process in dir.
