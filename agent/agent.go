@@ -244,6 +244,7 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Write
 	a.Life.From(Running, Starting)
 	leadArmed := a.armLeadLater(runCtx)
 	requeued := false
+	preemptSeen := false // the first SIGTERM of a preemption was answered
 	for {
 		select {
 		case <-stop:
@@ -270,6 +271,18 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Write
 			_ = a.cleanup()
 			return fail(ExitCoordinator, "dmtcp_coordinator exited while the step was running; see %s", filepath.Join(a.Layout.RunDir, "coordinator.log"))
 		case s := <-sigs:
+			if s == syscall.SIGTERM && !preemptSeen && a.preempted(ctx) {
+				// Slurm preempts the job: only its steps got SIGTERM, its batch script goes
+				// on until GraceTime ends. Ending the step now would let the script go on
+				// without it, and a job that ends in its grace time is not requeued.
+				preemptSeen = true
+				a.Log.Info("SIGTERM: Slurm is preempting the job; checkpointing, the step runs on until its grace time ends")
+				if _, err := a.Checkpoint(runCtx, manifest.ReasonSignal); err == nil {
+					a.progress("preempted: checkpoint taken; the step runs on until Slurm stops the job at the end of its grace time")
+				}
+				periodic.Restart()
+				continue
+			}
 			if s != syscall.SIGTERM || a.Life.To(Stopping) != nil {
 				a.Log.WithField("signal", s.String()).WithField("phase", a.Life.Phase().String()).Info("signal ignored")
 				continue
@@ -309,6 +322,28 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Write
 		}
 	}
 }
+
+// preempted tells whether Slurm is preempting the job of this step, where that changes what
+// a SIGTERM means: a step of the job (not its batch script, which Slurm signals only when
+// the grace time ends) on one node. Not knowing (no scontrol) counts as not preempted: the
+// step is checkpointed and stopped, as on any other SIGTERM.
+func (a *Agent) preempted(ctx context.Context) bool {
+	if a.Job == nil || a.Config.Step == "batch" || a.Config.AcrossNodes() {
+		return false
+	}
+	qctx, cancel := context.WithTimeout(ctx, preemptQueryWait)
+	defer cancel()
+	info, err := a.Job.Info(qctx)
+	if err != nil {
+		a.Log.WithError(err).Warn("SIGTERM: cannot tell whether the job is being preempted; stopping the step")
+		return false
+	}
+	return !info.PreemptTime.IsZero()
+}
+
+// preemptQueryWait bounds the question to slurmctld on a SIGTERM, out of the step's
+// KillWait window.
+const preemptQueryWait = 3 * time.Second
 
 // endStep stops the coordinator once the step's tasks are gone. The step is marked
 // finished, so that a later run of the job starts it from the top, only on proof: Slurm was

@@ -16,6 +16,9 @@ type JobInfo struct {
 	State     string    // JobState=
 	StartTime time.Time // zero when unknown
 	EndTime   time.Time // zero when the job has no time limit
+	// PreemptTime is when Slurm began to preempt the job (zero when it is not): its steps
+	// got SIGTERM, its batch script goes on until the partition's GraceTime ends.
+	PreemptTime time.Time
 }
 
 // SlurmJob reads and requeues the agent's own job through scontrol, as the job's user.
@@ -57,7 +60,7 @@ func parseJob(out string, loc *time.Location) (JobInfo, error) {
 	for _, t := range []struct {
 		key string
 		to  *time.Time
-	}{{"StartTime", &info.StartTime}, {"EndTime", &info.EndTime}} {
+	}{{"StartTime", &info.StartTime}, {"EndTime", &info.EndTime}, {"PreemptTime", &info.PreemptTime}} {
 		v := jobField(out, t.key)
 		if *t.to, err = parseSlurmTime(v, loc); err != nil {
 			return JobInfo{}, fmt.Errorf("scontrol: %s=%q: %w", t.key, v, err)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -240,6 +241,55 @@ func TestServeMarksFinishedOnlyOnProof(t *testing.T) {
 			n, err := finishedAt(a.Layout.StepDir)
 			require.NoError(t, err)
 			assert.Equal(t, tc.wantFinished, n >= 0, "finished marker")
+		})
+	}
+}
+
+// A SIGTERM is a checkpoint that ends the computation, except the first one of a
+// preemption in a step on one node: Slurm signals such a step at once but the batch script
+// only when the grace time ends, so the step is checkpointed and runs on; the next SIGTERM
+// (at the end of the grace time) checkpoints and ends it.
+func TestServeSigtermMeaning(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		cfg       Config
+		preempted bool
+		signals   int
+		wantKills int
+		wantLine  string
+	}{
+		{"step, not preempted", Config{JobID: "7", Step: "0", Tasks: 1}, false, 1, 1, ""},
+		{"batch step, preempted", Config{JobID: "7", Step: "batch", Tasks: 1}, true, 1, 1, ""},
+		{"step, preempted: runs on", Config{JobID: "7", Step: "0", Tasks: 1}, true, 1, 0, "preempted: checkpoint taken; the step runs on"},
+		{"step, preempted, grace time over", Config{JobID: "7", Step: "0", Tasks: 1}, true, 2, 1, "preempted: checkpoint taken; the step runs on"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			job := &fakeJob{}
+			if tc.preempted {
+				job.info.PreemptTime = time.Now()
+			}
+			a, coord, progress := newTestAgent(t, tc.cfg, job)
+			sigs := make(chan os.Signal, 4)
+			a.Signals = sigs
+			lifeline, closeLifeline := io.Pipe()
+			errc := make(chan error, 1)
+			go func() { errc <- a.Serve(context.Background(), "h", 1, io.Discard, lifeline) }()
+			for i := 1; i <= tc.signals; i++ {
+				sigs <- syscall.SIGTERM
+				require.Eventually(t, func() bool {
+					return strings.Count(progress.String(), "checkpoint (signal) generation") == i
+				}, 5*time.Second, 10*time.Millisecond, "checkpoint %d", i)
+			}
+			time.Sleep(50 * time.Millisecond)
+			coord.mu.Lock()
+			assert.Equal(t, tc.wantKills, coord.kills, "the computation ended")
+			assert.Equal(t, tc.signals, coord.ckpts)
+			coord.mu.Unlock()
+			if tc.wantLine != "" {
+				assert.Contains(t, progress.String(), tc.wantLine)
+			}
+			closeLifeline.Close()
+			require.NoError(t, <-errc)
 		})
 	}
 }

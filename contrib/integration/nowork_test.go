@@ -124,6 +124,41 @@ func TestPreemptionResumes(t *testing.T) {
 	assert.Equal(t, "high ran\n", string(h))
 }
 
+// A --dmtcp step of a job that is not itself under DMTCP, preempted: Slurm signals the step
+// at once but the batch script only when the grace time ends. The step is checkpointed and
+// runs on (ending it would let the script end the job in its grace time, and such a job is
+// not requeued); at the end of the grace time the job is requeued, and its next run
+// restores the step.
+func TestPreemptedStepRunsOnThenResumes(t *testing.T) {
+	c := newCluster(t)
+	needDMTCP(t)
+	const tasks, rounds = 2, 100
+	dir := workdir(t)
+	writeScript(t, dir, "solo.py", soloProgram)
+	script := writeScript(t, dir, "job.sh", fmt.Sprintf(`#!/bin/bash
+srun -n%d --dmtcp ./solo.py %d unused 0.4
+echo "step exit $?"
+`, tasks, rounds))
+	out, errf := dir+"/out", dir+"/err"
+	low := c.sbatch(t, dir, "-p", "low", "-n2", "--requeue", "--open-mode=append", "-o", out, "-e", errf, script)
+	waitFile(t, out, "round 5 ", 60*time.Second)
+	high := c.sbatch(t, dir, "-p", "high", "-c", "2", "-o", dir+"/high.out", "--wrap", "echo high ran; sleep 3")
+	waitFile(t, errf, "slurm-dmtcp: preempted: checkpoint taken; the step runs on", 30*time.Second)
+	c.waitState(t, low, 60*time.Second, "PENDING")
+	hj := c.waitDone(t, high, 60*time.Second)
+	assert.Equal(t, "COMPLETED", hj.State)
+	c.startNow(t, low)
+	j := c.waitDone(t, low, 120*time.Second)
+	b, _ := os.ReadFile(out)
+	e, _ := os.ReadFile(errf)
+	require.Equal(t, "COMPLETED", j.State, "output:\n%s\nerrors:\n%s", b, e)
+	assert.Equal(t, 1, j.Restarts)
+	finals, _ := rankFinals(t, string(b))
+	assert.Equal(t, soloExpected(tasks, rounds), finals, "final values of every rank")
+	assert.Regexp(t, `slurm-dmtcp: restart 1: restoring generation \d+`, string(e))
+	assert.Equal(t, 1, strings.Count(string(b), "step exit 0\n"), "the step ended once, in the run after the preemption:\n%s", b)
+}
+
 // descendants returns pid and every process below it.
 func descendants(t *testing.T, pid int) []int {
 	t.Helper()
