@@ -36,7 +36,7 @@ NODES       ?= 1
 # The DMTCP plugin of the tasks needs DMTCP's header; without it that one library is skipped.
 DMTCP_H     := $(if $(DMTCP_PREFIX),$(wildcard $(DMTCP_PREFIX)/include/dmtcp.h))
 
-.PHONY: all deps dmtcp-plugin install test unit-test c-test python-test integration-test security lint demo cluster-up cluster-down bench clean
+.PHONY: all deps dmtcp-plugin install test unit-test c-test python-test integration-test security faults lint demo cluster-up cluster-down bench clean
 all: $(BUILD)/spank_dmtcp.so $(BUILD)/slurm-dmtcp-coordguard.so $(GO_BINS) dmtcp-plugin
 
 $(BUILD):
@@ -145,6 +145,14 @@ integration-test: all
 security: deps
 	$(MAKE) all
 	SDMTCP_SUITE=security contrib/tests/integration.sh
+
+# The fault campaign: TRIALS real jobs, each hit at a random moment by one fault, one tally
+# line at the end (SEED=N replays a run; make test runs 10 trials of it).
+TRIALS ?= 10
+SEED   ?=
+faults: deps
+	$(MAKE) all
+	SDMTCP_SUITE=faults SDMTCP_FAULT_TRIALS=$(TRIALS) SDMTCP_FAULT_SEED=$(SEED) contrib/tests/integration.sh
 
 # The Debian packages the build and the tests need are installed first (as root; DMTCP is
 # built by hand, see README); then everything is built and run.

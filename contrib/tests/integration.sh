@@ -21,18 +21,25 @@ if [ -z "${DMTCP_PREFIX:-}" ] && ! command -v dmtcp_launch >/dev/null && [ ! -x 
 fi
 cd "$repo"
 # SDMTCP_SUITE=security (make security): only the security tests, on both clusters.
+# SDMTCP_SUITE=faults (make faults): only the fault campaign, SDMTCP_FAULT_TRIALS trials.
+# The whole suite runs a bounded campaign of 10 trials unless told otherwise.
+export SDMTCP_FAULT_TRIALS=${SDMTCP_FAULT_TRIALS:-10}
+timeout=30m
 case "${SDMTCP_SUITE:-all}" in
 all) one_run=. multi_run='TestStepAcrossNodes|TestStepOfTwoTasks|TestSecurityStepAcrossNodes'
+	timeout=$((30 + SDMTCP_FAULT_TRIALS * 2))m
 	log=${TMPDIR:-/tmp}/slurm-dmtcp-integration.log ;;
 security) one_run='^TestSecurity' multi_run='^TestSecurityStepAcrossNodes'
 	log=${TMPDIR:-/tmp}/slurm-dmtcp-security.log ;;
-*) echo "SDMTCP_SUITE=$SDMTCP_SUITE: expected all or security" >&2; exit 2 ;;
+faults) one_run='^TestFaultCampaign$' multi_run='' timeout=$((10 + SDMTCP_FAULT_TRIALS * 2))m
+	log=${TMPDIR:-/tmp}/slurm-dmtcp-faults.log ;;
+*) echo "SDMTCP_SUITE=$SDMTCP_SUITE: expected all, security or faults" >&2; exit 2 ;;
 esac
 rc=0
-go test -tags integration -count=1 -timeout 30m -v -run "$one_run" ./contrib/integration/ >"$log" 2>&1 || rc=$?
+go test -tags integration -count=1 -timeout "$timeout" -v -run "$one_run" ./contrib/integration/ >"$log" 2>&1 || rc=$?
 # The tests that need several nodes, on a 3-node cluster of their own (nodes in network
 # namespaces, its own folder, ports and subnet), stopped afterwards. SDMTCP_MULTINODE=0 skips.
-if [ "${SDMTCP_MULTINODE:-1}" = 1 ]; then
+if [ "${SDMTCP_MULTINODE:-1}" = 1 ] && [ -n "$multi_run" ]; then
 	(
 		export CLUSTER_DIR=/var/tmp/slurm-dmtcp-it-multi NODES=3 CTLD_PORT=19817 SLURMD_PORT=19818
 		export NET_PREFIX=10.82.0 FIRST_JOB_ID=800000 SLURM_CONF=/var/tmp/slurm-dmtcp-it-multi/slurm.conf
@@ -48,7 +55,7 @@ fi
 grep -E '^(--- |    --- |PASS|FAIL|ok |panic|== |faults: )|SKIP|Error Trace|Error:|Messages:|expected|actual' "$log" || true
 # One tally line for the security suite: a test counts as passed when it passed on a cluster
 # (a multi-node test skips on the one-node cluster) and failed when it failed on any.
-awk '/^--- (PASS|FAIL|SKIP): TestSecurity/ { v[$3] = v[$3] " " $2 }
+[ "${SDMTCP_SUITE:-all}" = faults ] || awk '/^--- (PASS|FAIL|SKIP): TestSecurity/ { v[$3] = v[$3] " " $2 }
 END {
 	for (t in v) { if (v[t] ~ /FAIL/) f++; else if (v[t] ~ /PASS/) p++; else s++ }
 	printf "security: %d passed, %d failed, %d skipped\n", p, f, s
