@@ -49,7 +49,7 @@ func Starting(procRoot, host string, ws []Worker) string {
 		if exe, err := os.Readlink(filepath.Join(dir, "exe")); err == nil {
 			// A restored process runs from DMTCP's mtcp_restart.
 			name := strings.TrimSuffix(filepath.Base(exe), " (deleted)")
-			if name != w.Prog && w.Prog != "" && name != "mtcp_restart" {
+			if name != w.Prog && w.Prog != "" && name != "mtcp_restart" && !forkedOnly(procRoot, dir, name, w.Prog) {
 				return fmt.Sprintf("pid %d runs %s, registered as %s: it has just exec'd", w.RealPID, name, w.Prog)
 			}
 		}
@@ -82,6 +82,27 @@ func (c *Coordinator) Settle(ctx context.Context, max time.Duration) string {
 		case <-time.After(settlePoll):
 		}
 	}
+}
+
+// forkedOnly says whether the process in dir, registered as prog and running the program
+// name, is a child that was forked and has not exec'd (a pool worker): DMTCP registers
+// such a child as "<name>_(forked)" for good, and it runs its parent's command line. A
+// child that exec'd the same program again has a command line of its own until its new
+// image registers under its program's name.
+func forkedOnly(procRoot, dir, name, prog string) bool {
+	if prog != name+"_(forked)" {
+		return false
+	}
+	ppid, ok := statusNumber(dir, "PPid:")
+	if !ok || ppid <= 1 {
+		return false
+	}
+	own, err := os.ReadFile(filepath.Join(dir, "cmdline"))
+	if err != nil {
+		return false
+	}
+	parent, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(ppid), "cmdline"))
+	return err == nil && bytes.Equal(own, parent)
 }
 
 // procChildren is every child of every thread of the process in dir.

@@ -17,13 +17,16 @@ type fakeProc struct {
 	exe      string
 	children []int
 	dmtcp    bool
+	ppid     int
+	cmdline  string
 }
 
 func writeProc(t *testing.T, root string, p fakeProc) {
 	t.Helper()
 	dir := filepath.Join(root, strconv.Itoa(p.pid))
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "task", strconv.Itoa(p.pid)), 0o755))
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "status"), []byte("Name:\tx\nThreads:\t"+strconv.Itoa(p.threads)+"\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "status"), []byte("Name:\tx\nPPid:\t"+strconv.Itoa(p.ppid)+"\nThreads:\t"+strconv.Itoa(p.threads)+"\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "cmdline"), []byte(p.cmdline), 0o644))
 	if p.exe != "" {
 		require.NoError(t, os.Symlink(p.exe, filepath.Join(dir, "exe")))
 	}
@@ -59,6 +62,14 @@ func TestStarting(t *testing.T) {
 		{"exec'd, new image not registered", []fakeProc{
 			{pid: 100, threads: 2, exe: "/usr/bin/bash", dmtcp: true},
 		}, []Worker{{Prog: "python3.11", RealPID: 100, Host: "n1"}}, "pid 100 runs bash, registered as python3.11: it has just exec'd"},
+		{"forked pool worker that never exec'd", []fakeProc{
+			{pid: 100, threads: 2, exe: "/usr/bin/python3.11", children: []int{101}, dmtcp: true, cmdline: "python3\x00driver.py\x00"},
+			{pid: 101, threads: 2, exe: "/usr/bin/python3.11", dmtcp: true, ppid: 100, cmdline: "python3\x00driver.py\x00"},
+		}, []Worker{driver, {Prog: "python3.11_(forked)", RealPID: 101, Host: "n1"}}, ""},
+		{"forked child that exec'd the same program, not registered again", []fakeProc{
+			{pid: 100, threads: 2, exe: "/usr/bin/python3.11", children: []int{101}, dmtcp: true, cmdline: "python3\x00driver.py\x00"},
+			{pid: 101, threads: 2, exe: "/usr/bin/python3.11", dmtcp: true, ppid: 100, cmdline: "/usr/bin/python3\x00-c\x00print(3)\x00"},
+		}, []Worker{driver, {Prog: "python3.11_(forked)", RealPID: 101, Host: "n1"}}, "pid 101 runs python3.11, registered as python3.11_(forked): it has just exec'd"},
 		{"forked child not registered", []fakeProc{
 			{pid: 100, threads: 2, exe: "/usr/bin/python3.11", children: []int{102}, dmtcp: true},
 			{pid: 102, threads: 2, exe: "/usr/bin/python3.11", dmtcp: true},

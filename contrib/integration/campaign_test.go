@@ -188,6 +188,19 @@ echo "step exit $?"
 	}
 }
 
+func workloadNamed(t *testing.T, ws []campaignWorkload, name string) campaignWorkload {
+	t.Helper()
+	var names []string
+	for _, w := range ws {
+		if w.name == name {
+			return w
+		}
+		names = append(names, w.name)
+	}
+	t.Fatalf("SDMTCP_FAULT_WORKLOAD=%s: expected one of %s", name, strings.Join(names, ", "))
+	return campaignWorkload{}
+}
+
 func buildThreads(t *testing.T, dir string) {
 	t.Helper()
 	cc, err := exec.LookPath("cc")
@@ -305,6 +318,9 @@ func TestFaultCampaign(t *testing.T) {
 		ws := campaignWorkloads()
 		w := ws[rng.Intn(len(ws))]
 		fault := campaignFaults[rng.Intn(len(campaignFaults))]
+		if name := os.Getenv("SDMTCP_FAULT_WORKLOAD"); name != "" {
+			w = workloadNamed(t, ws, name) // one workload only, to hunt a failure down
+		}
 		if f := os.Getenv("SDMTCP_FAULT"); f != "" {
 			fault = f // one fault only, to hunt a failure down
 		}
@@ -316,7 +332,7 @@ func TestFaultCampaign(t *testing.T) {
 		start := time.Now()
 		ok := t.Run(fmt.Sprintf("trial %d seed %d %s %s", i, seed, w.name, fault), func(t *testing.T) {
 			dir = workdir(t)
-			id = campaignTrial(t, c, w, fault, rng, dir)
+			campaignTrial(t, c, w, fault, rng, dir, &id)
 		})
 		verdict := "PASS"
 		if ok {
@@ -334,7 +350,7 @@ func TestFaultCampaign(t *testing.T) {
 }
 
 // campaignTrial runs one job of w, strikes it with fault, and checks the invariant.
-func campaignTrial(t *testing.T, c *cluster, w campaignWorkload, fault string, rng *rand.Rand, dir string) string {
+func campaignTrial(t *testing.T, c *cluster, w campaignWorkload, fault string, rng *rand.Rand, dir string, jobID *string) {
 	c.withPolicy(t, "min_interval=1 keep=100")
 	script, ask := w.script(t, dir)
 	out, errf := dir+"/out", dir+"/err"
@@ -343,6 +359,7 @@ func campaignTrial(t *testing.T, c *cluster, w campaignWorkload, fault string, r
 		args = append(args, "-t", "1", "--dmtcp-lead=48s", "--dmtcp-continue=3")
 	}
 	id := c.sbatch(t, dir, append(args, script)...)
+	*jobID = id
 	jobDir := filepath.Join(homeOf(t, testUser), ".slurm-dmtcp", id)
 	stepDir := filepath.Join(jobDir, w.step)
 	t.Cleanup(func() {
@@ -411,7 +428,6 @@ func campaignTrial(t *testing.T, c *cluster, w campaignWorkload, fault string, r
 		assert.Contains(t, gens, g, "restored generation %d was announced", g)
 	}
 	assert.NotContains(t, string(e), "ASSERT")
-	return id
 }
 
 // strike hits a running job that has a generation with fault.
