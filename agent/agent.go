@@ -312,7 +312,13 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Write
 				leadTimer.Reset(again)
 			}
 		case <-periodic.C():
-			if requeued || a.Life.Phase() != Running {
+			if requeued {
+				continue
+			}
+			if a.Life.Phase() != Running {
+				// Restoring, or Slurm stopping the step: the timer is one-shot, so it is
+				// armed again, or the run would have no periodic checkpoint after this.
+				periodic.Restart()
 				continue
 			}
 			_, _ = a.Checkpoint(runCtx, manifest.ReasonPeriodic)

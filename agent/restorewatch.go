@@ -126,11 +126,14 @@ func (a *Agent) awaitRestore(ctx context.Context, gen string, wait time.Duration
 				peers = st.NumPeers
 				if st.Running && st.NumPeers > 0 {
 					complete = time.Now()
-					a.Life.From(Running, Restoring)
 					log.WithField("processes", st.NumPeers).WithField("duration", time.Since(start).Round(time.Millisecond).String()).Info("restore complete: the processes run again")
 					if !retry {
+						a.Life.From(Running, Restoring)
 						return ""
 					}
+					// The step stays Restoring while a restored program may still die of
+					// its restore: a checkpoint then would save a computation about to fail
+					// as the newest generation, and would keep the retry from starting.
 					deadline.Stop()
 				}
 			}

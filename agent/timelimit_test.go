@@ -293,3 +293,23 @@ func TestServeSigtermMeaning(t *testing.T) {
 		})
 	}
 }
+
+// A periodic checkpoint due while the step restores is skipped, and the next ones come
+// once it runs: the timer is armed again, not lost.
+func TestServePeriodicAfterRestoring(t *testing.T) {
+	a, coord, progress := newTestAgent(t, Config{JobID: "7", Step: "batch", Interval: 50 * time.Millisecond}, &fakeJob{})
+	require.NoError(t, a.Life.To(Restoring))
+	lifeline, closeLifeline := io.Pipe()
+	errc := make(chan error, 1)
+	go func() { errc <- a.Serve(context.Background(), "h", 1, io.Discard, lifeline) }()
+	time.Sleep(200 * time.Millisecond) // several ticks while restoring
+	coord.mu.Lock()
+	assert.Equal(t, 0, coord.ckpts, "no checkpoint while restoring")
+	coord.mu.Unlock()
+	require.NoError(t, a.Life.To(Running))
+	require.Eventually(t, func() bool {
+		return strings.Contains(progress.String(), "checkpoint (periodic) generation 2")
+	}, 5*time.Second, 10*time.Millisecond)
+	closeLifeline.Close()
+	require.NoError(t, <-errc)
+}
