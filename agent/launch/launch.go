@@ -114,6 +114,8 @@ func Command(args []string, env []string, plugin string) (string, []string, []st
 		out = append(out, kv)
 	}
 	if gen == "" {
+		// Restored processes have their environment in their images.
+		out = withMPIDefaults(out)
 		if plugin != "" {
 			var opts []string
 			opts, out = withPlugin(plugin, out)

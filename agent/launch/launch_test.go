@@ -166,3 +166,33 @@ func TestCoordinatorFailure(t *testing.T) {
 	}
 	assert.Empty(t, CoordinatorFailure([]string{"HOME=/h"}, time.Second), "not a task of the plugin")
 }
+
+func TestMPIDefaults(t *testing.T) {
+	prefix := fakePrefix(t)
+	gen := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(gen, "ckpt_a_1.dmtcp"), nil, 0o600))
+	base := []string{"SLURM_DMTCP_ARGV0=./mpi", "SLURM_DMTCP_COORD_HOST=n1", "SLURM_DMTCP_COORD_PORT=1",
+		"SLURM_DMTCP_DMTCP_PREFIX=" + prefix}
+
+	_, _, env, err := Command(nil, base, "")
+	require.NoError(t, err)
+	assert.Contains(t, env, "OMPI_MCA_ess_singleton_isolated=1")
+	assert.Contains(t, env, "UCX_MEM_MMAP_HOOK_MODE=none")
+	assert.Contains(t, env, "UCX_TLS=self,tcp")
+
+	// The task's own settings win, even empty ones.
+	_, _, env, err = Command(nil, append(base, "UCX_TLS=rc", "OMPI_MCA_ess_singleton_isolated="), "")
+	require.NoError(t, err)
+	assert.Contains(t, env, "UCX_TLS=rc")
+	assert.NotContains(t, env, "UCX_TLS=self,tcp")
+	assert.Contains(t, env, "OMPI_MCA_ess_singleton_isolated=")
+	assert.NotContains(t, env, "OMPI_MCA_ess_singleton_isolated=1")
+	assert.Contains(t, env, "UCX_MEM_MMAP_HOOK_MODE=none")
+
+	// dmtcp_restart gets the task's environment as it is: the images have their own.
+	_, _, env, err = Command(nil, append(base, "SLURM_DMTCP_RESTORE="+gen), "")
+	require.NoError(t, err)
+	for _, kv := range env {
+		assert.NotRegexp(t, `^(OMPI_MCA_|UCX_)`, kv)
+	}
+}
