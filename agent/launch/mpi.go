@@ -7,11 +7,11 @@ import "strings"
 // libraries named read them; a program without MPI is not affected.
 var mpiDefaults = []struct{ key, value string }{
 	// Open MPI: a program started without mpirun (a singleton) runs without the orted
-	// daemon it would fork otherwise. That daemon's PMIx shared-memory files are saved
-	// beside the images with their absolute path in the checkpoint folder, and that copy
-	// is no longer there when the generation is restored ("Unable to find checkpointed copy
-	// of file"). A singleton then cannot MPI_Comm_spawn; mpirun's processes are not
-	// singletons and are not affected.
+	// daemon it would fork otherwise: one process to checkpoint instead of two, and none of
+	// the daemon's TCP listeners, PMIx socket and shared-memory files to restore (its
+	// listeners could not bind again after a restore: DMTCP warned "Bind failed"). A
+	// singleton then cannot MPI_Comm_spawn; mpirun's processes are not singletons and are
+	// not affected.
 	{"OMPI_MCA_ess_singleton_isolated", "1"},
 	// UCX (MPICH's transport in Debian): its mmap hooks patch shmat() and call syscall(),
 	// which DMTCP wraps to call shmat() again: MPI_Init recursed until the stack overflowed.

@@ -49,6 +49,7 @@ type mpiCase struct {
 	needs   []string // programs that must be installed
 	install string   // the Debian packages that give them
 	build   func(t *testing.T, dir string)
+	setup   string // lines of the batch script before the command
 	command string // the batch script's command, in the work folder
 	at      string // requeue when the output holds this
 	first   string // printed once by a run from the top
@@ -79,7 +80,7 @@ func mpicc(compiler string) func(t *testing.T, dir string) {
 // SIGTERM makes generation 1), resumes from that generation and ends with the same figures
 // as an uninterrupted run of it outside Slurm and DMTCP: LAMMPS from Debian (Open MPI), and
 // a small MPI C program built with Open MPI's and with MPICH's mpicc. Nothing is set in the
-// job but --dmtcp.
+// job but --dmtcp (but for one case that overrides the MPI settings the task gets).
 func TestMPIOneRankResumes(t *testing.T) {
 	c := newCluster(t)
 	needDMTCP(t)
@@ -91,6 +92,11 @@ func TestMPIOneRankResumes(t *testing.T) {
 			command: "lmp -in in.melt -log none", at: "\n    2000 ", first: "Step Temp", figures: thermoRE},
 		{name: "openmpi", needs: []string{"mpicc.openmpi"}, install: "openmpi-bin libopenmpi-dev",
 			build: mpicc("mpicc.openmpi"), command: "./mpi_sum 30 400", at: "\nstep 8 ", first: "step 1 ", figures: mpiSumRE},
+		// The job's own setting wins: Open MPI's orted daemon runs beside the rank, and
+		// its shared-memory files, which DMTCP saves beside the images, are restored too.
+		{name: "openmpi with orted", needs: []string{"mpicc.openmpi"}, install: "openmpi-bin libopenmpi-dev",
+			build: mpicc("mpicc.openmpi"), setup: "export OMPI_MCA_ess_singleton_isolated=0\n",
+			command: "./mpi_sum 30 400", at: "\nstep 8 ", first: "step 1 ", figures: mpiSumRE},
 		{name: "mpich", needs: []string{"mpicc.mpich"}, install: "mpich libmpich-dev",
 			build: mpicc("mpicc.mpich"), command: "./mpi_sum 30 400", at: "\nstep 8 ", first: "step 1 ", figures: mpiSumRE},
 	} {
@@ -108,12 +114,12 @@ func TestMPIOneRankResumes(t *testing.T) {
 			}
 			refc := make(chan run, 1)
 			go func() {
-				cmd := exec.Command("runuser", "-u", testUser, "--", "bash", "-c", "cd "+dir+" && "+tc.command)
+				cmd := exec.Command("runuser", "-u", testUser, "--", "bash", "-c", "cd "+dir+"\n"+tc.setup+tc.command)
 				out, err := cmd.CombinedOutput()
 				refc <- run{out, err}
 			}()
 
-			script := writeScript(t, dir, "job.sh", "#!/bin/bash\n#SBATCH --open-mode=append\nexec "+tc.command+"\n")
+			script := writeScript(t, dir, "job.sh", "#!/bin/bash\n#SBATCH --open-mode=append\n"+tc.setup+"exec "+tc.command+"\n")
 			out, errf := dir+"/out", dir+"/err"
 			id := c.sbatch(t, dir, "--dmtcp", "-o", out, "-e", errf, script)
 			waitFile(t, out, tc.at, 120*time.Second)
@@ -124,6 +130,10 @@ func TestMPIOneRankResumes(t *testing.T) {
 			require.Equal(t, "COMPLETED", j.State, "error file:\n%s\noutput:\n%s", e, b)
 			assert.Contains(t, string(e), "slurm-dmtcp: restart 1: restoring generation 1")
 			assert.Regexp(t, `checkpoint \(signal\) generation 1: `, string(e))
+			if tc.setup != "" {
+				saved, _ := filepath.Glob(filepath.Join(homeOf(t, testUser), ".slurm-dmtcp", id, "batch", "gen-*", "ckpt_orted_*_files", "*"))
+				assert.NotEmpty(t, saved, "orted ran, and DMTCP saved its files with the generation")
+			}
 			assert.NotContains(t, string(e), "ASSERT at", "DMTCP failed an assertion")
 			assert.Equal(t, 1, strings.Count(string(b), tc.first), "the program started from the top again:\n%s", b)
 
