@@ -16,6 +16,9 @@ need=(
 	slurmctld:slurmctld slurmd:slurmd sbatch:slurm-client munged:munge
 	valgrind:valgrind python3:python3 ip:iproute2 nsenter:util-linux unshare:util-linux
 	ps:procps pgrep:procps runuser:util-linux useradd:passwd
+	# MPI programs under --dmtcp (contrib/integration/mpi_test.go): ~30 s, 107 MB measured.
+	lmp:lammps mpirun.openmpi:openmpi-bin mpicc.openmpi:libopenmpi-dev
+	mpiexec.mpich:mpich mpicc.mpich:libmpich-dev
 )
 missing=()
 # pip install of the Python client is tested with Debian's python3 in a venv that sees

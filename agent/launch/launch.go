@@ -86,6 +86,11 @@ func Command(args []string, env []string, plugin string) (string, []string, []st
 			}
 		}
 		argv = append(argv, "--ckptdir", d)
+		if gen != "" {
+			if err := placeFileCopies(filepath.Join(gen, rankDir), d); err != nil {
+				return "", nil, nil, fmt.Errorf("cannot restore %s: %w", argv0, err)
+			}
+		}
 	}
 	if d := get(proto.EnvName(proto.KeyTmpDir)); d != "" {
 		argv = append(argv, "--tmpdir", d)
@@ -114,6 +119,8 @@ func Command(args []string, env []string, plugin string) (string, []string, []st
 		out = append(out, kv)
 	}
 	if gen == "" {
+		// Restored processes have their environment in their images.
+		out = withMPIDefaults(out)
 		if plugin != "" {
 			var opts []string
 			opts, out = withPlugin(plugin, out)

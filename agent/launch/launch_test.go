@@ -166,3 +166,67 @@ func TestCoordinatorFailure(t *testing.T) {
 	}
 	assert.Empty(t, CoordinatorFailure([]string{"HOME=/h"}, time.Second), "not a task of the plugin")
 }
+
+func TestMPIDefaults(t *testing.T) {
+	prefix := fakePrefix(t)
+	gen := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(gen, "ckpt_a_1.dmtcp"), nil, 0o600))
+	base := []string{"SLURM_DMTCP_ARGV0=./mpi", "SLURM_DMTCP_COORD_HOST=n1", "SLURM_DMTCP_COORD_PORT=1",
+		"SLURM_DMTCP_DMTCP_PREFIX=" + prefix}
+
+	_, _, env, err := Command(nil, base, "")
+	require.NoError(t, err)
+	assert.Contains(t, env, "OMPI_MCA_ess_singleton_isolated=1")
+	assert.Contains(t, env, "UCX_MEM_MMAP_HOOK_MODE=none")
+	assert.Contains(t, env, "UCX_TLS=self,tcp")
+
+	// The task's own settings win, even empty ones.
+	_, _, env, err = Command(nil, append(base, "UCX_TLS=rc", "OMPI_MCA_ess_singleton_isolated="), "")
+	require.NoError(t, err)
+	assert.Contains(t, env, "UCX_TLS=rc")
+	assert.NotContains(t, env, "UCX_TLS=self,tcp")
+	assert.Contains(t, env, "OMPI_MCA_ess_singleton_isolated=")
+	assert.NotContains(t, env, "OMPI_MCA_ess_singleton_isolated=1")
+	assert.Contains(t, env, "UCX_MEM_MMAP_HOOK_MODE=none")
+
+	// dmtcp_restart gets the task's environment as it is: the images have their own.
+	_, _, env, err = Command(nil, append(base, "SLURM_DMTCP_RESTORE="+gen), "")
+	require.NoError(t, err)
+	for _, kv := range env {
+		assert.NotRegexp(t, `^(OMPI_MCA_|UCX_)`, kv)
+	}
+}
+
+// The files DMTCP saved beside the images go back to the checkpoint folder the processes had.
+func TestRestorePlacesFileCopies(t *testing.T) {
+	prefix := fakePrefix(t)
+	gen, cur := t.TempDir(), t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(gen, "ckpt_py_1.dmtcp"), nil, 0o600))
+	saved := filepath.Join(gen, "ckpt_py_1_files")
+	require.NoError(t, os.Mkdir(saved, 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(saved, "tmp_99047"), []byte("hello"), 0o600))
+	// Left by an earlier restore: replaced.
+	require.NoError(t, os.MkdirAll(filepath.Join(cur, "ckpt_py_1_files"), 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(cur, "ckpt_py_1_files", "old"), nil, 0o600))
+	env := []string{"SLURM_DMTCP_ARGV0=./job.py", "SLURM_DMTCP_COORD_HOST=n1", "SLURM_DMTCP_COORD_PORT=1",
+		"SLURM_DMTCP_DMTCP_PREFIX=" + prefix, "SLURM_DMTCP_CKPTDIR=" + cur, "SLURM_DMTCP_RESTORE=" + gen}
+
+	_, argv, _, err := Command(nil, env, "")
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(gen, "ckpt_py_1.dmtcp"), argv[len(argv)-1])
+	b, err := os.ReadFile(filepath.Join(cur, "ckpt_py_1_files", "tmp_99047"))
+	require.NoError(t, err)
+	assert.Equal(t, "hello", string(b))
+	assert.NoFileExists(t, filepath.Join(cur, "ckpt_py_1_files", "old"))
+	b, err = os.ReadFile(filepath.Join(saved, "tmp_99047"))
+	require.NoError(t, err)
+	assert.Equal(t, "hello", string(b), "the generation keeps its own copy")
+
+	// A launch copies nothing.
+	cur2 := t.TempDir()
+	_, _, _, err = Command(nil, []string{"SLURM_DMTCP_ARGV0=./job.py", "SLURM_DMTCP_COORD_HOST=n1", "SLURM_DMTCP_COORD_PORT=1",
+		"SLURM_DMTCP_DMTCP_PREFIX=" + prefix, "SLURM_DMTCP_CKPTDIR=" + cur2}, "")
+	require.NoError(t, err)
+	entries, _ := os.ReadDir(cur2)
+	assert.Empty(t, entries)
+}

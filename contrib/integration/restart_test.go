@@ -5,6 +5,7 @@ package integration
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -167,4 +168,42 @@ func (c *cluster) runAgain(t *testing.T, id string) {
 		}
 		time.Sleep(time.Second)
 	}
+}
+
+// A file deleted while the program holds it open is saved by DMTCP beside the images
+// (ckpt_*_files/); the generation keeps that copy and the restore puts it back: the program
+// reads after the restore what it wrote before.
+func TestDeletedOpenFileRestored(t *testing.T) {
+	c := newCluster(t)
+	needDMTCP(t)
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("SKIP: python3 is not installed")
+	}
+	dir := workdir(t)
+	script := writeScript(t, dir, "job.py", `#!/usr/bin/env python3
+#SBATCH --open-mode=append
+import os, tempfile, time
+fd, path = tempfile.mkstemp(dir=".")
+f = os.fdopen(fd, "w+b")
+os.unlink(path)
+f.write(b"written before the checkpoint")
+f.flush()
+for i in range(1, 25):
+    print("count", i, flush=True)
+    time.sleep(0.3)
+f.seek(0)
+print("read back:", f.read().decode(), flush=True)
+`)
+	out, errf := dir+"/out", dir+"/err"
+	id := c.sbatch(t, dir, "--dmtcp", "-o", out, "-e", errf, script)
+	c.requeueAt(t, id, out, 5)
+	j := c.waitDone(t, id, 90*time.Second)
+	e, _ := os.ReadFile(errf)
+	b, _ := os.ReadFile(out)
+	require.Equal(t, "COMPLETED", j.State, "error file:\n%s", e)
+	assert.Contains(t, string(e), "slurm-dmtcp: restart 1: restoring generation 1")
+	assert.Contains(t, string(b), "read back: written before the checkpoint\n")
+	assert.Equal(t, 1, strings.Count(string(b), "count 1\n"), "the program started from the top again:\n%s", b)
+	saved, _ := filepath.Glob(filepath.Join(homeOf(t, testUser), ".slurm-dmtcp", id, "batch", "gen-*", "ckpt_*_files", "*"))
+	assert.NotEmpty(t, saved, "DMTCP saved the deleted file with the generation")
 }
