@@ -23,7 +23,8 @@ const settlePoll = 10 * time.Millisecond
 
 // Starting says why a process of the computation on this host is not ready to be
 // checkpointed, or "" when none is: a worker without its checkpoint thread yet (one thread:
-// it has just exec'd), a worker whose program is not the one it registered (it exec'd and
+// it has just exec'd), a worker that started less than youngAge ago, a worker whose program
+// is not the one it registered (it exec'd and
 // its new image has not told the coordinator yet), or a child of a worker that runs under
 // DMTCP but is not registered yet (it has just been forked). procRoot is "/proc" but for
 // tests; host is this host's name as the coordinator lists it.
@@ -49,6 +50,9 @@ func Starting(procRoot, host string, ws []Worker) string {
 		if exe, err := os.Readlink(filepath.Join(dir, "exe")); err == nil {
 			// A restored process runs from DMTCP's mtcp_restart.
 			name := strings.TrimSuffix(filepath.Base(exe), " (deleted)")
+			if age, ok := procAge(procRoot, dir); ok && age < youngAge && name != "mtcp_restart" {
+				return fmt.Sprintf("%s (pid %d) started %s ago", w.Prog, w.RealPID, age)
+			}
 			if name != w.Prog && w.Prog != "" && name != "mtcp_restart" && !forkedOnly(procRoot, dir, name, w.Prog) {
 				return fmt.Sprintf("pid %d runs %s, registered as %s: it has just exec'd", w.RealPID, name, w.Prog)
 			}
@@ -60,6 +64,56 @@ func Starting(procRoot, host string, ws []Worker) string {
 		}
 	}
 	return ""
+}
+
+// youngAge: a program checkpointed this soon after its start (a subprocess of a Python
+// driver, still loading its interpreter) was restored by DMTCP 5.0 only to die of SIGSEGV.
+// Most such programs end within it; a process that lives on is checkpointed once it is
+// this old.
+const youngAge = 250 * time.Millisecond
+
+// clockTicks is the kernel's USER_HZ, the unit of a process's start time in
+// /proc/<pid>/stat: 100 on every architecture Linux runs DMTCP on.
+const clockTicks = 100
+
+// procAge is how long ago the process in dir started (fork time), from its stat and the
+// system's uptime; false when either cannot be read.
+func procAge(procRoot, dir string) (time.Duration, bool) {
+	st, err := os.ReadFile(filepath.Join(dir, "stat"))
+	if err != nil {
+		return 0, false
+	}
+	// The fields after the command name, which may hold spaces and parentheses: state is
+	// field 3, starttime field 22.
+	i := bytes.LastIndexByte(st, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(st[i+1:]))
+	if len(f) < 20 {
+		return 0, false
+	}
+	start, err := strconv.ParseUint(f[19], 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	up, err := os.ReadFile(filepath.Join(procRoot, "uptime"))
+	if err != nil {
+		return 0, false
+	}
+	uf := strings.Fields(string(up))
+	if len(uf) == 0 {
+		return 0, false
+	}
+	secs, err := strconv.ParseFloat(uf[0], 64)
+	if err != nil {
+		return 0, false
+	}
+	age := time.Duration(secs*float64(time.Second)) - time.Duration(start)*time.Second/clockTicks
+	if age < 0 {
+		age = 0
+	}
+	return age, true
 }
 
 // Settle waits until no process of the computation on this host is starting (see

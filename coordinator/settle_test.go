@@ -1,10 +1,12 @@
 package coordinator
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -19,6 +21,7 @@ type fakeProc struct {
 	dmtcp    bool
 	ppid     int
 	cmdline  string
+	age      time.Duration // 0: no stat file
 }
 
 func writeProc(t *testing.T, root string, p fakeProc) {
@@ -27,6 +30,14 @@ func writeProc(t *testing.T, root string, p fakeProc) {
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "task", strconv.Itoa(p.pid)), 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "status"), []byte("Name:\tx\nPPid:\t"+strconv.Itoa(p.ppid)+"\nThreads:\t"+strconv.Itoa(p.threads)+"\n"), 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "cmdline"), []byte(p.cmdline), 0o644))
+	if p.age > 0 {
+		// uptime 1000 s; the start time in clock ticks after boot, behind a command name
+		// with a space and a parenthesis in it.
+		require.NoError(t, os.WriteFile(filepath.Join(root, "uptime"), []byte("1000.00 1900.00\n"), 0o644))
+		start := (1000*time.Second - p.age) / (time.Second / clockTicks)
+		stat := fmt.Sprintf("%d (py (x) 3) S %d 1 1 0 -1 4194304 0 0 0 0 0 0 0 0 20 0 2 0 %d 1000 10\n", p.pid, p.ppid, start)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "stat"), []byte(stat), 0o644))
+	}
 	if p.exe != "" {
 		require.NoError(t, os.Symlink(p.exe, filepath.Join(dir, "exe")))
 	}
@@ -62,6 +73,17 @@ func TestStarting(t *testing.T) {
 		{"exec'd, new image not registered", []fakeProc{
 			{pid: 100, threads: 2, exe: "/usr/bin/bash", dmtcp: true},
 		}, []Worker{{Prog: "python3.11", RealPID: 100, Host: "n1"}}, "pid 100 runs bash, registered as python3.11: it has just exec'd"},
+		{"a subprocess started 50 ms ago", []fakeProc{
+			{pid: 100, threads: 2, exe: "/usr/bin/python3.11", children: []int{101}, dmtcp: true, age: time.Hour},
+			{pid: 101, threads: 2, exe: "/usr/bin/python3.11", dmtcp: true, ppid: 100, age: 50 * time.Millisecond},
+		}, []Worker{driver, worker}, "python3.11 (pid 101) started 50ms ago"},
+		{"a subprocess started 2 s ago", []fakeProc{
+			{pid: 100, threads: 2, exe: "/usr/bin/python3.11", children: []int{101}, dmtcp: true, age: time.Hour},
+			{pid: 101, threads: 2, exe: "/usr/bin/python3.11", dmtcp: true, ppid: 100, age: 2 * time.Second},
+		}, []Worker{driver, worker}, ""},
+		{"restored just now", []fakeProc{
+			{pid: 100, threads: 2, exe: "/opt/dmtcp/bin/mtcp_restart", dmtcp: true, age: 50 * time.Millisecond},
+		}, []Worker{driver}, ""},
 		{"forked pool worker that never exec'd", []fakeProc{
 			{pid: 100, threads: 2, exe: "/usr/bin/python3.11", children: []int{101}, dmtcp: true, cmdline: "python3\x00driver.py\x00"},
 			{pid: 101, threads: 2, exe: "/usr/bin/python3.11", dmtcp: true, ppid: 100, cmdline: "python3\x00driver.py\x00"},
