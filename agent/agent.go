@@ -362,6 +362,7 @@ func (a *Agent) endStep(ctx context.Context) error {
 		a.Log.Info("step stopped by Slurm: stopping the coordinator")
 		return a.shutdown(nil)
 	}
+	gaveUp := a.Life.Phase() == Killed // a restore that failed every attempt
 	why := tasksEnded(a.Layout.RunDir, a.Config.Tasks)
 	if a.Config.AcrossNodes() {
 		a.waitOtherNodes(ctx, otherNodesWait)
@@ -378,6 +379,9 @@ func (a *Agent) endStep(ctx context.Context) error {
 		_ = a.Life.To(Killed)
 		a.Log.WithField("reason", why).Warn("the step did not finish by itself: it is not marked finished, " +
 			"a later run of the job restores its newest generation; stopping the coordinator")
+		if !gaveUp {
+			a.requeueToRestore(ctx, why)
+		}
 		return a.shutdown(nil)
 	}
 	a.Log.Info("step finished: stopping the coordinator")
