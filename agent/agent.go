@@ -93,8 +93,10 @@ func NewLayout(c Config, u *user.User) (Layout, error) {
 	if _, err := os.Lstat(l.StepDir); err == nil {
 		l.Earlier = true
 	}
+	// Every component from / is checked (owned by root or the user, sticky where others may
+	// write), so that no other user can swap a folder of the path after the checks.
 	for _, d := range []string{l.JobDir, l.StepDir, l.CkptDir} {
-		if err := PrivateDir(d, uid); err != nil {
+		if err := safepath.PrivateDir("checkpoint_dir", d, uid); err != nil {
 			return Layout{}, err
 		}
 	}
@@ -623,7 +625,7 @@ func (a *Agent) preflight() error {
 		if d == "" {
 			continue
 		}
-		if err := PrivateDir(d, os.Getuid()); err != nil {
+		if err := safepath.PrivateDir("checkpoint_dir", d, os.Getuid()); err != nil {
 			return err
 		}
 	}

@@ -596,3 +596,82 @@ func TestSecurityPlantedRuntimeFolderIgnored(t *testing.T) {
 		})
 	}
 }
+
+// checkpoint_dir under a shared sticky folder (/var/tmp/<scratch>/%u/%j): the agent walks the
+// whole path from / and refuses a component another user owns (a folder or a symbolic link
+// planted in the user's place) or a shared folder without the sticky bit, with a message
+// naming the key, the component and its owner; nothing is written there. Nothing planted: the
+// job makes its folders itself (0700) and checkpoints there.
+func TestSecurityCheckpointDirParentsChecked(t *testing.T) {
+	c := newCluster(t)
+	needDMTCP(t)
+	uid, _ := idsOf(t, testUser)
+	otherUID, otherGID := idsOf(t, otherUser)
+
+	for _, tc := range []struct {
+		name    string
+		prepare func(t *testing.T, scratch, mine string) (trap string)
+		refused string // the component named, relative to scratch; "" the job runs
+		why     string
+	}{
+		{name: "nothing planted"},
+		{name: "the user's folder made by another user", prepare: func(t *testing.T, scratch, mine string) string {
+			require.NoError(t, os.Mkdir(mine, 0o777))
+			require.NoError(t, os.Chown(mine, otherUID, otherGID))
+			require.NoError(t, os.Chmod(mine, 0o777))
+			return mine
+		}, refused: testUser, why: "belongs to uid " + strconv.Itoa(otherUID) + " (" + otherUser + "), not to root or the job's user"},
+		{name: "the user's folder a link of another user", prepare: func(t *testing.T, scratch, mine string) string {
+			trap := workdirOf(t, otherUser)
+			require.NoError(t, os.Chmod(trap, 0o777))
+			plant(t, mine, trap, otherUser)
+			return trap
+		}, refused: testUser, why: "is a symbolic link of uid " + strconv.Itoa(otherUID)},
+		{name: "the shared folder not sticky", prepare: func(t *testing.T, scratch, mine string) string {
+			require.NoError(t, os.Chmod(scratch, 0o777))
+			return ""
+		}, refused: ".", why: "is writable by others (mode 0777) and not sticky"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			scratch, err := os.MkdirTemp("/var/tmp", "sdmtcp-scratch-")
+			require.NoError(t, err)
+			require.NoError(t, os.Chmod(scratch, os.ModeSticky|0o777))
+			t.Cleanup(func() { _ = os.RemoveAll(scratch) })
+			mine := filepath.Join(scratch, testUser)
+			trap := ""
+			if tc.prepare != nil {
+				trap = tc.prepare(t, scratch, mine)
+			}
+			c.withPolicy(t, "checkpoint_dir="+scratch+"/%u/%j")
+
+			dir := workdir(t)
+			script := writeScript(t, dir, "job.sh", fmt.Sprintf("#!/bin/bash\necho ran\n%s checkpoint --timeout 2m; echo \"checkpoint rc=$?\"\n", c.dmtcpctl()))
+			id := c.sbatch(t, dir, "--dmtcp", "-o", dir+"/out", "-e", dir+"/err", script)
+			j := c.waitDone(t, id, 90*time.Second)
+			out, _ := os.ReadFile(dir + "/out")
+			e, _ := os.ReadFile(dir + "/err")
+			if tc.refused == "" {
+				assert.Equal(t, "COMPLETED", j.State, "err: %s", e)
+				assert.Contains(t, string(out), "checkpoint rc=0")
+				for _, p := range []string{mine, filepath.Join(mine, id), filepath.Join(mine, id, "batch")} {
+					fi, err := os.Lstat(p)
+					require.NoError(t, err)
+					assert.True(t, fi.IsDir(), p)
+					assert.Equal(t, os.FileMode(0o700), fi.Mode().Perm(), "mode of %s", p)
+					assert.Equal(t, uid, ownerOf(t, p), "owner of %s", p)
+				}
+				gens, _ := filepath.Glob(filepath.Join(mine, id, "batch", "gen-*"))
+				assert.NotEmpty(t, gens, "the checkpoint is in checkpoint_dir")
+				return
+			}
+			assert.Equal(t, "FAILED", j.State)
+			assert.Equal(t, "125:0", j.ExitCode, "exit code 125: the task could not start under DMTCP")
+			assert.NotContains(t, string(out), "ran", "the job's program ran")
+			msg := "checkpoint_dir " + filepath.Join(mine, id) + ": " + filepath.Join(scratch, tc.refused) + " " + tc.why
+			assert.Contains(t, string(e), msg, "the message names the key, the component and its owner")
+			if trap != "" {
+				assertEmpty(t, trap)
+			}
+		})
+	}
+}
