@@ -314,7 +314,8 @@ func ownSocket(p string) bool {
 }
 
 // runtimeDirFromPlugstack reads runtime_dir= from the slurm-dmtcp line of the plugstack.conf
-// that slurm.conf names; "/tmp" (the plugin's default) when it cannot.
+// that slurm.conf names (the last one on the line, as the plugin does); "/tmp" (the plugin's
+// default) when it cannot.
 func runtimeDirFromPlugstack(slurmConf string) string {
 	if slurmConf == "" {
 		slurmConf = "/etc/slurm/slurm.conf"
@@ -333,11 +334,17 @@ func runtimeDirFromPlugstack(slurmConf string) string {
 			if len(f) < 2 || strings.HasPrefix(f[0], "#") || !strings.Contains(f[1], "spank_dmtcp") {
 				continue
 			}
+			// As the plugin reads its arguments: a key given twice, the last one wins.
+			rt := ""
 			for _, kv := range f[2:] {
-				if v, ok := strings.CutPrefix(kv, "runtime_dir="); ok && filepath.IsAbs(v) {
-					return v
+				if v, ok := strings.CutPrefix(kv, "runtime_dir="); ok {
+					rt = v
 				}
 			}
+			if filepath.IsAbs(rt) {
+				return rt
+			}
+			return "/tmp"
 		}
 	}
 	return "/tmp"

@@ -276,11 +276,23 @@ func TestFindSocketPlanted(t *testing.T) {
 }
 
 func TestRuntimeDirFromPlugstack(t *testing.T) {
-	d := t.TempDir()
-	conf := filepath.Join(d, "slurm.conf")
-	plug := filepath.Join(d, "ps.conf")
-	require.NoError(t, os.WriteFile(conf, []byte("ClusterName=x\nPlugStackConfig="+plug+"\n"), 0o644))
-	require.NoError(t, os.WriteFile(plug, []byte("# required /x/spank_dmtcp.so runtime_dir=/old\nrequired /x/spank_dmtcp.so dmtcp_prefix=/opt/dmtcp runtime_dir=/scratch/run\n"), 0o644))
-	assert.Equal(t, "/scratch/run", runtimeDirFromPlugstack(conf))
-	assert.Equal(t, "/tmp", runtimeDirFromPlugstack(filepath.Join(d, "missing.conf")))
+	for _, tc := range []struct {
+		name, plugstack, want string
+	}{
+		{"the plugin's line, not a comment", "# required /x/spank_dmtcp.so runtime_dir=/old\nrequired /x/spank_dmtcp.so dmtcp_prefix=/opt/dmtcp runtime_dir=/scratch/run\n", "/scratch/run"},
+		{"given twice: the last one wins, as in the plugin", "required /x/spank_dmtcp.so runtime_dir=/first dmtcp_prefix=/opt/dmtcp runtime_dir=/second\n", "/second"},
+		{"not given", "required /x/spank_dmtcp.so dmtcp_prefix=/opt/dmtcp\n", "/tmp"},
+		{"a relative folder (the plugin refuses it)", "required /x/spank_dmtcp.so runtime_dir=/abs runtime_dir=rel\n", "/tmp"},
+		{"another plugin's line", "required /x/other.so runtime_dir=/elsewhere\n", "/tmp"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := t.TempDir()
+			conf := filepath.Join(d, "slurm.conf")
+			plug := filepath.Join(d, "ps.conf")
+			require.NoError(t, os.WriteFile(conf, []byte("ClusterName=x\nPlugStackConfig="+plug+"\n"), 0o644))
+			require.NoError(t, os.WriteFile(plug, []byte(tc.plugstack), 0o644))
+			assert.Equal(t, tc.want, runtimeDirFromPlugstack(conf))
+		})
+	}
+	assert.Equal(t, "/tmp", runtimeDirFromPlugstack(filepath.Join(t.TempDir(), "missing.conf")), "no slurm.conf")
 }
