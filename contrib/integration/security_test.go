@@ -589,6 +589,9 @@ func TestSecurityPlantedRuntimeFolderIgnored(t *testing.T) {
 			assert.NotContains(t, string(e), "cannot run", "the job ran under DMTCP")
 			gens, _ := filepath.Glob(filepath.Join(homeOf(t, testUser), ".slurm-dmtcp", id, "batch", "gen-*"))
 			assert.NotEmpty(t, gens, "a checkpoint generation was committed")
+			agentLog, _ := os.ReadFile(filepath.Join(homeOf(t, testUser), ".slurm-dmtcp", id, "batch", "agent.log"))
+			assert.Regexp(t, regexp.QuoteMeta("runtime folder "+planted+" ")+`(belongs to|is a symbolic link of) uid `+strconv.Itoa(otherUID)+`.*passed over, not used`,
+				string(agentLog), "the agent logs what it passed over")
 			assertEmpty(t, trap)
 			_, err = os.Stat(runDir)
 			assert.True(t, os.IsNotExist(err), "the runtime folder %s is removed at the end", runDir)
