@@ -558,6 +558,36 @@ static int user_dir_name(const char *name, uid_t uid)
 	return !strncmp(name, want, n) && (name[n] == '\0' || (name[n] == '.' && name[n + 1]));
 }
 
+int sdmtcp_open_runtime_dir(const char *runtime_dir, uid_t uid)
+{
+	char real[PATH_MAX], *save = NULL, *name;
+	int fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	/* realpath only finds where the links lead; every folder is then opened without
+	 * following anything and checked, so a link swapped in meanwhile fails the walk. */
+	if (fd < 0 || !realpath(runtime_dir, real)) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	for (name = strtok_r(real, "/", &save);; name = strtok_r(NULL, "/", &save)) {
+		struct stat sb;
+		int next;
+		if (fstat(fd, &sb) < 0 || !S_ISDIR(sb.st_mode) || (sb.st_uid != 0 && sb.st_uid != uid) ||
+		    ((sb.st_mode & 022) && !(sb.st_mode & S_ISVTX))) {
+			close(fd);
+			return -1;
+		}
+		if (!name)
+			return fd;
+		next = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		close(fd);
+		if (next < 0)
+			return -1;
+		fd = next;
+	}
+}
+
 int sdmtcp_find_step_dir(const char *runtime_dir, uid_t uid, const char *leaf, int skip,
 			 char *path, size_t len)
 {
@@ -565,7 +595,7 @@ int sdmtcp_find_step_dir(const char *runtime_dir, uid_t uid, const char *leaf, i
 	DIR *d;
 	struct dirent *e;
 
-	base = open(runtime_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	base = sdmtcp_open_runtime_dir(runtime_dir, uid);
 	if (base < 0)
 		return -1;
 	list = openat(base, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -463,6 +463,59 @@ static void test_batch_coordinator(void)
 	CHECK(system(p) == 0, "cleanup");
 }
 
+/* runtime_dir as root opens it: owned by root or the user from / down, sticky where others
+ * may write; links are resolved first, then nothing is followed. */
+static void test_open_runtime_dir(void)
+{
+	char base[] = "/tmp/sdmtcp-test-XXXXXX";
+	char p[600];
+	uid_t me = getuid();
+	static const struct {
+		const char *name;
+		mode_t mode;
+		int foreign; /* chown to another user (root only) */
+		int want;    /* 1: opened */
+	} cases[] = {
+		{ "sticky", 01777, 0, 1 },
+		{ "private", 0700, 0, 1 },
+		{ "open-not-sticky", 0777, 0, 0 },
+		{ "group-writable", 0770, 0, 0 },
+		{ "foreign", 0755, 1, 0 },
+		{ "foreign-sticky", 01777, 1, 0 },
+	};
+
+	CHECK(mkdtemp(base) != NULL, "mkdtemp");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int fd;
+		if (cases[i].foreign && me != 0)
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", base, cases[i].name);
+		CHECK(mkdir(p, 0700) == 0 && chmod(p, cases[i].mode) == 0, "mkdir %s", p);
+		if (cases[i].foreign)
+			CHECK(chown(p, 54321, 54321) == 0, "chown %s", p);
+		fd = sdmtcp_open_runtime_dir(p, me);
+		CHECK((fd >= 0) == cases[i].want, "%s: opened %d, want %d", cases[i].name, fd >= 0,
+		      cases[i].want);
+		if (fd >= 0)
+			close(fd);
+		/* The same through a link: where it leads is checked. */
+		snprintf(p, sizeof(p), "%s/link-%s", base, cases[i].name);
+		CHECK(symlink(cases[i].name, p) == 0, "symlink %s", p);
+		fd = sdmtcp_open_runtime_dir(p, me);
+		CHECK((fd >= 0) == cases[i].want, "link to %s: opened %d, want %d", cases[i].name,
+		      fd >= 0, cases[i].want);
+		if (fd >= 0)
+			close(fd);
+	}
+	/* A folder under a parent that is not safe is not either. */
+	snprintf(p, sizeof(p), "%s/open-not-sticky/below", base);
+	CHECK(mkdir(p, 0700) == 0, "mkdir %s", p);
+	CHECK(sdmtcp_open_runtime_dir(p, me) < 0, "below a folder writable by all, not sticky");
+	CHECK(sdmtcp_open_runtime_dir("/nonexistent/x", me) < 0, "missing");
+	snprintf(p, sizeof(p), "rm -rf '%s'", base);
+	CHECK(system(p) == 0, "cleanup");
+}
+
 /* The runtime folder is removed as the job's user: everything in it goes, a link in it is
  * not followed, and a folder the user may not remove stays. */
 static void test_remove_as(void)
@@ -762,6 +815,7 @@ int main(void)
 	test_ready();
 	test_local_refusal();
 	test_batch_coordinator();
+	test_open_runtime_dir();
 	test_remove_as();
 	test_bindir();
 	test_executable_by();
