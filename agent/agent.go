@@ -18,6 +18,7 @@ import (
 
 	ctlsrv "github.com/slurm-dmtcp/slurm-dmtcp/agent/control"
 	"github.com/slurm-dmtcp/slurm-dmtcp/agent/generations"
+	"github.com/slurm-dmtcp/slurm-dmtcp/agent/safepath"
 	"github.com/slurm-dmtcp/slurm-dmtcp/coordinator"
 	"github.com/slurm-dmtcp/slurm-dmtcp/proto"
 	"github.com/slurm-dmtcp/slurm-dmtcp/proto/manifest"
@@ -69,10 +70,12 @@ type Layout struct {
 	JobDir  string // expanded checkpoint_dir: survives the job, holds every step
 	StepDir string // JobDir/<step>: agent.log, checkpoints of this step
 	CkptDir string // StepDir/.current: where DMTCP writes images before they become a generation
-	RunDir  string // runtime_dir/slurm-dmtcp-<uid>/<job>.<step>: removed at the end
+	RunDir  string // runtime_dir/slurm-dmtcp-<uid>[.<suffix>]/<job>.<step>: removed at the end
 	TmpDir  string // RunDir/tmp: DMTCP's temporary files
 	// Earlier: StepDir was there before this run (an earlier run of the step made it).
 	Earlier bool
+	// Warnings: names under runtime_dir that another user planted and that were passed over.
+	Warnings []string
 }
 
 // NewLayout computes and creates the step's folders as the current (job's) user.
@@ -87,23 +90,32 @@ func NewLayout(c Config, u *user.User) (Layout, error) {
 	}
 	l := Layout{JobDir: jobDir, StepDir: filepath.Join(jobDir, c.StepName())}
 	l.CkptDir = filepath.Join(l.StepDir, generations.CurrentDirName)
-	base := filepath.Join(c.RuntimeDir, "slurm-dmtcp-"+u.Uid)
-	l.RunDir = filepath.Join(base, c.RunDirName())
-	l.TmpDir = filepath.Join(l.RunDir, "tmp")
 	if _, err := os.Lstat(l.StepDir); err == nil {
 		l.Earlier = true
 	}
-	for _, d := range []string{l.JobDir, l.StepDir, l.CkptDir, base, l.RunDir} {
-		if err := PrivateDir(d, uid); err != nil {
+	// Every component from / is checked (owned by root or the user, sticky where others may
+	// write), so that no other user can swap a folder of the path after the checks.
+	for _, d := range []string{l.JobDir, l.StepDir, l.CkptDir} {
+		if err := safepath.PrivateDir("checkpoint_dir", d, uid); err != nil {
 			return Layout{}, err
 		}
+	}
+	// The user's folder under runtime_dir: a name another user planted first is passed over.
+	base, err := safepath.UserRunDir(c.RuntimeDir, uid, func(m string) { l.Warnings = append(l.Warnings, m) })
+	if err != nil {
+		return Layout{}, err
+	}
+	l.RunDir = filepath.Join(base, c.RunDirName())
+	l.TmpDir = filepath.Join(l.RunDir, "tmp")
+	if err := safepath.PrivateDir("runtime_dir", l.RunDir, uid); err != nil {
+		return Layout{}, err
 	}
 	// An earlier run of this step killed before its cleanup left its runtime files (the
 	// task's pid, markers for the launcher, DMTCP's temporary files): none of them is valid now.
 	if err := clearDir(l.RunDir); err != nil {
 		return Layout{}, fmt.Errorf("runtime folder %s: remove what an earlier run left: %w", l.RunDir, err)
 	}
-	if err := PrivateDir(l.TmpDir, uid); err != nil {
+	if err := safepath.PrivateDir("runtime_dir", l.TmpDir, uid); err != nil {
 		return Layout{}, err
 	}
 	return l, nil
@@ -658,7 +670,7 @@ func (a *Agent) preflight() error {
 		if d == "" {
 			continue
 		}
-		if err := PrivateDir(d, os.Getuid()); err != nil {
+		if err := safepath.PrivateDir("checkpoint_dir", d, os.Getuid()); err != nil {
 			return err
 		}
 	}

@@ -2,11 +2,9 @@ package agent
 
 import (
 	"fmt"
-	"os"
 	"os/user"
 	"path/filepath"
 	"strings"
-	"syscall"
 )
 
 // ExpandTemplate fills a checkpoint folder template: %u user name, %U uid, %j job id,
@@ -42,28 +40,4 @@ func ExpandTemplate(tmpl string, u *user.User, jobID string) (string, error) {
 		return "", fmt.Errorf("checkpoint_dir %q expands to %q, not an absolute path", tmpl, p)
 	}
 	return filepath.Clean(p), nil
-}
-
-// PrivateDir creates dir (and missing parents, 0700) and makes sure it is a real folder, not
-// a symbolic link, owned by uid, with mode 0700.
-func PrivateDir(dir string, uid int) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create %s: %w", dir, err)
-	}
-	st, err := os.Lstat(dir)
-	if err != nil {
-		return fmt.Errorf("check %s: %w", dir, err)
-	}
-	if st.Mode()&os.ModeSymlink != 0 || !st.IsDir() {
-		return fmt.Errorf("%s is not a folder (a symbolic link or a file): refusing to use it", dir)
-	}
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != uid {
-		return fmt.Errorf("%s belongs to uid %d, not to the job's user (uid %d): refusing to use it", dir, sys.Uid, uid)
-	}
-	if st.Mode().Perm() != 0o700 {
-		if err := os.Chmod(dir, 0o700); err != nil {
-			return fmt.Errorf("chmod 0700 %s: %w", dir, err)
-		}
-	}
-	return nil
 }

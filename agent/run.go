@@ -139,6 +139,9 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 	if restartUnknown != nil {
 		log.WithError(restartUnknown).Error("restart count unknown")
 	}
+	for _, w := range layout.Warnings {
+		log.Warn(w)
+	}
 	if cfg.Member() {
 		return runMember(cfg, layout, log, ready, lifeline)
 	}

@@ -56,6 +56,7 @@ func TestLayoutEarlierRunOfTheStep(t *testing.T) {
 			cfg := tc.cfg
 			cfg.CkptTemplate = filepath.Join(base, "ckpt", "%j")
 			cfg.RuntimeDir = filepath.Join(base, "run")
+			require.NoError(t, os.MkdirAll(cfg.RuntimeDir, 0o700))
 			for i, want := range tc.earlier {
 				l, err := NewLayout(cfg, u)
 				require.NoError(t, err)
@@ -73,6 +74,7 @@ func TestOpenStoreClearsCurrentOnlyUnderTheLock(t *testing.T) {
 	require.NoError(t, err)
 	base := t.TempDir()
 	cfg := Config{JobID: "44", Step: "batch", CkptTemplate: filepath.Join(base, "ckpt", "%j"), RuntimeDir: filepath.Join(base, "run")}
+	require.NoError(t, os.Mkdir(cfg.RuntimeDir, 0o700))
 	l, err := NewLayout(cfg, u)
 	require.NoError(t, err)
 	image := filepath.Join(l.CkptDir, "ckpt_a_1.dmtcp.temp")

@@ -17,6 +17,7 @@
  */
 #define _GNU_SOURCE
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -59,7 +60,7 @@ static struct {
 	uint32_t step_tasks; /* on every node of the step */
 	uid_t uid;   /* the job's user, once the agent was started */
 	gid_t gid;
-	char rundir[1100]; /* the agent's runtime folder: removed at exit */
+	char runleaf[64]; /* name of the agent's runtime folder ("<job>.<step>"): removed at exit */
 	uint32_t exited;
 	char error[SDMTCP_ERRLEN]; /* non-empty: each task prints it and fails */
 } st = { .agent = -1, .lifeline = -1, .ready = -1 };
@@ -453,15 +454,15 @@ static int start_agent(spank_t sp, uint32_t stepid)
 	st.agent = pid;
 	st.uid = uid;
 	st.gid = gid;
-	/* The same name as the agent's runtime folder (Config.RunDirName). */
+	/* The same name as the agent's runtime folder (Config.RunDirName), found at exit in the
+	 * user's folders under runtime_dir (sdmtcp_find_step_dir). */
 	if (stepid == SLURM_BATCH_SCRIPT)
 		snprintf(stepname, sizeof(stepname), "batch");
 	else if (nnodes > 1 && nodeid > 0)
 		snprintf(stepname, sizeof(stepname), "step-%u.node-%u", stepid, nodeid);
 	else
 		snprintf(stepname, sizeof(stepname), "step-%u", stepid);
-	snprintf(st.rundir, sizeof(st.rundir), "%s/slurm-dmtcp-%u/%u.%s", c->runtime_dir,
-		 (unsigned)uid, jobid, stepname);
+	snprintf(st.runleaf, sizeof(st.runleaf), "%u.%s", jobid, stepname);
 	st.lifeline = life[1];
 	st.ready = rdy[0];
 
@@ -548,36 +549,108 @@ static int open_owned(int dirfd, const char *name, uid_t uid, int dir)
 	return fd;
 }
 
+/* Whether name is uid's folder under runtime_dir: "slurm-dmtcp-<uid>", or
+ * "slurm-dmtcp-<uid>.<suffix>", which the agent makes when another user planted the first. */
+static int user_dir_name(const char *name, uid_t uid)
+{
+	char want[48];
+	size_t n = (size_t)snprintf(want, sizeof(want), "slurm-dmtcp-%u", (unsigned)uid);
+	return !strncmp(name, want, n) && (name[n] == '\0' || (name[n] == '.' && name[n + 1]));
+}
+
+int sdmtcp_open_runtime_dir(const char *runtime_dir, uid_t uid)
+{
+	char real[PATH_MAX], *save = NULL, *name;
+	int fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	/* realpath only finds where the links lead; every folder is then opened without
+	 * following anything and checked, so a link swapped in meanwhile fails the walk. */
+	if (fd < 0 || !realpath(runtime_dir, real)) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	for (name = strtok_r(real, "/", &save);; name = strtok_r(NULL, "/", &save)) {
+		struct stat sb;
+		int next;
+		if (fstat(fd, &sb) < 0 || !S_ISDIR(sb.st_mode) || (sb.st_uid != 0 && sb.st_uid != uid) ||
+		    ((sb.st_mode & 022) && !(sb.st_mode & S_ISVTX))) {
+			close(fd);
+			return -1;
+		}
+		if (!name)
+			return fd;
+		next = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		close(fd);
+		if (next < 0)
+			return -1;
+		fd = next;
+	}
+}
+
+int sdmtcp_find_step_dir(const char *runtime_dir, uid_t uid, const char *leaf, int skip,
+			 char *path, size_t len)
+{
+	int base, list, found = -1;
+	DIR *d;
+	struct dirent *e;
+
+	base = sdmtcp_open_runtime_dir(runtime_dir, uid);
+	if (base < 0)
+		return -1;
+	list = openat(base, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	d = list < 0 ? NULL : fdopendir(list);
+	if (!d) {
+		if (list >= 0)
+			close(list);
+		close(base);
+		return -1;
+	}
+	while (found < 0 && (e = readdir(d))) {
+		int user;
+		if (!user_dir_name(e->d_name, uid))
+			continue;
+		/* Only a real folder of the user's: nothing another user planted is opened. */
+		user = open_owned(base, e->d_name, uid, 1);
+		if (user < 0)
+			continue;
+		found = open_owned(user, leaf, uid, 1);
+		close(user);
+		if (found >= 0 && skip-- > 0) {
+			close(found);
+			found = -1;
+		} else if (found >= 0 && path) {
+			snprintf(path, len, "%s/%s/%s", runtime_dir, e->d_name, leaf);
+		}
+	}
+	closedir(d);
+	close(base);
+	return found;
+}
+
 int sdmtcp_batch_coordinator_is(const char *runtime_dir, uid_t uid, uint32_t jobid,
 				const char *port)
 {
-	char name[64], buf[32];
-	int base, user, step, file, same = 0;
+	char leaf[48], buf[32];
+	int step, file, same = 0;
 	ssize_t n;
 
-	base = open(runtime_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (base < 0)
+	if (!port[0])
 		return 0;
-	snprintf(name, sizeof(name), "slurm-dmtcp-%u", (unsigned)uid);
-	user = open_owned(base, name, uid, 1);
-	close(base);
-	if (user < 0)
-		return 0;
-	snprintf(name, sizeof(name), "%u.batch", jobid);
-	step = open_owned(user, name, uid, 1);
-	close(user);
-	if (step < 0)
-		return 0;
-	file = open_owned(step, "coordinator.port", uid, 0);
-	close(step);
-	if (file < 0)
-		return 0;
-	n = read(file, buf, sizeof(buf) - 1);
-	close(file);
-	if (n > 0) {
-		buf[n] = '\0';
-		buf[strcspn(buf, " \t\r\n")] = '\0';
-		same = buf[0] && !strcmp(buf, port);
+	snprintf(leaf, sizeof(leaf), "%u.batch", jobid);
+	for (int i = 0; !same && (step = sdmtcp_find_step_dir(runtime_dir, uid, leaf, i, NULL, 0)) >= 0;
+	     i++) {
+		file = open_owned(step, "coordinator.port", uid, 0);
+		close(step);
+		if (file < 0)
+			continue;
+		n = read(file, buf, sizeof(buf) - 1);
+		close(file);
+		if (n > 0) {
+			buf[n] = '\0';
+			buf[strcspn(buf, " \t\r\n")] = '\0';
+			same = buf[0] && !strcmp(buf, port);
+		}
 	}
 	return same;
 }
@@ -748,22 +821,26 @@ int sdmtcp_remove_as(uid_t uid, gid_t gid, const char *dir, long timeout_ms)
 	return r == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
-/* Whether the step's runtime folder (or something in its place) is still there. */
-static int runtime_left(const char *dir)
-{
-	struct stat sb;
-	return lstat(dir, &sb) == 0 || errno != ENOENT;
-}
-
 int sdmtcp_stepd_exit(spank_t sp)
 {
+	char dir[1200];
+	int fd;
+
 	(void)sp;
 	stop_agent();
-	/* The agent removes the folder when it stops cleanly: then there is nothing left to do
-	 * (a look only, as root; the removal itself always runs as the user). */
-	if (st.rundir[0] && runtime_left(st.rundir) &&
-	    sdmtcp_remove_as(st.uid, st.gid, st.rundir, 5000) < 0)
-		slurm_error("dmtcp: could not remove the runtime folder %s", st.rundir);
-	st.rundir[0] = '\0';
+	/* The agent removes its folder when it stops cleanly: then nothing is found (a look
+	 * only, as root, opening nothing but real folders of the user's; the removal itself
+	 * always runs as the user). Bounded: a folder that cannot be removed stops the loop. */
+	for (int i = 0; st.runleaf[0] && i < 8; i++) {
+		fd = sdmtcp_find_step_dir(st.cfg->runtime_dir, st.uid, st.runleaf, 0, dir, sizeof(dir));
+		if (fd < 0)
+			break;
+		close(fd);
+		if (sdmtcp_remove_as(st.uid, st.gid, dir, 5000) < 0) {
+			slurm_error("dmtcp: could not remove the runtime folder %s", dir);
+			break;
+		}
+	}
+	st.runleaf[0] = '\0';
 	return 0;
 }

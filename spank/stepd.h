@@ -37,8 +37,21 @@ int sdmtcp_poll_ms(long left_ms);
 int sdmtcp_parse_ready(char *msg, void (*set)(void *ctx, const char *key, const char *val),
 		       void *ctx, char *err, size_t errlen);
 
+/* Opens runtime_dir as root may: every folder of the path it leads to (realpath) opened from
+ * / without following a link, owned by root or uid, and sticky when others may write into
+ * it, so that nobody else can swap one. Returns the folder's descriptor or -1. */
+int sdmtcp_open_runtime_dir(const char *runtime_dir, uid_t uid);
+
+/* Opens the skip-th (from 0) step folder named leaf ("<job>.<step>") in uid's folders under
+ * runtime_dir (slurm-dmtcp-<uid> and slurm-dmtcp-<uid>.<suffix>, which the agent makes when
+ * another user planted the first) of sdmtcp_open_runtime_dir, every part opened without
+ * following a symbolic link and owned by uid; anything else there is passed over. Its path
+ * goes into path (when not NULL). Returns the folder's descriptor or -1. */
+int sdmtcp_find_step_dir(const char *runtime_dir, uid_t uid, const char *leaf, int skip,
+			 char *path, size_t len);
+
 /* Whether port is the coordinator port that the agent of job jobid's batch step wrote on
- * this node: <runtime_dir>/slurm-dmtcp-<uid>/<jobid>.batch/coordinator.port, every part
+ * this node: coordinator.port in its step folder (sdmtcp_find_step_dir, "<jobid>.batch"),
  * opened without following a symbolic link and owned by uid. 1 yes, 0 no. */
 int sdmtcp_batch_coordinator_is(const char *runtime_dir, uid_t uid, uint32_t jobid,
 				const char *port);

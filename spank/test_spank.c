@@ -382,19 +382,34 @@ static int write_file(const char *path, const char *text)
 	return fclose(f) == 0 ? rc : -1;
 }
 
+/* Makes rt/user/leaf (0700) with a coordinator.port holding port; owner -1 keeps the caller's. */
+static void make_step_dir(const char *rt, const char *user, const char *leaf, const char *port,
+			  int owner)
+{
+	char p[600];
+
+	snprintf(p, sizeof(p), "%s/%s", rt, user);
+	CHECK(mkdir(p, 0700) == 0 || errno == EEXIST, "mkdir %s", p);
+	snprintf(p, sizeof(p), "%s/%s/%s", rt, user, leaf);
+	CHECK(mkdir(p, 0700) == 0, "mkdir %s", p);
+	snprintf(p, sizeof(p), "%s/%s/%s/coordinator.port", rt, user, leaf);
+	CHECK(write_file(p, port) == 0, "create %s", p);
+	if (owner >= 0) {
+		snprintf(p, sizeof(p), "chown -R %d '%s/%s'", owner, rt, user);
+		CHECK(system(p) == 0, "chown");
+	}
+}
+
 static void test_batch_coordinator(void)
 {
 	char base[] = "/tmp/sdmtcp-test-XXXXXX";
-	char p[512], q[512];
+	char p[600], q[600], usual[48], alt[64];
 	uid_t me = getuid();
 
 	CHECK(mkdtemp(base) != NULL, "mkdtemp");
-	snprintf(p, sizeof(p), "%s/slurm-dmtcp-%u", base, (unsigned)me);
-	CHECK(mkdir(p, 0700) == 0, "mkdir %s", p);
-	snprintf(p, sizeof(p), "%s/slurm-dmtcp-%u/42.batch", base, (unsigned)me);
-	CHECK(mkdir(p, 0700) == 0, "mkdir %s", p);
-	snprintf(p, sizeof(p), "%s/slurm-dmtcp-%u/42.batch/coordinator.port", base, (unsigned)me);
-	CHECK(write_file(p, "40581\n") == 0, "create %s", p);
+	snprintf(usual, sizeof(usual), "slurm-dmtcp-%u", (unsigned)me);
+	snprintf(alt, sizeof(alt), "slurm-dmtcp-%u.Xy12abCD90", (unsigned)me);
+	make_step_dir(base, usual, "42.batch", "40581\n", -1);
 	CHECK(sdmtcp_batch_coordinator_is(base, me, 42, "40581") == 1, "this job's coordinator");
 	CHECK(sdmtcp_batch_coordinator_is(base, me, 42, "40582") == 0, "another port");
 	CHECK(sdmtcp_batch_coordinator_is(base, me, 43, "40581") == 0, "another job");
@@ -402,11 +417,101 @@ static void test_batch_coordinator(void)
 	CHECK(sdmtcp_batch_coordinator_is(base, me, 42, "") == 0, "empty port");
 	CHECK(sdmtcp_batch_coordinator_is("/nonexistent", me, 42, "40581") == 0, "no runtime folder");
 	/* A link in place of the job's folder is not followed. */
-	snprintf(q, sizeof(q), "%s/slurm-dmtcp-%u/44.batch", base, (unsigned)me);
-	snprintf(p, sizeof(p), "%s/slurm-dmtcp-%u/42.batch", base, (unsigned)me);
+	snprintf(q, sizeof(q), "%s/%s/44.batch", base, usual);
+	snprintf(p, sizeof(p), "%s/%s/42.batch", base, usual);
 	CHECK(symlink(p, q) == 0, "symlink");
 	CHECK(sdmtcp_batch_coordinator_is(base, me, 44, "40581") == 0, "symbolic link refused");
 	unlink(q);
+	/* The agent's other folder (the usual name was planted): found there too, with its path. */
+	make_step_dir(base, alt, "45.batch", "40590\n", -1);
+	CHECK(sdmtcp_batch_coordinator_is(base, me, 45, "40590") == 1, "in slurm-dmtcp-<uid>.<suffix>");
+	{
+		int fd = sdmtcp_find_step_dir(base, me, "45.batch", 0, p, sizeof(p));
+		snprintf(q, sizeof(q), "%s/%s/45.batch", base, alt);
+		CHECK(fd >= 0 && !strcmp(p, q), "found at %s, want %s", p, q);
+		if (fd >= 0)
+			close(fd);
+		CHECK(sdmtcp_find_step_dir(base, me, "45.batch", 1, NULL, 0) < 0, "only one");
+	}
+	/* Names that look like the user's but are not: a prefix, an empty suffix. */
+	snprintf(q, sizeof(q), "slurm-dmtcp-%u0", (unsigned)me);
+	make_step_dir(base, q, "46.batch", "40591\n", -1);
+	CHECK(sdmtcp_batch_coordinator_is(base, me, 46, "40591") == 0, "slurm-dmtcp-<uid>0 is not the user's");
+	snprintf(q, sizeof(q), "slurm-dmtcp-%u.", (unsigned)me);
+	make_step_dir(base, q, "47.batch", "40592\n", -1);
+	CHECK(sdmtcp_batch_coordinator_is(base, me, 47, "40592") == 0, "an empty suffix is not the agent's");
+	snprintf(p, sizeof(p), "rm -rf '%s'", base);
+	CHECK(system(p) == 0, "cleanup");
+
+	/* Planted by another user at the usual name: a link to a folder that holds the port, or a
+	 * folder of its own that does; neither is opened. */
+	CHECK(mkdtemp(strcpy(base, "/tmp/sdmtcp-test-XXXXXX")) != NULL, "mkdtemp");
+	make_step_dir(base, "elsewhere", "48.batch", "40593\n", -1);
+	snprintf(p, sizeof(p), "%s/elsewhere", base);
+	snprintf(q, sizeof(q), "%s/%s", base, usual);
+	CHECK(symlink(p, q) == 0, "symlink");
+	CHECK(sdmtcp_batch_coordinator_is(base, me, 48, "40593") == 0, "a link at the usual name is not followed");
+	CHECK(sdmtcp_find_step_dir(base, me, "48.batch", 0, NULL, 0) < 0, "nor found");
+	unlink(q);
+	if (me == 0) {
+		make_step_dir(base, usual, "49.batch", "40594\n", 54321);
+		CHECK(sdmtcp_batch_coordinator_is(base, me, 49, "40594") == 0, "a folder of another user is not the user's");
+		make_step_dir(base, alt, "49.batch", "40595\n", -1);
+		CHECK(sdmtcp_batch_coordinator_is(base, me, 49, "40595") == 1, "the agent's own folder beside it");
+	}
+	snprintf(p, sizeof(p), "rm -rf '%s'", base);
+	CHECK(system(p) == 0, "cleanup");
+}
+
+/* runtime_dir as root opens it: owned by root or the user from / down, sticky where others
+ * may write; links are resolved first, then nothing is followed. */
+static void test_open_runtime_dir(void)
+{
+	char base[] = "/tmp/sdmtcp-test-XXXXXX";
+	char p[600];
+	uid_t me = getuid();
+	static const struct {
+		const char *name;
+		mode_t mode;
+		int foreign; /* chown to another user (root only) */
+		int want;    /* 1: opened */
+	} cases[] = {
+		{ "sticky", 01777, 0, 1 },
+		{ "private", 0700, 0, 1 },
+		{ "open-not-sticky", 0777, 0, 0 },
+		{ "group-writable", 0770, 0, 0 },
+		{ "foreign", 0755, 1, 0 },
+		{ "foreign-sticky", 01777, 1, 0 },
+	};
+
+	CHECK(mkdtemp(base) != NULL, "mkdtemp");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int fd;
+		if (cases[i].foreign && me != 0)
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", base, cases[i].name);
+		CHECK(mkdir(p, 0700) == 0 && chmod(p, cases[i].mode) == 0, "mkdir %s", p);
+		if (cases[i].foreign)
+			CHECK(chown(p, 54321, 54321) == 0, "chown %s", p);
+		fd = sdmtcp_open_runtime_dir(p, me);
+		CHECK((fd >= 0) == cases[i].want, "%s: opened %d, want %d", cases[i].name, fd >= 0,
+		      cases[i].want);
+		if (fd >= 0)
+			close(fd);
+		/* The same through a link: where it leads is checked. */
+		snprintf(p, sizeof(p), "%s/link-%s", base, cases[i].name);
+		CHECK(symlink(cases[i].name, p) == 0, "symlink %s", p);
+		fd = sdmtcp_open_runtime_dir(p, me);
+		CHECK((fd >= 0) == cases[i].want, "link to %s: opened %d, want %d", cases[i].name,
+		      fd >= 0, cases[i].want);
+		if (fd >= 0)
+			close(fd);
+	}
+	/* A folder under a parent that is not safe is not either. */
+	snprintf(p, sizeof(p), "%s/open-not-sticky/below", base);
+	CHECK(mkdir(p, 0700) == 0, "mkdir %s", p);
+	CHECK(sdmtcp_open_runtime_dir(p, me) < 0, "below a folder writable by all, not sticky");
+	CHECK(sdmtcp_open_runtime_dir("/nonexistent/x", me) < 0, "missing");
 	snprintf(p, sizeof(p), "rm -rf '%s'", base);
 	CHECK(system(p) == 0, "cleanup");
 }
@@ -710,6 +815,7 @@ int main(void)
 	test_ready();
 	test_local_refusal();
 	test_batch_coordinator();
+	test_open_runtime_dir();
 	test_remove_as();
 	test_bindir();
 	test_executable_by();

@@ -14,8 +14,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
+	"github.com/slurm-dmtcp/slurm-dmtcp/agent/safepath"
 	ctl "github.com/slurm-dmtcp/slurm-dmtcp/proto/control"
 )
 
@@ -256,26 +258,35 @@ func report(o opts, err error, env Env) int {
 }
 
 // findSocket, inside the job (started by --job through srun), finds the agent's socket:
-// <runtime_dir>/slurm-dmtcp-<uid>/<job>.<step>/control.sock, the batch step's by default.
+// <runtime_dir>/slurm-dmtcp-<uid>[.<suffix>]/<job>.<step>/control.sock, the batch step's by
+// default. Only folders of this user are looked in (a name another user planted under
+// runtime_dir is passed over by the agent too), and no symbolic link is followed.
 func findSocket(o opts, env Env) (string, error) {
 	rt := o.runtimeDir
 	if rt == "" {
 		rt = runtimeDirFromPlugstack(env.Getenv("SLURM_CONF"))
 	}
-	base := filepath.Join(rt, fmt.Sprintf("slurm-dmtcp-%d", os.Getuid()))
+	bases := safepath.RunDirs(rt, os.Getuid())
 	// The agent's runtime folder is <job>.batch or <job>.step-N (agent.Config.StepName).
-	steps := []string{"batch"}
+	step := "batch"
 	if o.step != "" && o.step != "batch" {
-		steps = []string{"step-" + o.step}
+		step = "step-" + o.step
 	}
-	for _, s := range steps {
-		p := filepath.Join(base, o.job+"."+s, ctl.SocketName)
-		if _, err := os.Stat(p); err == nil {
+	for _, b := range bases {
+		if p := filepath.Join(b, o.job+"."+step, ctl.SocketName); ownSocket(p) {
 			return p, nil
 		}
 	}
 	if o.step == "" { // no batch agent: an srun --dmtcp step outside a batch job
-		m, _ := filepath.Glob(filepath.Join(base, o.job+".*", ctl.SocketName))
+		var m []string
+		for _, b := range bases {
+			found, _ := filepath.Glob(filepath.Join(b, o.job+".step-*", ctl.SocketName))
+			for _, p := range found {
+				if ownSocket(p) {
+					m = append(m, p)
+				}
+			}
+		}
 		switch len(m) {
 		case 1:
 			return m[0], nil
@@ -284,11 +295,27 @@ func findSocket(o opts, env Env) (string, error) {
 			return "", fmt.Errorf("job %s has %d steps under DMTCP on this node: choose one with --step N", o.job, len(m))
 		}
 	}
-	return "", fmt.Errorf("no control socket of job %s on this node under %s: is the job running with --dmtcp (and this its batch node)? (--runtime-dir sets the plugin's runtime_dir)", o.job, base)
+	return "", fmt.Errorf("no control socket of job %s on this node in the runtime folders of uid %d under %s: is the job running with --dmtcp (and this its batch node)? (--runtime-dir sets the plugin's runtime_dir)", o.job, os.Getuid(), rt)
+}
+
+// ownSocket: p is a socket of this user in a real folder of this user (none a link).
+func ownSocket(p string) bool {
+	for _, x := range []string{filepath.Dir(p), p} {
+		fi, err := os.Lstat(x)
+		if err != nil {
+			return false
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok || int(st.Uid) != os.Getuid() || fi.Mode()&os.ModeSymlink != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // runtimeDirFromPlugstack reads runtime_dir= from the slurm-dmtcp line of the plugstack.conf
-// that slurm.conf names; "/tmp" (the plugin's default) when it cannot.
+// that slurm.conf names (the last one on the line, as the plugin does); "/tmp" (the plugin's
+// default) when it cannot.
 func runtimeDirFromPlugstack(slurmConf string) string {
 	if slurmConf == "" {
 		slurmConf = "/etc/slurm/slurm.conf"
@@ -307,11 +334,17 @@ func runtimeDirFromPlugstack(slurmConf string) string {
 			if len(f) < 2 || strings.HasPrefix(f[0], "#") || !strings.Contains(f[1], "spank_dmtcp") {
 				continue
 			}
+			// As the plugin reads its arguments: a key given twice, the last one wins.
+			rt := ""
 			for _, kv := range f[2:] {
-				if v, ok := strings.CutPrefix(kv, "runtime_dir="); ok && filepath.IsAbs(v) {
-					return v
+				if v, ok := strings.CutPrefix(kv, "runtime_dir="); ok {
+					rt = v
 				}
 			}
+			if filepath.IsAbs(rt) {
+				return rt
+			}
+			return "/tmp"
 		}
 	}
 	return "/tmp"

@@ -233,12 +233,66 @@ func TestFindSocket(t *testing.T) {
 	assert.Equal(t, b, p, "the batch step first")
 }
 
+// The agent passes over a runtime folder that another user planted and uses
+// slurm-dmtcp-<uid>.<suffix>: dmtcpctl finds the socket there, and never through a link.
+func TestFindSocketPlanted(t *testing.T) {
+	name := fmt.Sprintf("slurm-dmtcp-%d", os.Getuid())
+	for _, tc := range []struct {
+		name  string
+		plant func(t *testing.T, rt string) // at rt/name
+		found bool
+	}{
+		{"a link at the usual name", func(t *testing.T, rt string) {
+			require.NoError(t, os.Symlink(filepath.Join(rt, "decoy"), filepath.Join(rt, name)))
+		}, true},
+		{"a file at the usual name", func(t *testing.T, rt string) {
+			require.NoError(t, os.WriteFile(filepath.Join(rt, name), nil, 0o644))
+		}, true},
+		{"a folder of another user at the usual name", func(t *testing.T, rt string) {
+			if os.Geteuid() != 0 {
+				t.Skip("SKIP: giving a folder to another user needs root")
+			}
+			require.NoError(t, os.Mkdir(filepath.Join(rt, name), 0o777))
+			require.NoError(t, os.Chown(filepath.Join(rt, name), 54321, 54321))
+		}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rt := t.TempDir()
+			// A decoy socket where the planted name leads: never taken.
+			require.NoError(t, os.MkdirAll(filepath.Join(rt, "decoy", "42.batch"), 0o700))
+			require.NoError(t, os.WriteFile(filepath.Join(rt, "decoy", "42.batch", ctl.SocketName), nil, 0o600))
+			tc.plant(t, rt)
+			_, err := findSocket(opts{job: "42", runtimeDir: rt}, Env{Getenv: os.Getenv})
+			assert.ErrorContains(t, err, "no control socket of job 42", "nothing through what was planted")
+			d := filepath.Join(rt, name+".Ab3dE9xYz1", "42.batch")
+			require.NoError(t, os.MkdirAll(d, 0o700))
+			want := filepath.Join(d, ctl.SocketName)
+			require.NoError(t, os.WriteFile(want, nil, 0o600))
+			p, err := findSocket(opts{job: "42", runtimeDir: rt}, Env{Getenv: os.Getenv})
+			require.NoError(t, err)
+			assert.Equal(t, want, p)
+		})
+	}
+}
+
 func TestRuntimeDirFromPlugstack(t *testing.T) {
-	d := t.TempDir()
-	conf := filepath.Join(d, "slurm.conf")
-	plug := filepath.Join(d, "ps.conf")
-	require.NoError(t, os.WriteFile(conf, []byte("ClusterName=x\nPlugStackConfig="+plug+"\n"), 0o644))
-	require.NoError(t, os.WriteFile(plug, []byte("# required /x/spank_dmtcp.so runtime_dir=/old\nrequired /x/spank_dmtcp.so dmtcp_prefix=/opt/dmtcp runtime_dir=/scratch/run\n"), 0o644))
-	assert.Equal(t, "/scratch/run", runtimeDirFromPlugstack(conf))
-	assert.Equal(t, "/tmp", runtimeDirFromPlugstack(filepath.Join(d, "missing.conf")))
+	for _, tc := range []struct {
+		name, plugstack, want string
+	}{
+		{"the plugin's line, not a comment", "# required /x/spank_dmtcp.so runtime_dir=/old\nrequired /x/spank_dmtcp.so dmtcp_prefix=/opt/dmtcp runtime_dir=/scratch/run\n", "/scratch/run"},
+		{"given twice: the last one wins, as in the plugin", "required /x/spank_dmtcp.so runtime_dir=/first dmtcp_prefix=/opt/dmtcp runtime_dir=/second\n", "/second"},
+		{"not given", "required /x/spank_dmtcp.so dmtcp_prefix=/opt/dmtcp\n", "/tmp"},
+		{"a relative folder (the plugin refuses it)", "required /x/spank_dmtcp.so runtime_dir=/abs runtime_dir=rel\n", "/tmp"},
+		{"another plugin's line", "required /x/other.so runtime_dir=/elsewhere\n", "/tmp"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := t.TempDir()
+			conf := filepath.Join(d, "slurm.conf")
+			plug := filepath.Join(d, "ps.conf")
+			require.NoError(t, os.WriteFile(conf, []byte("ClusterName=x\nPlugStackConfig="+plug+"\n"), 0o644))
+			require.NoError(t, os.WriteFile(plug, []byte(tc.plugstack), 0o644))
+			assert.Equal(t, tc.want, runtimeDirFromPlugstack(conf))
+		})
+	}
+	assert.Equal(t, "/tmp", runtimeDirFromPlugstack(filepath.Join(t.TempDir(), "missing.conf")), "no slurm.conf")
 }

@@ -4,6 +4,7 @@ package integration
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -382,25 +383,6 @@ func TestSecuritySymlinksInCheckpointPathsRefused(t *testing.T) {
 		})
 		assertEmpty(t, target)
 	})
-
-	// The classic /tmp attack: another user plants the per-user runtime folder as a link to
-	// a folder of its own (runtime_dir is a private sticky folder here, so that other jobs on
-	// this host are not disturbed).
-	t.Run("runtime folder planted by another user", func(t *testing.T) {
-		rt, err := os.MkdirTemp("/tmp", "sdmtcp-it-rt-")
-		require.NoError(t, err)
-		require.NoError(t, os.Chmod(rt, 0o1777))
-		t.Cleanup(func() { _ = os.RemoveAll(rt) })
-		trap := workdirOf(t, otherUser)
-		require.NoError(t, os.Chmod(trap, 0o777))
-		c.withPolicy(t, "runtime_dir="+rt)
-		run(t, func(id string) string {
-			link := filepath.Join(rt, "slurm-dmtcp-"+strconv.Itoa(uid))
-			plant(t, link, trap, otherUser)
-			return link
-		})
-		assertEmpty(t, trap)
-	})
 }
 
 // valgrind on srun, sbatch and salloc with the plugin loaded (option parsing, policy check, refusal
@@ -514,4 +496,185 @@ func TestValgrindRecordClassifier(t *testing.T) {
 	assert.True(t, pluginsRecord(ourLeak), "a block the plugin allocated and lost")
 	assert.True(t, pluginsRecord(ourRead), "an invalid read under the plugin")
 	assert.False(t, pluginsRecord(slurmOnly), "srun's own leak")
+}
+
+// plantScript reports its runtime folder and socket, asks its own agent for its status from
+// inside the job, runs a step (which joins the batch job's coordinator when slurmstepd finds
+// the batch agent's port file), then runs until dir/stop appears.
+const plantScript = `#!/bin/bash
+echo "rundir=$SLURM_DMTCP_RUNDIR"
+echo "socket=$SLURM_DMTCP_CONTROL_SOCKET"
+%s status >inside-status.txt 2>&1; echo "inside rc=$?"
+srun -n1 bash -c 'grep -q libdmtcp /proc/self/maps && echo "step under DMTCP"' >step.txt 2>&1
+while [ ! -e %s/stop ]; do sleep 0.3; done
+echo end
+`
+
+// Another user plants the per-user runtime folder (runtime_dir/slurm-dmtcp-<uid>) before the
+// job: a folder of its own, open to all, or a symbolic link to one. The job runs anyway in a
+// runtime folder of its user's own (0700, socket 0600), takes a checkpoint, dmtcpctl reaches
+// its agent from inside the job and from a login shell, and nothing is written into, or
+// through, what was planted. runtime_dir is a private sticky folder like /tmp here, so that
+// the jobs of other clusters on this host, which use /tmp, are not disturbed.
+func TestSecurityPlantedRuntimeFolderIgnored(t *testing.T) {
+	c := newCluster(t)
+	needDMTCP(t)
+	uid, _ := idsOf(t, testUser)
+	otherUID, otherGID := idsOf(t, otherUser)
+
+	for _, tc := range []struct {
+		name  string
+		plant func(t *testing.T, at string) (trap string)
+	}{
+		{"folder of another user", func(t *testing.T, at string) string {
+			require.NoError(t, os.Mkdir(at, 0o777))
+			require.NoError(t, os.Chown(at, otherUID, otherGID))
+			require.NoError(t, os.Chmod(at, 0o777))
+			return at
+		}},
+		{"symbolic link of another user", func(t *testing.T, at string) string {
+			trap := workdirOf(t, otherUser)
+			require.NoError(t, os.Chmod(trap, 0o777))
+			plant(t, at, trap, otherUser)
+			return trap
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rt, err := os.MkdirTemp("/tmp", "sdmtcp-it-rt-")
+			require.NoError(t, err)
+			require.NoError(t, os.Chmod(rt, os.ModeSticky|0o777))
+			t.Cleanup(func() { _ = os.RemoveAll(rt) })
+			planted := filepath.Join(rt, "slurm-dmtcp-"+strconv.Itoa(uid))
+			trap := tc.plant(t, planted)
+			c.withPolicy(t, "runtime_dir="+rt)
+
+			dir := workdir(t)
+			script := writeScript(t, dir, "job.sh", fmt.Sprintf(plantScript, c.dmtcpctl(), dir))
+			id := c.sbatch(t, dir, "--dmtcp", "-o", dir+"/out", "-e", dir+"/err", script)
+			out := waitFile(t, dir+"/out", "inside rc=", 60*time.Second)
+			assert.Contains(t, out, "inside rc=0", "dmtcpctl status inside the job")
+			in, _ := os.ReadFile(dir + "/inside-status.txt")
+			assert.Contains(t, string(in), "running", "dmtcpctl status inside the job: %s", in)
+
+			step := waitFile(t, dir+"/step.txt", "\n", 30*time.Second)
+			assert.Equal(t, "step under DMTCP\n", step, "the job's step joined its coordinator")
+
+			rd := regexp.MustCompile(`rundir=(\S+)`).FindStringSubmatch(out)
+			require.NotNil(t, rd, out)
+			runDir := rd[1]
+			assert.NotEqual(t, planted, filepath.Dir(runDir), "the planted folder was used")
+			assert.Equal(t, rt, filepath.Dir(filepath.Dir(runDir)), "the runtime folder is under runtime_dir")
+			for _, p := range []string{filepath.Dir(runDir), runDir} {
+				fi, err := os.Lstat(p)
+				require.NoError(t, err)
+				assert.True(t, fi.IsDir(), "%s is a real folder", p)
+				assert.Equal(t, os.FileMode(0o700), fi.Mode().Perm(), "mode of %s", p)
+				assert.Equal(t, uid, ownerOf(t, p), "owner of %s", p)
+			}
+			sock, err := os.Lstat(filepath.Join(runDir, "control.sock"))
+			require.NoError(t, err)
+			assert.Equal(t, os.FileMode(0o600), sock.Mode().Perm(), "mode of the control socket")
+
+			r := c.ctlJob(t, testUser, id, "checkpoint", "--timeout", "2m")
+			assert.Equal(t, 0, r.code, "dmtcpctl --job checkpoint: %s %s", r.stdout, r.stderr)
+			r = c.ctlJob(t, testUser, id, "status")
+			assert.Equal(t, 0, r.code, "dmtcpctl --job status: %s %s", r.stdout, r.stderr)
+			assert.Contains(t, r.stdout, "generation 1", "status names the checkpoint just taken")
+
+			require.NoError(t, os.WriteFile(filepath.Join(dir, "stop"), nil, 0o644))
+			j := c.waitDone(t, id, 60*time.Second)
+			assert.Equal(t, "COMPLETED", j.State)
+			assert.Equal(t, "0:0", j.ExitCode)
+			e, _ := os.ReadFile(dir + "/err")
+			assert.NotContains(t, string(e), "cannot run", "the job ran under DMTCP")
+			gens, _ := filepath.Glob(filepath.Join(homeOf(t, testUser), ".slurm-dmtcp", id, "batch", "gen-*"))
+			assert.NotEmpty(t, gens, "a checkpoint generation was committed")
+			agentLog, _ := os.ReadFile(filepath.Join(homeOf(t, testUser), ".slurm-dmtcp", id, "batch", "agent.log"))
+			assert.Regexp(t, regexp.QuoteMeta("runtime folder "+planted+" ")+`(belongs to|is a symbolic link of) uid `+strconv.Itoa(otherUID)+`.*passed over, not used`,
+				string(agentLog), "the agent logs what it passed over")
+			assertEmpty(t, trap)
+			_, err = os.Stat(runDir)
+			assert.True(t, os.IsNotExist(err), "the runtime folder %s is removed at the end", runDir)
+			assert.Equal(t, otherUID, ownerOf(t, planted), "what was planted is left alone")
+		})
+	}
+}
+
+// checkpoint_dir under a shared sticky folder (/var/tmp/<scratch>/%u/%j): the agent walks the
+// whole path from / and refuses a component another user owns (a folder or a symbolic link
+// planted in the user's place) or a shared folder without the sticky bit, with a message
+// naming the key, the component and its owner; nothing is written there. Nothing planted: the
+// job makes its folders itself (0700) and checkpoints there.
+func TestSecurityCheckpointDirParentsChecked(t *testing.T) {
+	c := newCluster(t)
+	needDMTCP(t)
+	uid, _ := idsOf(t, testUser)
+	otherUID, otherGID := idsOf(t, otherUser)
+
+	for _, tc := range []struct {
+		name    string
+		prepare func(t *testing.T, scratch, mine string) (trap string)
+		refused string // the component named, relative to scratch; "" the job runs
+		why     string
+	}{
+		{name: "nothing planted"},
+		{name: "the user's folder made by another user", prepare: func(t *testing.T, scratch, mine string) string {
+			require.NoError(t, os.Mkdir(mine, 0o777))
+			require.NoError(t, os.Chown(mine, otherUID, otherGID))
+			require.NoError(t, os.Chmod(mine, 0o777))
+			return mine
+		}, refused: testUser, why: "belongs to uid " + strconv.Itoa(otherUID) + " (" + otherUser + "), not to root or the job's user"},
+		{name: "the user's folder a link of another user", prepare: func(t *testing.T, scratch, mine string) string {
+			trap := workdirOf(t, otherUser)
+			require.NoError(t, os.Chmod(trap, 0o777))
+			plant(t, mine, trap, otherUser)
+			return trap
+		}, refused: testUser, why: "is a symbolic link of uid " + strconv.Itoa(otherUID)},
+		{name: "the shared folder not sticky", prepare: func(t *testing.T, scratch, mine string) string {
+			require.NoError(t, os.Chmod(scratch, 0o777))
+			return ""
+		}, refused: ".", why: "is writable by others (mode 0777) and not sticky"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			scratch, err := os.MkdirTemp("/var/tmp", "sdmtcp-scratch-")
+			require.NoError(t, err)
+			require.NoError(t, os.Chmod(scratch, os.ModeSticky|0o777))
+			t.Cleanup(func() { _ = os.RemoveAll(scratch) })
+			mine := filepath.Join(scratch, testUser)
+			trap := ""
+			if tc.prepare != nil {
+				trap = tc.prepare(t, scratch, mine)
+			}
+			c.withPolicy(t, "checkpoint_dir="+scratch+"/%u/%j")
+
+			dir := workdir(t)
+			script := writeScript(t, dir, "job.sh", fmt.Sprintf("#!/bin/bash\necho ran\n%s checkpoint --timeout 2m; echo \"checkpoint rc=$?\"\n", c.dmtcpctl()))
+			id := c.sbatch(t, dir, "--dmtcp", "-o", dir+"/out", "-e", dir+"/err", script)
+			j := c.waitDone(t, id, 90*time.Second)
+			out, _ := os.ReadFile(dir + "/out")
+			e, _ := os.ReadFile(dir + "/err")
+			if tc.refused == "" {
+				assert.Equal(t, "COMPLETED", j.State, "err: %s", e)
+				assert.Contains(t, string(out), "checkpoint rc=0")
+				for _, p := range []string{mine, filepath.Join(mine, id), filepath.Join(mine, id, "batch")} {
+					fi, err := os.Lstat(p)
+					require.NoError(t, err)
+					assert.True(t, fi.IsDir(), p)
+					assert.Equal(t, os.FileMode(0o700), fi.Mode().Perm(), "mode of %s", p)
+					assert.Equal(t, uid, ownerOf(t, p), "owner of %s", p)
+				}
+				gens, _ := filepath.Glob(filepath.Join(mine, id, "batch", "gen-*"))
+				assert.NotEmpty(t, gens, "the checkpoint is in checkpoint_dir")
+				return
+			}
+			assert.Equal(t, "FAILED", j.State)
+			assert.Equal(t, "125:0", j.ExitCode, "exit code 125: the task could not start under DMTCP")
+			assert.NotContains(t, string(out), "ran", "the job's program ran")
+			msg := "checkpoint_dir " + filepath.Join(mine, id) + ": " + filepath.Join(scratch, tc.refused) + " " + tc.why
+			assert.Contains(t, string(e), msg, "the message names the key, the component and its owner")
+			if trap != "" {
+				assertEmpty(t, trap)
+			}
+		})
+	}
 }
