@@ -74,12 +74,15 @@ else
 dmtcp-plugin: $(BUILD)/slurm-dmtcp-sigterm.so
 endif
 
-$(BUILD)/slurm-dmtcp-sigterm.so: dmtcpplugin/sigterm.c dmtcpplugin/opath.c $(DMTCP_H) | $(BUILD)
+$(BUILD)/slurm-dmtcp-sigterm.so: dmtcpplugin/sigterm.c dmtcpplugin/opath.c dmtcpplugin/forklock.c $(DMTCP_H) | $(BUILD)
 	$(CC) $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -fPIC -fvisibility=hidden -I$(DMTCP_PREFIX)/include \
-		-shared -o $@ dmtcpplugin/sigterm.c dmtcpplugin/opath.c
+		-shared -o $@ dmtcpplugin/sigterm.c dmtcpplugin/opath.c dmtcpplugin/forklock.c
 
 $(BUILD)/opath-test: dmtcpplugin/test_opath.c dmtcpplugin/opath.c $(DMTCP_H) | $(BUILD)
 	$(CC) $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -I$(DMTCP_PREFIX)/include -o $@ dmtcpplugin/test_opath.c
+
+$(BUILD)/forklock-test: dmtcpplugin/test_forklock.c dmtcpplugin/forklock.c $(DMTCP_H) | $(BUILD)
+	$(CC) $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -I$(DMTCP_PREFIX)/include -o $@ dmtcpplugin/test_forklock.c -lpthread
 
 $(BUILD)/sigterm-test: dmtcpplugin/test_sigterm.c dmtcpplugin/sigterm.c $(DMTCP_H) | $(BUILD)
 	$(CC) $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -I$(DMTCP_PREFIX)/include -o $@ dmtcpplugin/test_sigterm.c -ldl
@@ -126,9 +129,9 @@ lint:
 unit-test: lint
 	$(GO) test -count=1 ./...
 
-C_TESTS     := $(BUILD)/spank-test $(if $(DMTCP_H),$(BUILD)/sigterm-test $(BUILD)/opath-test)
+C_TESTS     := $(BUILD)/spank-test $(if $(DMTCP_H),$(BUILD)/sigterm-test $(BUILD)/opath-test $(BUILD)/forklock-test)
 c-test: $(C_TESTS)
-	@$(if $(DMTCP_H),,echo "SKIP sigterm-test, opath-test: no include/dmtcp.h in DMTCP_PREFIX='$(DMTCP_PREFIX)'";) \
+	@$(if $(DMTCP_H),,echo "SKIP sigterm-test, opath-test, forklock-test: no include/dmtcp.h in DMTCP_PREFIX='$(DMTCP_PREFIX)'";) \
 	for t in $(C_TESTS); do \
 		if command -v valgrind >/dev/null; then \
 			valgrind -q --error-exitcode=9 --leak-check=full $$t || exit 1; \

@@ -176,6 +176,9 @@ type Agent struct {
 	// restored is the number of the generation the step restores (the ready message's, then
 	// the one verified or retried); 0 when it restores none.
 	restored atomic.Int64
+	// forks keeps the computation's forks and the start of a checkpoint apart (forklock.go);
+	// nil when it could not be made.
+	forks *forkLock
 	// Life is the step's phase (lifecycle.go): Serve, the restore's watch, the checkpoints
 	// and the step's end move it.
 	Life Lifecycle
@@ -208,6 +211,13 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Write
 		sigs = make(chan os.Signal, 4)
 		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 		defer signal.Stop(sigs)
+	}
+	// Before the ready message: the tasks' forks look for it from their start.
+	if fl, err := openForkLock(a.Layout.RunDir); err != nil {
+		a.Log.WithError(err).Warn("forks are not kept apart from checkpoints")
+	} else {
+		a.forks = fl
+		defer fl.close()
 	}
 	if err := proto.WriteReady(ready, append(kvs, a.Extra...)); err != nil {
 		return fmt.Errorf("tell the plugin we are ready: %w", err)
@@ -581,6 +591,18 @@ func (a *Agent) takeCheckpoint(ctx context.Context, reason manifest.Reason, stop
 	return c, nil
 }
 
+// waitRunning waits, at most max, until the coordinator says the computation runs again
+// after a checkpoint.
+func (a *Agent) waitRunning(ctx context.Context, max time.Duration) {
+	deadline := time.Now().Add(max)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if st, err := a.Coord.Status(ctx); err != nil || st.Running || st.NumPeers == 0 {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // settleMax bounds the wait for a moment when no process is starting, before a checkpoint.
 const settleMax = time.Second
 
@@ -610,7 +632,18 @@ func (a *Agent) requestCheckpoint(ctx context.Context, thenExit bool) (int, erro
 			if thenExit {
 				request = a.Coord.CheckpointAndKill
 			}
-			if err := request(ctx); err == nil {
+			// No fork in flight while DMTCP suspends the computation: DMTCP 5.0 ends a
+			// process whose fork it sees then (dmtcpplugin/forklock.c).
+			held, release := a.forks.hold(ctx, forkLockWait)
+			if !held && a.forks != nil {
+				a.Log.Warn("checkpoint asked for while a fork may be in flight")
+			}
+			err := request(ctx)
+			if err == nil && !thenExit {
+				a.waitRunning(ctx, forkLockWait)
+			}
+			release()
+			if err == nil {
 				return st.NumPeers, nil
 			} else if ctx.Err() != nil {
 				return 0, err
