@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -114,12 +115,27 @@ func Launch(o Options) (*Coordinator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("coordinator stdin: %w", err)
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", o.Install.Coordinator, err)
-	}
+	// The coordinator goes when this process goes (SIGKILLed, say): it would otherwise
+	// live on after the job, listening. The kernel sends that signal when the thread that
+	// forked the coordinator ends, so the thread is kept, locked, as long as the
+	// coordinator runs.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	c := &Coordinator{inst: o.Install, cmd: cmd, stdin: stdin, done: make(chan struct{}), ckptDir: o.CkptDir,
 		Port: port, portFile: portFile, outFile: filepath.Join(o.RunDir, "coordinator.out")}
-	go func() { c.err = cmd.Wait(); close(c.done) }()
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		c.err = cmd.Wait()
+		close(c.done)
+	}()
+	if err := <-started; err != nil {
+		return nil, fmt.Errorf("start %s: %w", o.Install.Coordinator, err)
+	}
 	c.Host = o.Host
 	if c.Host == "" {
 		c.Host = reachableHostname()

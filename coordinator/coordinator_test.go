@@ -350,3 +350,45 @@ func TestRealLaunchAnswersEarlyClients(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, strconv.Itoa(c.Port), strings.TrimSpace(string(port)), "the coordinator took the socket it was given")
 }
+
+// The process that launched the coordinator (the agent) is SIGKILLed: the coordinator goes
+// with it instead of living on after the job, listening. The launching process is this test
+// binary run again (launchAndWait).
+func TestRealCoordinatorGoesWithItsLauncher(t *testing.T) {
+	inst := realInstall(t)
+	dir := t.TempDir()
+	for _, d := range []string{"run", "ckpt", "tmp"} {
+		require.NoError(t, os.Mkdir(filepath.Join(dir, d), 0o700))
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperLaunchAndWait$")
+	cmd.Env = append(os.Environ(), "SDMTCP_HELPER_DIR="+dir, "SDMTCP_HELPER_COORD="+inst.Coordinator)
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	var pid int
+	_, err = fmt.Fscanf(out, "coordinator %d\n", &pid)
+	require.NoError(t, err, "the helper's coordinator pid")
+	// Some time with other goroutines and threads, as an agent has, before the kill.
+	time.Sleep(300 * time.Millisecond)
+	require.NoError(t, syscall.Kill(pid, 0), "the coordinator runs while its launcher does")
+	require.NoError(t, cmd.Process.Kill())
+	_ = cmd.Wait()
+	assert.Eventually(t, func() bool { return syscall.Kill(pid, 0) != nil }, 3*time.Second, 20*time.Millisecond,
+		"the coordinator (pid %d) outlived its launcher", pid)
+}
+
+// TestHelperLaunchAndWait is the launching process of TestRealCoordinatorGoesWithItsLauncher.
+func TestHelperLaunchAndWait(t *testing.T) {
+	dir := os.Getenv("SDMTCP_HELPER_DIR")
+	if dir == "" {
+		t.Skip("SKIP: run by TestRealCoordinatorGoesWithItsLauncher only")
+	}
+	c, err := start(context.Background(), Options{Install: Install{Coordinator: os.Getenv("SDMTCP_HELPER_COORD")},
+		RunDir: filepath.Join(dir, "run"), CkptDir: filepath.Join(dir, "ckpt"), TmpDir: filepath.Join(dir, "tmp"), Host: "127.0.0.1"})
+	require.NoError(t, err)
+	fmt.Printf("coordinator %d\n", c.cmd.Process.Pid)
+	for { // busy goroutines, so that the runtime makes and parks threads
+		go func() { time.Sleep(time.Millisecond) }()
+		time.Sleep(time.Millisecond)
+	}
+}
