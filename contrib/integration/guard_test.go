@@ -134,3 +134,51 @@ func readAll(t *testing.T, p string) string {
 	require.NoError(t, err)
 	return string(b)
 }
+
+// The guard must really be active in the job's coordinator, or the step does not run: an
+// installation where it is missing beside the agent, is not a library, or is a library that
+// is not the guard (loaded, but doing nothing) fails the step with a message naming the
+// guard's file and why, and the task's program never runs. (The agent ends with exit code
+// 8 and the same message in agent.log.)
+func TestSecurityGuardMissingOrInactiveRefusesStep(t *testing.T) {
+	c := newCluster(t)
+	needDMTCP(t)
+	agent := filepath.Join(c.dir, "bin", "slurm-dmtcp-agent")
+	b, err := os.ReadFile(agent)
+	require.NoError(t, err, "the cluster's agent (cluster-up copies it there)")
+	for _, tc := range []struct {
+		name  string
+		guard func(t *testing.T, p string) // makes the guard's file at p
+		want  string
+	}{
+		{"missing", func(*testing.T, string) {}, "not installed beside the agent"},
+		{"not a library", func(t *testing.T, p string) {
+			require.NoError(t, os.WriteFile(p, []byte("not a library\n"), 0o755))
+		}, "not active in dmtcp_coordinator: the dynamic loader did not load it"},
+		{"a library that is not the guard", func(t *testing.T, p string) {
+			lib, err := os.ReadFile("/lib/x86_64-linux-gnu/libm.so.6")
+			if err != nil {
+				t.Skipf("SKIP: no libm.so.6 to stand for another library: %v", err)
+			}
+			require.NoError(t, os.WriteFile(p, lib, 0o755))
+		}, "not active in dmtcp_coordinator: it did not hand the coordinator the job's socket"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			inst := workdir(t)
+			require.NoError(t, os.Chmod(inst, 0o755))
+			require.NoError(t, os.WriteFile(filepath.Join(inst, "slurm-dmtcp-agent"), b, 0o755))
+			guard := filepath.Join(inst, "slurm-dmtcp-coordguard.so")
+			tc.guard(t, guard)
+			c.withPolicy(t, "agent="+filepath.Join(inst, "slurm-dmtcp-agent"))
+			dir := workdir(t)
+			start := time.Now()
+			r := c.run(t, testUser, dir, nil, "timeout", "60", "srun", "--dmtcp", "--job-name=noguard", "bash", "-c", "echo the program ran")
+			assert.Equal(t, 125, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+			assert.Contains(t, r.stderr, "slurm-dmtcp: cannot run bash under DMTCP: ")
+			assert.Contains(t, r.stderr, "coordinator guard "+guard+": "+tc.want)
+			assert.Contains(t, r.stderr, "the step is not run with an unguarded coordinator")
+			assert.NotContains(t, r.stdout, "the program ran")
+			assert.Less(t, time.Since(start), 20*time.Second, "a fast failure")
+		})
+	}
+}
