@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"os/user"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/slurm-dmtcp/slurm-dmtcp/agent/generations"
 	"github.com/slurm-dmtcp/slurm-dmtcp/coordinator"
+	"github.com/slurm-dmtcp/slurm-dmtcp/nodeprobe/slurm"
 	"github.com/slurm-dmtcp/slurm-dmtcp/proto"
 	"github.com/slurm-dmtcp/slurm-dmtcp/proto/manifest"
 )
@@ -195,6 +197,9 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 		log.WithError(cs.err.Err).Error("coordinator")
 		return failed(cs.err)
 	}
+	if len(cs.allow) > 0 {
+		log.WithField("addresses", strings.Join(cs.allow, ",")).Info("coordinator guard: other hosts let in are the step's nodes")
+	}
 	coord := cs.coord
 	coord.SetWarn(log.Warnf)
 	if cfg.AcrossNodes() {
@@ -238,6 +243,7 @@ type coordStart struct {
 	inst  coordinator.Install
 	coord *coordinator.Coordinator // nil when it could not start
 	err   *Error                   // ExitCoordinator, ExitGuard
+	allow []string                 // the addresses of the step's nodes the guard lets in
 }
 
 // startCoordinator starts the step's coordinator; it does not wait for it to run (Serve does,
@@ -248,13 +254,19 @@ func startCoordinator(cfg Config, layout Layout, inst coordinator.Install) coord
 		return coordStart{inst: inst, err: &Error{Code: ExitGuard, Err: err}}
 	}
 	coordHost := ""
+	var allow []string
 	if cfg.AcrossNodes() {
 		coordHost = coordinator.NodeAddress() // the other nodes' tasks must reach it
+		// ... and only they, from the other hosts.
+		if allow, err = stepNodeAddresses(context.Background(), slurm.Scontrol("scontrol", 10*time.Second),
+			net.LookupHost, cfg.JobID, cfg.Step); err != nil {
+			return coordStart{inst: inst, err: &Error{Code: ExitGuard, Err: fmt.Errorf("coordinator guard: %w", err)}}
+		}
 	}
 	coord, err := coordinator.Launch(coordinator.Options{Install: inst, RunDir: layout.RunDir,
 		CkptDir: layout.CkptDir, TmpDir: layout.TmpDir, Guard: guard, Host: coordHost,
-		LocalOnly: !cfg.AcrossNodes()})
-	cs := coordStart{inst: inst, coord: coord}
+		LocalOnly: !cfg.AcrossNodes(), Allow: allow})
+	cs := coordStart{inst: inst, coord: coord, allow: allow}
 	if err != nil {
 		cs.err = &Error{Code: coordinatorExit(err), Err: err}
 	}

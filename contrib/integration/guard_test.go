@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -181,4 +183,121 @@ func TestSecurityGuardMissingOrInactiveRefusesStep(t *testing.T) {
 			assert.Less(t, time.Since(start), 20*time.Second, "a fast failure")
 		})
 	}
+}
+
+// clusterNode is one line of the multi-node cluster's run/nodes: name, namespace, address.
+type clusterNode struct{ name, netns, addr string }
+
+func (c *cluster) nodeTable(t *testing.T) []clusterNode {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(c.dir, "run", "nodes"))
+	require.NoError(t, err, "the multi-node cluster's node list")
+	var nodes []clusterNode
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 4 && f[1] != "-" {
+			nodes = append(nodes, clusterNode{f[0], f[1], f[3]})
+		}
+	}
+	return nodes
+}
+
+// onNode runs a command as usr in the network namespace of a node of the multi-node cluster.
+func (c *cluster) onNode(t *testing.T, n clusterNode, usr string, args ...string) result {
+	t.Helper()
+	return c.run(t, "", "/", nil, append([]string{"nsenter", "--net=/run/netns/" + n.netns, "runuser", "-u", usr, "--"}, args...)...)
+}
+
+var stepTaskRE = regexp.MustCompile(`task (\d+) on (\S+) coord=(\S+):(\d+) rundir=(\S+)`)
+
+// The coordinator of a step across nodes lets in, from other hosts, only the step's own
+// nodes: a host of the cluster that is not a node of the step is refused, even for the
+// job's own user, and logged; on the coordinator's own node another user is refused by the
+// uid check; the tasks and the job's user on the step's other node are let in, and the step
+// ends well. (Another user on the step's other node is let in too: a remote client's user
+// cannot be known; see docs/admin.md.)
+func TestSecurityStepAcrossNodesCoordinatorOnlyForItsNodes(t *testing.T) {
+	c := newCluster(t)
+	inst := needDMTCP(t)
+	nodes := c.nodeTable(t)
+	if len(nodes) < 3 {
+		t.Skipf("SKIP: needs a cluster of 3 or more nodes in network namespaces (this one has %d): make cluster-up NODES=3", len(nodes))
+	}
+	dir := workdir(t)
+	script := writeScript(t, dir, "job.sh", fmt.Sprintf(`#!/bin/bash
+#SBATCH -N2
+srun -N2 -n2 --dmtcp bash -c 'echo "task $SLURM_PROCID on $(hostname) coord=$SLURM_DMTCP_COORD_HOST:$SLURM_DMTCP_COORD_PORT rundir=$SLURM_DMTCP_RUNDIR"; while [ ! -e %s/go ]; do sleep 0.2; done'
+echo "step exit $?"
+`, dir))
+	id := c.sbatch(t, dir, "-o", dir+"/out", script)
+	t.Cleanup(func() { _ = os.WriteFile(dir+"/go", nil, 0o644) })
+	deadline := time.Now().Add(60 * time.Second)
+	var tasks [][]string
+	for time.Now().Before(deadline) {
+		b, _ := os.ReadFile(dir + "/out")
+		if tasks = stepTaskRE.FindAllStringSubmatch(string(b), -1); len(tasks) == 2 {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	b, _ := os.ReadFile(dir + "/out")
+	require.Len(t, tasks, 2, "both tasks of the step started: %s", b)
+	coordHost, port := tasks[0][3], tasks[0][4]
+	inStep := map[string]bool{tasks[0][2]: true, tasks[1][2]: true}
+	var leader, member, outsider clusterNode
+	for _, n := range nodes {
+		switch {
+		case n.addr == coordHost || n.name == coordHost:
+			leader = n
+		case inStep[n.name]:
+			member = n
+		case outsider.name == "":
+			outsider = n
+		}
+	}
+	require.NotEmpty(t, leader.name, "the coordinator's node (%s) among %v", coordHost, nodes)
+	require.NotEmpty(t, member.name, "the step's other node among %v", nodes)
+	require.NotEmpty(t, outsider.name, "a node outside the step among %v", nodes)
+	rundir := ""
+	for _, tk := range tasks {
+		if tk[2] == leader.name {
+			rundir = tk[5]
+		}
+	}
+	status := func(n clusterNode, usr string) result {
+		return c.onNode(t, n, usr, "timeout", "20", inst.Command, "-h", coordHost, "-p", port, "--json", "-s")
+	}
+	for _, tc := range []struct {
+		name  string
+		node  clusterNode
+		usr   string
+		admit bool
+	}{
+		{"the job's user on a node outside the step", outsider, testUser, false},
+		{"another user on a node outside the step", outsider, otherUser, false},
+		{"another user on the coordinator's node", leader, otherUser, false},
+		{"the job's user on the coordinator's node", leader, testUser, true},
+		{"the job's user on the step's other node", member, testUser, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := status(tc.node, tc.usr)
+			if tc.admit {
+				assert.Equal(t, 0, r.code, "%s on %s: %s %s", tc.usr, tc.node.name, r.stdout, r.stderr)
+				// Both tasks are connected (with a sleep of theirs, now and then).
+				assert.Regexp(t, `"num_peers":([2-9]|\d\d+)`, r.stdout)
+				return
+			}
+			assert.NotEqual(t, 0, r.code, "%s on %s reached the coordinator of %s's step: %s", tc.usr, tc.node.name, testUser, r.stdout)
+			assert.NotContains(t, r.stdout, "num_peers")
+		})
+	}
+	out := readAll(t, filepath.Join(rundir, "coordinator.out"))
+	assert.Contains(t, out, "refused a connection from "+outsider.addr+":", "the outsider's attempts are logged")
+	assert.Contains(t, out, "a connection from a host that is not a node of the step")
+	assert.Regexp(t, `refused a connection from \S+: the client's socket belongs to another user \(uid `+strconv.Itoa(uidOf(t, otherUser)), out)
+
+	require.NoError(t, os.WriteFile(dir+"/go", nil, 0o644))
+	j := c.waitDone(t, id, 60*time.Second)
+	b, _ = os.ReadFile(dir + "/out")
+	assert.Equal(t, "COMPLETED", j.State, "output:\n%s", b)
+	assert.Contains(t, string(b), "step exit 0\n")
 }
