@@ -356,8 +356,10 @@ static int admit(int fd)
 		why = "the connection has no local address";
 	} else {
 		look_up(&ss, &me, &p);
-		p.local = sdmtcp_guard_is_local(&ss);
-		p.allowed = sdmtcp_guard_allowed(getenv("SDMTCP_GUARD_ALLOW"), &ss);
+		if (p.found == SDMTCP_PEER_GONE) { /* only then does the address matter */
+			p.local = sdmtcp_guard_is_local(&ss);
+			p.allowed = sdmtcp_guard_allowed(getenv("SDMTCP_GUARD_ALLOW"), &ss);
+		}
 		why = sdmtcp_guard_decide(&p, (unsigned long)getuid(), sdmtcp_guard_local_only(getenv("SDMTCP_GUARD_LOCAL")));
 	}
 	if (!why)
@@ -370,10 +372,11 @@ static int admit(int fd)
 
 /* The agent hands the coordinator its listening socket at SDMTCP_GUARD_HANDOFF_FD, where
  * dmtcp_coordinator does not look; this moves it to DMTCP's PROTECTED_COORD_FD (821) before
- * the coordinator's main(). A coordinator without the guard therefore never listens on the
- * port the tasks were given: a missing or ignored preload cannot leave it unguarded there,
- * and the agent, which finds it listening elsewhere, stops it. Only in dmtcp_coordinator
- * itself (a shell in front of it must pass the socket on untouched). */
+ * the coordinator's main(). A coordinator without the guard finds no fd 821 and binds the
+ * port it is told (-p, the agent gives the job's port), which the socket it holds at fd 822
+ * already has: it exits at once. So a missing or ignored preload never leaves a coordinator
+ * listening unguarded, on the job's port or any other. Only in dmtcp_coordinator itself (a
+ * shell in front of it must pass the socket on untouched). */
 __attribute__((constructor)) static void hand_over(void)
 {
 	int on = 0;
