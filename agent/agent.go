@@ -35,6 +35,10 @@ const (
 	// ExitNoCheckpoint: the job restarted without a verified generation and policy says fail
 	// (plugstack.conf on_no_checkpoint=fail).
 	ExitNoCheckpoint = 6
+	// ExitGuard (8): the coordinator guard (slurm-dmtcp-coordguard.so) is missing beside the
+	// agent, or not active in the coordinator; the step does not run unguarded. (7 is
+	// ExitIncompatible, placement.go.)
+	ExitGuard = 8
 )
 
 // Error carries an exit code with the message the plugin shows the user.
@@ -436,7 +440,17 @@ func (a *Agent) coordinatorFailed(err error) error {
 		a.Log.WithError(werr).Warn("could not tell the tasks why")
 	}
 	a.Store.Close()
-	return &Error{Code: ExitCoordinator, Err: err}
+	return &Error{Code: coordinatorExit(err), Err: err}
+}
+
+// coordinatorExit is the exit code for a coordinator that never ran: ExitGuard when its
+// guard was not active, else ExitCoordinator.
+func coordinatorExit(err error) int {
+	var ge *coordinator.GuardError
+	if errors.As(err, &ge) {
+		return ExitGuard
+	}
+	return ExitCoordinator
 }
 
 // otherNodesWait bounds how long node 0 of a step across nodes keeps the coordinator for the

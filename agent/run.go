@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"os/user"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/slurm-dmtcp/slurm-dmtcp/agent/generations"
 	"github.com/slurm-dmtcp/slurm-dmtcp/coordinator"
+	"github.com/slurm-dmtcp/slurm-dmtcp/nodeprobe/slurm"
 	"github.com/slurm-dmtcp/slurm-dmtcp/proto"
 	"github.com/slurm-dmtcp/slurm-dmtcp/proto/manifest"
 )
@@ -198,8 +200,8 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 		log.WithError(cs.err.Err).Error("coordinator")
 		return failed(cs.err)
 	}
-	if !cs.guard {
-		log.Warn("slurm-dmtcp-coordguard.so not found beside the agent: other users of the node can reach this job's coordinator")
+	if len(cs.allow) > 0 {
+		log.WithField("addresses", strings.Join(cs.allow, ",")).Info("coordinator guard: other hosts let in are the step's nodes")
 	}
 	coord := cs.coord
 	coord.SetWarn(log.Warnf)
@@ -243,24 +245,33 @@ const askEndTimeAfter = time.Second
 type coordStart struct {
 	inst  coordinator.Install
 	coord *coordinator.Coordinator // nil when it could not start
-	guard bool                     // slurm-dmtcp-coordguard.so was found and preloaded
-	err   *Error                   // ExitCoordinator
+	err   *Error                   // ExitCoordinator, ExitGuard
+	allow []string                 // the addresses of the step's nodes the guard lets in
 }
 
 // startCoordinator starts the step's coordinator; it does not wait for it to run (Serve does,
 // after the ready message: the tasks may connect before it answers).
 func startCoordinator(cfg Config, layout Layout, inst coordinator.Install) coordStart {
-	guard := coordGuard()
+	guard, err := coordGuard()
+	if err != nil {
+		return coordStart{inst: inst, err: &Error{Code: ExitGuard, Err: err}}
+	}
 	coordHost := ""
+	var allow []string
 	if cfg.AcrossNodes() {
 		coordHost = coordinator.NodeAddress() // the other nodes' tasks must reach it
+		// ... and only they, from the other hosts.
+		if allow, err = stepNodeAddresses(context.Background(), slurm.Scontrol("scontrol", 10*time.Second),
+			net.LookupHost, cfg.JobID, cfg.Step); err != nil {
+			return coordStart{inst: inst, err: &Error{Code: ExitGuard, Err: fmt.Errorf("coordinator guard: %w", err)}}
+		}
 	}
 	coord, err := coordinator.Launch(coordinator.Options{Install: inst, RunDir: layout.RunDir,
 		CkptDir: layout.CkptDir, TmpDir: layout.TmpDir, Guard: guard, Host: coordHost,
-		LocalOnly: !cfg.AcrossNodes()})
-	cs := coordStart{inst: inst, coord: coord, guard: guard != ""}
+		LocalOnly: !cfg.AcrossNodes(), Allow: allow})
+	cs := coordStart{inst: inst, coord: coord, allow: allow}
 	if err != nil {
-		cs.err = &Error{Code: ExitCoordinator, Err: err}
+		cs.err = &Error{Code: coordinatorExit(err), Err: err}
 	}
 	return cs
 }
@@ -276,17 +287,29 @@ func dmtcpVersion(node NodeFacts, inst coordinator.Install) (string, error) {
 }
 
 // coordGuard is the library that keeps other users away from the coordinator, installed
-// beside the agent; "" when it is missing.
-func coordGuard() string {
+// beside the agent; an error naming it when it is missing: the step is not run without it.
+func coordGuard() (string, error) {
 	exe, err := os.Executable()
 	if err != nil {
-		return ""
+		return "", fmt.Errorf("the coordinator guard: where is the agent: %w", err)
 	}
-	p := filepath.Join(filepath.Dir(exe), "slurm-dmtcp-coordguard.so")
-	if st, err := os.Stat(p); err != nil || !st.Mode().IsRegular() {
-		return ""
+	return guardBeside(filepath.Dir(exe))
+}
+
+// guardName is the coordinator guard's file name; it is installed beside the agent.
+const guardName = "slurm-dmtcp-coordguard.so"
+
+// guardBeside is coordGuard for the agent's folder dir.
+func guardBeside(dir string) (string, error) {
+	p := filepath.Join(dir, guardName)
+	st, err := os.Stat(p)
+	if err == nil && !st.Mode().IsRegular() {
+		err = errors.New("not a regular file")
 	}
-	return p
+	if err != nil {
+		return "", &coordinator.GuardError{Guard: p, Why: fmt.Sprintf("not installed beside the agent (%v); install it there (make install)", err)}
+	}
+	return p, nil
 }
 
 // taskStderr opens the error output of the step's first task, which the task launcher

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -95,4 +96,55 @@ func TestOpenStoreClearsCurrentOnlyUnderTheLock(t *testing.T) {
 	require.NoError(t, err)
 	defer second.Close()
 	assert.NoFileExists(t, image, "the agent with the lock clears what the earlier run left")
+}
+
+// The coordinator guard must be beside the agent; without it the step does not run, with
+// ExitGuard and a message naming the file.
+func TestGuardBeside(t *testing.T) {
+	dir := t.TempDir()
+	withGuard := filepath.Join(dir, "ok")
+	asFolder := filepath.Join(dir, "folder")
+	for _, d := range []string{withGuard, asFolder, filepath.Join(asFolder, guardName)} {
+		require.NoError(t, os.MkdirAll(d, 0o755))
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(withGuard, guardName), []byte("ELF"), 0o755))
+	for _, tc := range []struct {
+		name, dir, want string
+	}{
+		{"installed", withGuard, ""},
+		{"missing", filepath.Join(dir, "none"), "no such file or directory"},
+		{"not a file", asFolder, "not a regular file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := guardBeside(tc.dir)
+			if tc.want == "" {
+				require.NoError(t, err)
+				assert.Equal(t, filepath.Join(tc.dir, guardName), p)
+				return
+			}
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+			assert.Contains(t, err.Error(), filepath.Join(tc.dir, guardName))
+			assert.Contains(t, err.Error(), "not installed beside the agent")
+			assert.Equal(t, ExitGuard, coordinatorExit(err))
+		})
+	}
+}
+
+// A coordinator that never ran because of its guard ends the agent with ExitGuard; any other
+// reason with ExitCoordinator.
+func TestCoordinatorExit(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want int
+	}{
+		{"guard", &coordinator.GuardError{Guard: "/g.so", Why: "not active"}, ExitGuard},
+		{"guard, wrapped", fmt.Errorf("start: %w", &coordinator.GuardError{Guard: "/g.so"}), ExitGuard},
+		{"other", errors.New("dmtcp_coordinator exited at start"), ExitCoordinator},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, coordinatorExit(tc.err))
+		})
+	}
 }

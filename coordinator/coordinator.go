@@ -27,11 +27,29 @@ type Options struct {
 	TmpDir  string // DMTCP's temporary files (instead of /tmp/dmtcp-USER@HOST)
 	Host    string // name the tasks use to reach it; "" = this node's name, else 127.0.0.1
 	// Guard, when set, is preloaded into the coordinator (LD_PRELOAD): the library that
-	// refuses connections from other users of the node (slurm-dmtcp-coordguard.so).
+	// refuses connections from other users of the node (slurm-dmtcp-coordguard.so). The
+	// listening socket then goes to the guard (guardHandoffFD), which hands it on to the
+	// coordinator: a coordinator without the guard active cannot serve the job's port, and
+	// WaitUp says so with a *GuardError.
 	Guard string
 	// LocalOnly makes the guard refuse connections from other hosts too (a step on one
 	// node: every process of the job is on this host).
 	LocalOnly bool
+	// Allow is the numeric addresses of the other hosts whose connections the guard lets
+	// through (the nodes of a step across nodes); ignored with LocalOnly.
+	Allow []string
+}
+
+// GuardError says that the coordinator guard is not active in the coordinator: missing,
+// not loadable, or ignored.
+type GuardError struct {
+	Guard string // the library's path
+	Why   string
+}
+
+func (e *GuardError) Error() string {
+	return fmt.Sprintf("coordinator guard %s: %s; the step is not run with an unguarded coordinator "+
+		"(every user of the node could command it)", e.Guard, e.Why)
 }
 
 // Coordinator is a running dmtcp_coordinator that this process started and owns.
@@ -53,6 +71,8 @@ type Coordinator struct {
 	warnf func(format string, args ...any)
 	// portFile is where it writes its port once it listens; outFile has its output.
 	portFile, outFile string
+	// guard is Options.Guard: WaitUp checks that it is mapped into the coordinator.
+	guard string
 }
 
 // Status is dmtcp_command --json -s.
@@ -67,6 +87,13 @@ type Status struct {
 // (DMTCP's PROTECTED_COORD_FD, include/protectedfds.h; dmtcp_launch --new-coordinator hands
 // its coordinator a listener the same way).
 const protectedCoordFD = 821
+
+// guardHandoffFD is where the listening socket goes when a guard is preloaded: the guard
+// moves it to protectedCoordFD before the coordinator's main (spank/coordguard.h has the
+// same number). The coordinator is also told to bind that very port (-p): without the
+// guard it finds no fd 821, its bind fails (the port is taken by the socket it holds), and
+// it exits at once, never listening anywhere without the guard.
+const guardHandoffFD = 822
 
 // Launch runs dmtcp_coordinator with SIGTERM ignored, so that Slurm's SIGTERM to every
 // process of the step does not take it away before a checkpoint, and returns at once. Its
@@ -89,7 +116,11 @@ func Launch(o Options) (*Coordinator, error) {
 		return nil, fmt.Errorf("coordinator's listening socket: %w", err)
 	}
 	defer sock.Close()
-	args := []string{"-q", "-p", "0", "--port-file", portFile, "--ckptdir", o.CkptDir,
+	bindPort := "0"
+	if o.Guard != "" {
+		bindPort = strconv.Itoa(port)
+	}
+	args := []string{"-q", "-p", bindPort, "--port-file", portFile, "--ckptdir", o.CkptDir,
 		"--tmpdir", o.TmpDir, "--stale-timeout", "-1",
 		"--coord-logfile", filepath.Join(o.RunDir, "coordinator.log")}
 	// SIG_IGN survives the exec; Go keeps a signal that it ignores ignored in its children.
@@ -103,13 +134,13 @@ func Launch(o Options) (*Coordinator, error) {
 	}
 	defer logf.Close()
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.ExtraFiles = make([]*os.File, protectedCoordFD-2) // entry i is fd 3+i; nil ones are closed
-	cmd.ExtraFiles[protectedCoordFD-3] = sock
+	cmd.ExtraFiles = make([]*os.File, guardHandoffFD-2) // entry i is fd 3+i; nil ones are closed
 	if o.Guard != "" {
-		cmd.Env = append(os.Environ(), "LD_PRELOAD="+o.Guard)
-		if o.LocalOnly {
-			cmd.Env = append(cmd.Env, "SDMTCP_GUARD_LOCAL=1")
-		}
+		cmd.ExtraFiles[guardHandoffFD-3] = sock
+		cmd.Env = guardEnv(os.Environ(), o)
+	} else {
+		cmd.ExtraFiles = cmd.ExtraFiles[:protectedCoordFD-2]
+		cmd.ExtraFiles[protectedCoordFD-3] = sock
 	}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -121,7 +152,7 @@ func Launch(o Options) (*Coordinator, error) {
 	// coordinator runs.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	c := &Coordinator{inst: o.Install, cmd: cmd, stdin: stdin, done: make(chan struct{}), ckptDir: o.CkptDir,
-		Port: port, portFile: portFile, outFile: filepath.Join(o.RunDir, "coordinator.out")}
+		Port: port, portFile: portFile, outFile: filepath.Join(o.RunDir, "coordinator.out"), guard: o.Guard}
 	started := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -154,7 +185,16 @@ func (c *Coordinator) WaitUp(ctx context.Context) error {
 			if p, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && p > 0 {
 				if p != c.Port {
 					c.kill()
+					if c.guard != "" {
+						return &GuardError{Guard: c.guard, Why: fmt.Sprintf("not active in dmtcp_coordinator: it listens on port %d, not on the job's socket (port %d) that the guard hands it", p, c.Port)}
+					}
 					return fmt.Errorf("dmtcp_coordinator listens on port %d, not on the socket it was given (port %d): is it DMTCP 5.0 or later?", p, c.Port)
+				}
+				if c.guard != "" {
+					if err := guardMapped(filepath.Join("/proc", strconv.Itoa(c.Pid())), c.guard); err != nil {
+						c.kill()
+						return &GuardError{Guard: c.guard, Why: "not active in dmtcp_coordinator: " + err.Error()}
+					}
 				}
 				return nil
 			}
@@ -162,6 +202,9 @@ func (c *Coordinator) WaitUp(ctx context.Context) error {
 		select {
 		case <-c.done:
 			out, _ := os.ReadFile(c.outFile)
+			if why := guardMissed(string(out)); c.guard != "" && why != "" {
+				return &GuardError{Guard: c.guard, Why: "not active in dmtcp_coordinator: " + why}
+			}
 			return fmt.Errorf("dmtcp_coordinator exited at start (%v): %s", c.err, strings.TrimSpace(string(out)))
 		case <-ctx.Done():
 			c.kill()
@@ -169,6 +212,66 @@ func (c *Coordinator) WaitUp(ctx context.Context) error {
 		case <-time.After(startPoll(time.Since(started))):
 		}
 	}
+}
+
+// guardEnv is the coordinator's environment with the guard preloaded: LD_PRELOAD is the
+// guard alone (nothing the caller had preloaded), and what the guard lets through.
+func guardEnv(env []string, o Options) []string {
+	var out []string
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		if k != "LD_PRELOAD" && !strings.HasPrefix(k, "SDMTCP_GUARD_") {
+			out = append(out, kv)
+		}
+	}
+	out = append(out, "LD_PRELOAD="+o.Guard)
+	if o.LocalOnly {
+		out = append(out, "SDMTCP_GUARD_LOCAL=1")
+	} else if len(o.Allow) > 0 {
+		out = append(out, "SDMTCP_GUARD_ALLOW="+strings.Join(o.Allow, ","))
+	}
+	return out
+}
+
+// guardMissed is why a coordinator that exited at start had no guard, from its output: the
+// dynamic loader could not preload it, or the coordinator did not get the job's socket from
+// it (its own bind of the job's port then fails); "" when it says neither.
+func guardMissed(out string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "LD_PRELOAD cannot be preloaded") {
+			return "the dynamic loader did not load it: " + strings.TrimSpace(l)
+		}
+	}
+	if strings.Contains(out, "failed to create listen socket") {
+		return "it did not hand the coordinator the job's socket (a library that is not the guard, or not loaded)"
+	}
+	return ""
+}
+
+// guardMapped checks that the guard is mapped into the process whose /proc folder is
+// procDir: a line of its maps names the guard's file (same inode, same path).
+func guardMapped(procDir, guard string) error {
+	st, err := os.Stat(guard)
+	if err != nil {
+		return fmt.Errorf("cannot check it: %w", err)
+	}
+	want, err := filepath.EvalSymlinks(guard)
+	if err != nil {
+		return fmt.Errorf("cannot check it: %w", err)
+	}
+	maps, err := os.ReadFile(filepath.Join(procDir, "maps"))
+	if err != nil {
+		return fmt.Errorf("cannot read the coordinator's memory map: %w", err)
+	}
+	ino := strconv.FormatUint(st.Sys().(*syscall.Stat_t).Ino, 10)
+	for _, l := range strings.Split(string(maps), "\n") {
+		// address perms offset dev inode path
+		f := strings.Fields(l)
+		if len(f) >= 6 && f[4] == ino && strings.Join(f[5:], " ") == want {
+			return nil
+		}
+	}
+	return fmt.Errorf("it is not in the coordinator's memory map (%s)", filepath.Join(procDir, "maps"))
 }
 
 // startPoll is how long WaitUp waits before it looks for the port file again, elapsed

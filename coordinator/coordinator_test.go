@@ -392,3 +392,118 @@ func TestHelperLaunchAndWait(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// The coordinator's environment preloads the guard alone and says what it lets through.
+func TestGuardEnv(t *testing.T) {
+	base := []string{"PATH=/bin", "LD_PRELOAD=/usr/lib/other.so", "SDMTCP_GUARD_ALLOW=6.6.6.6", "SDMTCP_GUARD_LOCAL=0", "LANG=C"}
+	for _, tc := range []struct {
+		name string
+		o    Options
+		want []string
+	}{
+		{"one node", Options{Guard: "/g.so", LocalOnly: true, Allow: []string{"10.0.0.1"}},
+			[]string{"PATH=/bin", "LANG=C", "LD_PRELOAD=/g.so", "SDMTCP_GUARD_LOCAL=1"}},
+		{"across nodes", Options{Guard: "/g.so", Allow: []string{"10.0.0.1", "10.0.0.2"}},
+			[]string{"PATH=/bin", "LANG=C", "LD_PRELOAD=/g.so", "SDMTCP_GUARD_ALLOW=10.0.0.1,10.0.0.2"}},
+		{"across nodes, no address", Options{Guard: "/g.so"},
+			[]string{"PATH=/bin", "LANG=C", "LD_PRELOAD=/g.so"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, guardEnv(base, tc.o))
+		})
+	}
+}
+
+// What a coordinator that exited at start says tells whether its guard was missing.
+func TestGuardMissed(t *testing.T) {
+	for _, tc := range []struct {
+		name, out, want string
+	}{
+		{"not loadable", "ERROR: ld.so: object '/x/g.so' from LD_PRELOAD cannot be preloaded (invalid ELF header): ignored.\ndmtcp_coordinator starting...",
+			"the dynamic loader did not load it: ERROR: ld.so: object '/x/g.so' from LD_PRELOAD cannot be preloaded (invalid ELF header): ignored."},
+		{"loaded, did not hand over", "[40000] ERROR at coordinatorapi.cpp: failed to create listen socket for port 4242. If msg is ...",
+			"it did not hand the coordinator the job's socket (a library that is not the guard, or not loaded)"},
+		{"another failure", "cannot listen: the test says no", ""},
+		{"nothing", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, guardMissed(tc.out))
+		})
+	}
+}
+
+// A file mapped into a process is found in its memory map; another is not.
+func TestGuardMapped(t *testing.T) {
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	assert.NoError(t, guardMapped("/proc/self", exe), "the test binary is mapped into itself")
+	other := filepath.Join(t.TempDir(), "g.so")
+	require.NoError(t, os.WriteFile(other, []byte("x"), 0o644))
+	err = guardMapped("/proc/self", other)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "not in the coordinator's memory map")
+	err = guardMapped("/proc/self", filepath.Join(t.TempDir(), "missing.so"))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "cannot check it")
+}
+
+// builtGuard is build/slurm-dmtcp-coordguard.so of this checkout (make builds it), or a skip.
+func builtGuard(t *testing.T) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join("..", "build", "slurm-dmtcp-coordguard.so"))
+	require.NoError(t, err)
+	if _, err := os.Stat(p); err != nil {
+		t.Skipf("SKIP: needs %s: run make first", p)
+	}
+	return p
+}
+
+// With the real guard, a real coordinator takes the job's socket from it and answers; the
+// guard is in its memory map. With a file that is not a library, or a library that is not
+// the guard, the coordinator never serves the job's port: WaitUp says the guard is not
+// active, and nothing answers on the port.
+func TestRealCoordinatorGuardActiveOrRefused(t *testing.T) {
+	inst := realInstall(t)
+	guard := builtGuard(t)
+	junk := filepath.Join(t.TempDir(), "slurm-dmtcp-coordguard.so")
+	require.NoError(t, os.WriteFile(junk, []byte("not a library\n"), 0o755))
+	libs, _ := filepath.Glob("/lib/x86_64-linux-gnu/libm.so.6")
+	for _, tc := range []struct {
+		name, guard, want string
+	}{
+		{"the guard", guard, ""},
+		{"not a library", junk, "the dynamic loader did not load it"},
+		{"a library that is not the guard", append(libs, "")[0], "did not hand the coordinator the job's socket"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.guard == "" {
+				t.Skip("SKIP: no /lib/x86_64-linux-gnu/libm.so.6 to stand for another library")
+			}
+			dir := t.TempDir()
+			for _, d := range []string{"run", "ckpt", "tmp"} {
+				require.NoError(t, os.Mkdir(filepath.Join(dir, d), 0o700))
+			}
+			c, err := Launch(Options{Install: inst, RunDir: filepath.Join(dir, "run"), CkptDir: filepath.Join(dir, "ckpt"),
+				TmpDir: filepath.Join(dir, "tmp"), Host: "127.0.0.1", Guard: tc.guard, LocalOnly: true})
+			require.NoError(t, err)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			err = c.WaitUp(ctx)
+			if tc.want == "" {
+				require.NoError(t, err)
+				defer func() { _ = c.Quit(context.Background()) }()
+				st, err := c.Status(ctx)
+				require.NoError(t, err)
+				assert.Equal(t, 0, st.NumPeers)
+				return
+			}
+			var ge *GuardError
+			require.ErrorAs(t, err, &ge)
+			assert.Contains(t, err.Error(), tc.want)
+			assert.Contains(t, err.Error(), tc.guard)
+			<-c.Done()
+			_, err = net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(c.Port)), time.Second)
+			assert.Error(t, err, "nothing answers on the job's port")
+		})
+	}
+}

@@ -629,21 +629,75 @@ static void test_bindir(void)
 	      "a folder longer than the buffer is refused, not cut");
 }
 
-/* The kernel's socket table names the owner of a real local connection (this process), and
- * no owner for a connection that does not exist here; an IPv4 client seen by an IPv6
- * listener (v4-mapped addresses) is found too. */
+/* Every case of the admission decision: only a proven owner passes. */
+static void test_coordguard_decide(void)
+{
+	enum { U = 1001, OTHER = 1002, EST = SDMTCP_TCP_ESTABLISHED, FIN_WAIT2 = 5, TIME_WAIT = 6, CLOSE_WAIT = 8 };
+	static const struct {
+		const char *name;
+		struct sdmtcp_peer p;
+		unsigned long job_uid;
+		int local_only, admit;
+	} cases[] = {
+		{ "the job's user's live socket", { SDMTCP_PEER_FOUND, U, EST, 77, 1, 0 }, U, 1, 1 },
+		{ "the job's user's socket, closing", { SDMTCP_PEER_FOUND, U, CLOSE_WAIT, 77, 1, 0 }, U, 1, 1 },
+		{ "another user's live socket", { SDMTCP_PEER_FOUND, OTHER, EST, 77, 1, 0 }, U, 1, 0 },
+		{ "another user's socket, allowed address", { SDMTCP_PEER_FOUND, OTHER, EST, 77, 1, 1 }, U, 0, 0 },
+		{ "root's live socket", { SDMTCP_PEER_FOUND, 0, EST, 77, 1, 0 }, U, 1, 1 },
+		{ "orphan: established, no inode", { SDMTCP_PEER_FOUND, 0, EST, 0, 1, 0 }, U, 1, 0 },
+		{ "orphan in FIN_WAIT2", { SDMTCP_PEER_FOUND, 0, FIN_WAIT2, 0, 1, 0 }, U, 1, 0 },
+		{ "TIME_WAIT", { SDMTCP_PEER_FOUND, 0, TIME_WAIT, 0, 1, 0 }, U, 1, 0 },
+		{ "TIME_WAIT with an inode", { SDMTCP_PEER_FOUND, 0, TIME_WAIT, 9, 1, 0 }, U, 1, 0 },
+		{ "root's socket in CLOSE_WAIT", { SDMTCP_PEER_FOUND, 0, CLOSE_WAIT, 77, 1, 0 }, U, 1, 0 },
+		{ "TIME_WAIT on an allowed address", { SDMTCP_PEER_FOUND, 0, TIME_WAIT, 0, 0, 1 }, U, 0, 0 },
+		{ "uid 0 for a coordinator of root", { SDMTCP_PEER_FOUND, 0, TIME_WAIT, 0, 1, 0 }, 0, 1, 0 },
+		{ "gone, local address", { SDMTCP_PEER_GONE, 0, 0, 0, 1, 1 }, U, 0, 0 },
+		{ "gone, another host, local only", { SDMTCP_PEER_GONE, 0, 0, 0, 0, 1 }, U, 1, 0 },
+		{ "another host, not a node of the step", { SDMTCP_PEER_GONE, 0, 0, 0, 0, 0 }, U, 0, 0 },
+		{ "another node of the step", { SDMTCP_PEER_GONE, 0, 0, 0, 0, 1 }, U, 0, 1 },
+		{ "table unreadable", { SDMTCP_PEER_UNKNOWN, 0, 0, 0, 1, 1 }, U, 0, 0 },
+		{ "table unreadable, another node", { SDMTCP_PEER_UNKNOWN, 0, 0, 0, 0, 1 }, U, 0, 0 },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *why = sdmtcp_guard_decide(&cases[i].p, cases[i].job_uid, cases[i].local_only);
+		if (cases[i].admit)
+			CHECK(why == NULL, "%s: admitted (refused: %s)", cases[i].name, why ? why : "");
+		else
+			CHECK(why != NULL && *why, "%s: refused with a reason", cases[i].name);
+	}
+}
+
+static void set_v4(struct sockaddr_storage *ss, const char *addr, unsigned port)
+{
+	memset(ss, 0, sizeof(*ss));
+	((struct sockaddr_in *)ss)->sin_family = AF_INET;
+	((struct sockaddr_in *)ss)->sin_port = htons((unsigned short)port);
+	inet_pton(AF_INET, addr, &((struct sockaddr_in *)ss)->sin_addr);
+}
+
+static void set_v6(struct sockaddr_storage *ss, const char *addr, unsigned port)
+{
+	memset(ss, 0, sizeof(*ss));
+	((struct sockaddr_in6 *)ss)->sin6_family = AF_INET6;
+	((struct sockaddr_in6 *)ss)->sin6_port = htons((unsigned short)port);
+	inet_pton(AF_INET6, addr, &((struct sockaddr_in6 *)ss)->sin6_addr);
+}
+
+/* The kernel's socket table names the owner, state and inode of a real local connection
+ * (this process); a client that closed before the accept is found with no owner (uid 0,
+ * no inode, not established) and refused; a connection that does not exist here is not
+ * found; an IPv4 client seen by an IPv6 listener (v4-mapped addresses) is found too. */
 static void test_coordguard_diag(void)
 {
-	struct sockaddr_storage peer, local;
+	struct sockaddr_storage peer, local, p6, l6;
 	struct sockaddr_in *addr = (struct sockaddr_in *)&local;
-	struct sockaddr_in6 *m6;
+	struct sdmtcp_peer p;
 	socklen_t len = sizeof(local);
 	int lfd, cfd = -1, sfd = -1;
-	long uid;
 
-	memset(&local, 0, sizeof(local));
-	addr->sin_family = AF_INET;
-	inet_pton(AF_INET, "127.0.0.1", &addr->sin_addr);
+	set_v4(&local, "127.0.0.1", 0);
 	lfd = socket(AF_INET, SOCK_STREAM, 0);
 	CHECK(lfd >= 0 && bind(lfd, (struct sockaddr *)&local, sizeof(struct sockaddr_in)) == 0 &&
 		      listen(lfd, 4) == 0 && getsockname(lfd, (struct sockaddr *)&local, &len) == 0,
@@ -653,35 +707,50 @@ static void test_coordguard_diag(void)
 	sfd = accept(lfd, NULL, NULL);
 	len = sizeof(peer);
 	CHECK(sfd >= 0 && getpeername(sfd, (struct sockaddr *)&peer, &len) == 0, "accept");
-	uid = sdmtcp_guard_owner_diag(&peer, &local);
-	if (uid == -2) {
+	memset(&p, 0, sizeof(p));
+	if (sdmtcp_guard_lookup_diag(&peer, &local, &p) == SDMTCP_PEER_UNKNOWN) {
 		printf("SKIP sock_diag checks: this kernel does not answer NETLINK_SOCK_DIAG (the guard reads /proc/net/tcp)\n");
 	} else {
-		CHECK(uid == (long)getuid(), "owner of a local connection: %ld, want %ld", uid, (long)getuid());
+		CHECK(p.found == SDMTCP_PEER_FOUND && p.uid == (unsigned long)getuid() &&
+			      p.state == SDMTCP_TCP_ESTABLISHED && p.inode != 0,
+		      "a live local connection: found %d uid %lu state %u inode %lu", p.found, p.uid, p.state, p.inode);
+		p.local = 1;
+		CHECK(sdmtcp_guard_decide(&p, (unsigned long)getuid(), 1) == NULL, "and admitted");
+		set_v6(&p6, "::ffff:127.0.0.1", ntohs(((struct sockaddr_in *)&peer)->sin_port));
+		set_v6(&l6, "::ffff:127.0.0.1", ntohs(addr->sin_port));
+		memset(&p, 0, sizeof(p));
+		CHECK(sdmtcp_guard_lookup_diag(&p6, &l6, &p) == SDMTCP_PEER_FOUND && p.uid == (unsigned long)getuid(),
+		      "v4-mapped client found");
 		((struct sockaddr_in *)&peer)->sin_port = htons(1); /* no such connection */
-		CHECK(sdmtcp_guard_owner_diag(&peer, &local) == -1, "no socket: another host's");
-		((struct sockaddr_in *)&peer)->sin_port = 0;
-		len = sizeof(peer);
-		CHECK(getpeername(sfd, (struct sockaddr *)&peer, &len) == 0, "getpeername");
-		{
-			struct sockaddr_storage p6, l6;
-			memset(&p6, 0, sizeof(p6));
-			memset(&l6, 0, sizeof(l6));
-			m6 = (struct sockaddr_in6 *)&p6;
-			m6->sin6_family = AF_INET6;
-			m6->sin6_port = ((struct sockaddr_in *)&peer)->sin_port;
-			m6->sin6_addr.s6_addr[10] = m6->sin6_addr.s6_addr[11] = 0xff;
-			memcpy(&m6->sin6_addr.s6_addr[12], &((struct sockaddr_in *)&peer)->sin_addr, 4);
-			m6 = (struct sockaddr_in6 *)&l6;
-			m6->sin6_family = AF_INET6;
-			m6->sin6_port = addr->sin_port;
-			m6->sin6_addr.s6_addr[10] = m6->sin6_addr.s6_addr[11] = 0xff;
-			memcpy(&m6->sin6_addr.s6_addr[12], &addr->sin_addr, 4);
-			CHECK(sdmtcp_guard_owner_diag(&p6, &l6) == (long)getuid(), "v4-mapped client found");
+		CHECK(sdmtcp_guard_lookup_diag(&peer, &local, &p) == SDMTCP_PEER_GONE, "no socket: not found");
+
+		/* A client that writes and closes before the accept, with a FIN (its socket is
+		 * left an orphan, then in TIME_WAIT) or a RST (nothing left): this test's accept()
+		 * is the guard's (coordguard.c is linked in), and refuses it. */
+		close(sfd);
+		close(cfd);
+		sfd = cfd = -1;
+		for (int rst = 0; rst < 2; rst++) {
+			struct linger lg = { 1, 0 };
+			cfd = socket(AF_INET, SOCK_STREAM, 0);
+			CHECK(cfd >= 0 && connect(cfd, (struct sockaddr *)&local, sizeof(struct sockaddr_in)) == 0, "connect");
+			CHECK(write(cfd, "q", 1) == 1, "write");
+			if (rst)
+				CHECK(setsockopt(cfd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) == 0, "linger");
+			close(cfd);
+			cfd = -1;
+			usleep(50000);
+			errno = 0;
+			sfd = accept(lfd, NULL, NULL);
+			CHECK(sfd < 0 && errno == ECONNABORTED, "a client closed with %s before the accept is refused (fd %d, %s)",
+			      rst ? "RST" : "FIN", sfd, strerror(errno));
+			if (sfd >= 0)
+				close(sfd);
+			sfd = -1;
 		}
 	}
 	peer.ss_family = AF_UNIX;
-	CHECK(sdmtcp_guard_owner_diag(&peer, &local) == -2, "other families: no answer");
+	CHECK(sdmtcp_guard_lookup_diag(&peer, &local, &p) == SDMTCP_PEER_UNKNOWN, "other families: no answer");
 	if (sfd >= 0)
 		close(sfd);
 	if (cfd >= 0)
@@ -693,25 +762,18 @@ static void test_coordguard_diag(void)
 static void test_coordguard(void)
 {
 	struct sockaddr_storage ss;
-	struct sockaddr_in *in = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
 	char key[64], table[] = "/tmp/sdmtcp-tcp-XXXXXX";
 	int v6 = -1, fd;
+	struct sdmtcp_peer p;
 	FILE *f;
 
-	memset(&ss, 0, sizeof(ss));
-	in->sin_family = AF_INET;
-	in->sin_port = htons(0x1234);
-	inet_pton(AF_INET, "127.0.0.1", &in->sin_addr);
+	set_v4(&ss, "127.0.0.1", 0x1234);
 	CHECK(sdmtcp_guard_key(&ss, key, sizeof(key), &v6) == 0 && !v6 && !strcmp(key, "0100007F:1234"),
 	      "IPv4 key '%s'", key);
-	memset(&ss, 0, sizeof(ss));
-	in6->sin6_family = AF_INET6;
-	in6->sin6_port = htons(0x1234);
-	inet_pton(AF_INET6, "::ffff:127.0.0.1", &in6->sin6_addr);
+	set_v6(&ss, "::ffff:127.0.0.1", 0x1234);
 	CHECK(sdmtcp_guard_key(&ss, key, sizeof(key), &v6) == 0 && !v6 && !strcmp(key, "0100007F:1234"),
 	      "IPv4-mapped key '%s' looks in tcp", key);
-	inet_pton(AF_INET6, "::1", &in6->sin6_addr);
+	set_v6(&ss, "::1", 0x1234);
 	CHECK(sdmtcp_guard_key(&ss, key, sizeof(key), &v6) == 0 && v6 &&
 		      !strcmp(key, "00000000000000000000000001000000:1234"),
 	      "IPv6 key '%s'", key);
@@ -724,18 +786,58 @@ static void test_coordguard(void)
 	if (f) {
 		fputs("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
 		      "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1001        0 123 1\n"
-		      "   1: 0100007F:1234 0100007F:1F90 01 00000000:00000000 00:00000000 00000000  1002        0 456 1\n",
+		      "   1: 0100007F:1234 0100007F:1F91 01 00000000:00000000 00:00000000 00000000  1003        0 455 1\n"
+		      "   2: 0100007F:1234 0100007F:1F90 01 00000000:00000000 00:00000000 00000000  1002        0 456 1\n"
+		      "   3: 0100007F:1235 0100007F:1F90 06 00000000:00000000 03:00001770 00000000     0        0 0 3\n",
 		      f);
 		fclose(f);
 	}
-	CHECK(sdmtcp_guard_owner(table, "0100007F:1234") == 1002, "owner of a local socket");
-	CHECK(sdmtcp_guard_owner(table, "0A000001:1234") == -1, "a socket of another host");
-	CHECK(sdmtcp_guard_owner("/nonexistent", "0100007F:1234") == -1, "no table");
+	memset(&p, 0, sizeof(p));
+	CHECK(sdmtcp_guard_lookup_table(table, "0100007F:1234", "0100007F:1F90", &p) == SDMTCP_PEER_FOUND &&
+		      p.uid == 1002 && p.state == 1 && p.inode == 456,
+	      "owner of a local socket, by both addresses: uid %lu state %u inode %lu", p.uid, p.state, p.inode);
+	CHECK(sdmtcp_guard_lookup_table(table, "0100007F:1235", "0100007F:1F90", &p) == SDMTCP_PEER_FOUND &&
+		      p.uid == 0 && p.state == 6 && p.inode == 0,
+	      "a TIME_WAIT socket: uid %lu state %u inode %lu", p.uid, p.state, p.inode);
+	p.local = 1;
+	CHECK(sdmtcp_guard_decide(&p, 1001, 1) != NULL, "and refused");
+	CHECK(sdmtcp_guard_lookup_table(table, "0A000001:1234", "0100007F:1F90", &p) == SDMTCP_PEER_GONE,
+	      "a socket of another host");
+	CHECK(sdmtcp_guard_lookup_table("/nonexistent", "0100007F:1234", "0100007F:1F90", &p) == SDMTCP_PEER_UNKNOWN,
+	      "no table: unknown");
+	unlink(table);
+
 	CHECK(sdmtcp_guard_local_only("1"), "SDMTCP_GUARD_LOCAL=1: local only");
 	CHECK(!sdmtcp_guard_local_only(NULL) && !sdmtcp_guard_local_only("") &&
 		      !sdmtcp_guard_local_only("0") && !sdmtcp_guard_local_only("yes"),
-	      "unset or any other value: other hosts pass");
-	unlink(table);
+	      "unset or any other value: not local only");
+
+	set_v4(&ss, "127.0.0.1", 1);
+	CHECK(sdmtcp_guard_is_local(&ss), "127.0.0.1 is local");
+	set_v4(&ss, "127.3.4.5", 1);
+	CHECK(sdmtcp_guard_is_local(&ss), "127.0.0.0/8 is local");
+	set_v6(&ss, "::1", 1);
+	CHECK(sdmtcp_guard_is_local(&ss), "::1 is local");
+	set_v6(&ss, "::ffff:127.0.0.1", 1);
+	CHECK(sdmtcp_guard_is_local(&ss), "v4-mapped loopback is local");
+	set_v4(&ss, "192.0.2.77", 1);
+	CHECK(!sdmtcp_guard_is_local(&ss), "a documentation address (TEST-NET-1) is not this host's");
+
+	set_v4(&ss, "10.83.0.12", 5);
+	CHECK(sdmtcp_guard_allowed("10.83.0.11,10.83.0.12", &ss), "in the list");
+	CHECK(sdmtcp_guard_allowed("10.83.0.12", &ss), "alone in the list");
+	CHECK(!sdmtcp_guard_allowed("10.83.0.11,10.83.0.13", &ss), "not in the list");
+	CHECK(!sdmtcp_guard_allowed("10.83.0.1", &ss) && !sdmtcp_guard_allowed("10.83.0.120", &ss),
+	      "no prefix match");
+	CHECK(!sdmtcp_guard_allowed(NULL, &ss) && !sdmtcp_guard_allowed("", &ss) && !sdmtcp_guard_allowed(",,", &ss),
+	      "no list: nobody");
+	CHECK(!sdmtcp_guard_allowed("node2,garbage", &ss), "names are not addresses");
+	set_v6(&ss, "::ffff:10.83.0.12", 5);
+	CHECK(sdmtcp_guard_allowed("10.83.0.11,10.83.0.12", &ss), "v4-mapped client of a v4 entry");
+	set_v6(&ss, "fd00::12", 5);
+	CHECK(sdmtcp_guard_allowed("10.83.0.11,fd00::12", &ss) && !sdmtcp_guard_allowed("fd00::13", &ss),
+	      "IPv6 entries");
+	test_coordguard_decide();
 	test_coordguard_diag();
 }
 

@@ -46,6 +46,7 @@ func ClassOf(feature string) string {
 type Node struct {
 	Name              string   `json:"name"`
 	HostName          string   `json:"hostname,omitempty"`
+	Addr              string   `json:"addr,omitempty"` // NodeAddr=
 	State             string   `json:"state"`
 	AvailableFeatures []string `json:"available_features"`
 	ActiveFeatures    []string `json:"active_features"`
@@ -69,7 +70,7 @@ func ParseNodes(out string) ([]Node, error) {
 		if !ok || name == "" {
 			return nil, fmt.Errorf("scontrol show node: no NodeName= in line %q", firstN(line, 80))
 		}
-		n := Node{Name: name, HostName: kv["NodeHostName"], State: kv["State"],
+		n := Node{Name: name, HostName: kv["NodeHostName"], Addr: kv["NodeAddr"], State: kv["State"],
 			AvailableFeatures: featureList(kv["AvailableFeatures"]), ActiveFeatures: featureList(kv["ActiveFeatures"])}
 		for _, f := range n.ActiveFeatures {
 			if c := ClassOf(f); c != "" {

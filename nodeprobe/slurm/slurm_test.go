@@ -47,7 +47,7 @@ func readNodes(t *testing.T) []Node {
 func TestParseNodes(t *testing.T) {
 	nodes := readNodes(t)
 	require.Len(t, nodes, 5)
-	assert.Equal(t, Node{Name: "n1", HostName: "n1", State: "IDLE", AvailableFeatures: []string{"ib", "dmtcp_c-0123456789"},
+	assert.Equal(t, Node{Name: "n1", HostName: "n1", Addr: "10.0.0.1", State: "IDLE", AvailableFeatures: []string{"ib", "dmtcp_c-0123456789"},
 		ActiveFeatures: []string{"ib", "dmtcp_c-0123456789"}, Class: "c-0123456789"}, nodes[0])
 	assert.Equal(t, "n2-eth0", nodes[1].HostName)
 	assert.Equal(t, "ALLOCATED", nodes[1].State)
