@@ -180,6 +180,9 @@ type Agent struct {
 	// restored is the number of the generation the step restores (the ready message's, then
 	// the one verified or retried); 0 when it restores none.
 	restored atomic.Int64
+	// settling is true while a restore is watched after it completed (restorewatch.go): no
+	// periodic checkpoint then.
+	settling atomic.Bool
 	// forks keeps the computation's forks and the start of a checkpoint apart (forklock.go);
 	// nil when it could not be made.
 	forks *forkLock
@@ -341,7 +344,7 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Write
 			if requeued {
 				continue
 			}
-			if a.Life.Phase() != Running {
+			if a.Life.Phase() != Running || a.settling.Load() {
 				// Restoring, or Slurm stopping the step: the timer is one-shot, so it is
 				// armed again, or the run would have no periodic checkpoint after this.
 				periodic.Restart()

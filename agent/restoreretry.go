@@ -56,6 +56,10 @@ func describeExit(code int) string {
 // older verified ones, at most restoreAttempts in all. It returns the generation of the next
 // attempt, or "" when it gave up (the launchers then end, the step is not marked finished).
 func (a *Agent) retryRestore(ctx context.Context, gen string, attempt int, why string) string {
+	// A checkpoint the job asked for may be under way: the retry waits for its end.
+	for a.Life.Phase() == Checkpointing && ctx.Err() == nil {
+		time.Sleep(20 * time.Millisecond)
+	}
 	if !a.Life.From(Restoring, Restoring, Running) {
 		return "" // Slurm is stopping the step, or it ended: no other attempt
 	}

@@ -127,13 +127,15 @@ func (a *Agent) awaitRestore(ctx context.Context, gen string, wait time.Duration
 				if st.Running && st.NumPeers > 0 {
 					complete = time.Now()
 					log.WithField("processes", st.NumPeers).WithField("duration", time.Since(start).Round(time.Millisecond).String()).Info("restore complete: the processes run again")
+					a.Life.From(Running, Restoring)
 					if !retry {
-						a.Life.From(Running, Restoring)
 						return ""
 					}
-					// The step stays Restoring while a restored program may still die of
-					// its restore: a checkpoint then would save a computation about to fail
-					// as the newest generation, and would keep the retry from starting.
+					// No periodic checkpoint while a restored program may still die of its
+					// restore: it would save a computation about to fail as the newest
+					// generation. A checkpoint the job asks for is taken.
+					a.settling.Store(true)
+					defer a.settling.Store(false)
 					deadline.Stop()
 				}
 			}

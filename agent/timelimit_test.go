@@ -294,8 +294,9 @@ func TestServeSigtermMeaning(t *testing.T) {
 	}
 }
 
-// A periodic checkpoint due while the step restores is skipped, and the next ones come
-// once it runs: the timer is armed again, not lost.
+// A periodic checkpoint due while the step restores, or while its completed restore is
+// watched, is skipped, and the next ones come once it runs: the timer is armed again, not
+// lost. A checkpoint the job asks for is taken while the restore is watched.
 func TestServePeriodicAfterRestoring(t *testing.T) {
 	a, coord, progress := newTestAgent(t, Config{JobID: "7", Step: "batch", Interval: 50 * time.Millisecond}, &fakeJob{})
 	require.NoError(t, a.Life.To(Restoring))
@@ -306,9 +307,17 @@ func TestServePeriodicAfterRestoring(t *testing.T) {
 	coord.mu.Lock()
 	assert.Equal(t, 0, coord.ckpts, "no checkpoint while restoring")
 	coord.mu.Unlock()
+	a.settling.Store(true) // the restore completed and is watched
 	require.NoError(t, a.Life.To(Running))
+	time.Sleep(200 * time.Millisecond)
+	coord.mu.Lock()
+	assert.Equal(t, 0, coord.ckpts, "no periodic checkpoint while the restore is watched")
+	coord.mu.Unlock()
+	_, err := a.Checkpoint(context.Background(), "request")
+	assert.NoError(t, err, "a checkpoint the job asks for is taken")
+	a.settling.Store(false)
 	require.Eventually(t, func() bool {
-		return strings.Contains(progress.String(), "checkpoint (periodic) generation 2")
+		return strings.Contains(progress.String(), "checkpoint (periodic) generation 3")
 	}, 5*time.Second, 10*time.Millisecond)
 	closeLifeline.Close()
 	require.NoError(t, <-errc)
