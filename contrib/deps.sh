@@ -12,6 +12,8 @@ say() { printf 'deps: %s\n' "$*"; }
 # command-or-file:package. A path is checked as a file, a name as a command (PATH or /usr/sbin).
 need=(
 	# Go is not taken from Debian (too old for go.mod): see README.
+	# make deb: dpkg-buildpackage (dpkg-dev) and dh (debhelper), ~1 s when present.
+	dpkg-buildpackage:dpkg-dev dh:debhelper
 	gcc:gcc make:make /usr/include/slurm/spank.h:libslurm-dev
 	slurmctld:slurmctld slurmd:slurmd sbatch:slurm-client munged:munge
 	valgrind:valgrind python3:python3 ip:iproute2 nsenter:util-linux unshare:util-linux
