@@ -132,7 +132,7 @@ check-version:
 # build/deb/slurm-dmtcp-VERSION (the checkout stays clean, and nothing is written beside it).
 # A Go toolchain that is not Debian's (e.g. GO=/usr/local/go/bin/go) drops golang-go from
 # the build dependencies (build profile pkg.slurm-dmtcp.localgo). Go modules come from the
-# module cache only (GOPROXY=off); Go's build cache is build/deb/gocache.
+# module cache only (GOPROXY=off); Go's build cache is build/pkg-gocache.
 DEB_DIR := $(BUILD)/deb
 deb: check-version
 	@command -v dpkg-buildpackage >/dev/null || { echo "error: make deb needs dpkg-buildpackage and dh (apt-get install dpkg-dev debhelper)" >&2; exit 1; }
@@ -142,9 +142,24 @@ deb: check-version
 	gobin=$$(command -v $(GO)) || { echo "error: no Go toolchain '$(GO)' (make deb GO=/path/to/go)" >&2; exit 1; }; \
 	profile=; if ! dpkg -S "$$(readlink -f "$$gobin")" >/dev/null 2>&1; then \
 		profile=-Ppkg.slurm-dmtcp.localgo; echo "deb: Go from $$gobin (not a Debian package): build profile pkg.slurm-dmtcp.localgo"; fi; \
-	cd $(DEB_DIR)/slurm-dmtcp-$(VERSION) && GO="$$gobin" GOCACHE=$(abspath $(DEB_DIR))/gocache \
+	cd $(DEB_DIR)/slurm-dmtcp-$(VERSION) && GO="$$gobin" GOCACHE=$(abspath $(BUILD))/pkg-gocache \
 		DMTCP_PREFIX="$(DMTCP_PREFIX)" dpkg-buildpackage -us -uc -b $$profile
 	@ls $(DEB_DIR)/*.deb
+
+# make rpm: the RPM of contrib/rpm/slurm-dmtcp.spec, built with rpmbuild (on EL, or on
+# Debian with apt-get install rpm) from a tarball of the checkout, in build/rpm/.
+# RPM_FLAGS=--nodeps where Slurm and Go are not RPM packages (e.g. on Debian).
+RPM_DIR   := $(BUILD)/rpm
+RPM_FLAGS ?= $(if $(wildcard /etc/debian_version),--nodeps)
+rpm: check-version
+	@command -v rpmbuild >/dev/null || { echo "error: make rpm needs rpmbuild (dnf install rpm-build; on Debian apt-get install rpm)" >&2; exit 1; }
+	rm -rf $(RPM_DIR) && mkdir -p $(RPM_DIR)/SOURCES
+	tar --exclude=./$(BUILD) --exclude=./.git --transform 's|^\./|slurm-dmtcp-$(VERSION)/|' \
+		-czf $(RPM_DIR)/SOURCES/slurm-dmtcp-$(VERSION).tar.gz .
+	GOCACHE=$(abspath $(BUILD))/pkg-gocache rpmbuild -bb $(RPM_FLAGS) --define '_topdir $(abspath $(RPM_DIR))' \
+		--define 'go $(shell command -v $(GO))' --define 'dmtcp_prefix $(or $(DMTCP_PREFIX),/opt/dmtcp)' \
+		contrib/rpm/slurm-dmtcp.spec
+	@ls $(RPM_DIR)/RPMS/*/*.rpm
 
 lint:
 	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './build/*')); \
