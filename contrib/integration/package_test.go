@@ -146,3 +146,61 @@ func multiarch(t *testing.T) string {
 	require.NoError(t, err)
 	return strings.TrimSpace(string(out))
 }
+
+// The RPM of contrib/rpm/slurm-dmtcp.spec (make rpm, or SDMTCP_RPM=path) holds the same
+// files as the .deb in EL's paths, and its binaries print this release.
+func TestRpmHasTheFiles(t *testing.T) {
+	for _, tool := range []string{"rpmbuild", "rpm2cpio", "cpio"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("SKIP: %s not installed (on Debian: apt-get install rpm cpio)", tool)
+		}
+	}
+	repo, err := filepath.Abs("../..")
+	require.NoError(t, err)
+	rpm := os.Getenv("SDMTCP_RPM")
+	if rpm == "" {
+		goBin, err := exec.LookPath("go")
+		require.NoError(t, err)
+		cmd := exec.Command("make", "rpm", "GO="+goBin)
+		cmd.Dir = repo
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "make rpm:\n%s", out)
+		found, _ := filepath.Glob(filepath.Join(repo, "build", "rpm", "RPMS", "*", "slurm-dmtcp-"+proto.Version+"-1*.rpm"))
+		require.Len(t, found, 1, "make rpm:\n%s", out)
+		rpm = found[0]
+	}
+	root := t.TempDir()
+	cmd := exec.Command("sh", "-c", `rpm2cpio "$1" | cpio -idm --quiet`, "sh", rpm)
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "rpm2cpio: %s", out)
+	want := []string{
+		"usr/lib64/slurm/spank_dmtcp.so",
+		"usr/libexec/slurm-dmtcp/slurm-dmtcp-agent",
+		"usr/libexec/slurm-dmtcp/slurm-dmtcp-exec",
+		"usr/libexec/slurm-dmtcp/slurm-dmtcp-coordguard.so",
+		"usr/bin/dmtcpctl",
+		"usr/bin/slurm-dmtcp-nodeprobe",
+		"usr/lib/systemd/system/slurm-dmtcp-nodeprobe.service",
+		"usr/share/slurm-dmtcp/plugstack.conf.example",
+		"usr/share/slurm-dmtcp/systemd/publish.conf",
+		"usr/share/slurm-dmtcp/python/slurm_dmtcp/__init__.py",
+		"usr/share/slurm-dmtcp/examples/job-simple.sh",
+		"usr/share/doc/slurm-dmtcp/docs/admin.md",
+		"usr/share/licenses/slurm-dmtcp-" + proto.Version + "/LICENSE",
+	}
+	if p := os.Getenv("DMTCP_PREFIX"); p != "" {
+		if _, err := os.Stat(filepath.Join(p, "include", "dmtcp.h")); err == nil {
+			want = append(want, "usr/libexec/slurm-dmtcp/slurm-dmtcp-sigterm.so")
+		}
+	}
+	for _, w := range want {
+		_, err := os.Stat(filepath.Join(root, w))
+		assert.NoError(t, err, "%s in %s", w, rpm)
+	}
+	for _, bin := range []string{"usr/libexec/slurm-dmtcp/slurm-dmtcp-agent", "usr/bin/dmtcpctl", "usr/bin/slurm-dmtcp-nodeprobe"} {
+		out, err := exec.Command(filepath.Join(root, bin), "--version").CombinedOutput()
+		require.NoError(t, err, "%s --version: %s", bin, out)
+		assert.Equal(t, proto.VersionLine(filepath.Base(bin))+"\n", string(out))
+	}
+}
