@@ -36,7 +36,7 @@ NODES       ?= 1
 # The DMTCP plugin of the tasks needs DMTCP's header; without it that one library is skipped.
 DMTCP_H     := $(if $(DMTCP_PREFIX),$(wildcard $(DMTCP_PREFIX)/include/dmtcp.h))
 
-.PHONY: all deps dmtcp-plugin install test unit-test c-test python-test integration-test security faults lint demo cluster-up cluster-down bench clean
+.PHONY: all deps dmtcp-plugin install deb rpm check-version test unit-test c-test python-test integration-test security faults lint demo cluster-up cluster-down bench clean
 all: $(BUILD)/spank_dmtcp.so $(BUILD)/slurm-dmtcp-coordguard.so $(GO_BINS) dmtcp-plugin
 
 $(BUILD):
@@ -120,6 +120,49 @@ install: all
 	install -m 0644 plugstack.conf.example $(DESTDIR)$(SHAREDIR)/plugstack.conf.example
 	for f in $(DOC_FILES); do install -D -m 0644 $$f $(DESTDIR)$(DOCDIR)/$$f || exit 1; done
 	@echo "installed; add to plugstack.conf: required $(PLUGINDIR)/spank_dmtcp.so"
+
+# Packages. The release is the one of proto/version.go; debian/changelog and the RPM spec
+# repeat it and must agree (check-version says which file to change).
+check-version:
+	@cl=$$(dpkg-parsechangelog -l debian/changelog -S Version 2>/dev/null || sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' debian/changelog); \
+	if [ "$${cl%%-*}" != "$(VERSION)" ]; then \
+		echo "error: debian/changelog is at version $$cl but proto/version.go has $(VERSION): add a changelog entry for $(VERSION) (dch -v $(VERSION))" >&2; exit 1; fi; \
+	sv=$$(sed -n 's/^Version:[[:space:]]*//p' contrib/rpm/slurm-dmtcp.spec); \
+	if [ "$$sv" != "$(VERSION)" ]; then \
+		echo "error: contrib/rpm/slurm-dmtcp.spec has Version: $$sv but proto/version.go has $(VERSION): change its Version: line (and add a %changelog entry)" >&2; exit 1; fi
+
+# make deb: the .deb in build/deb/, built by dpkg-buildpackage from a copy of the source in
+# build/deb/slurm-dmtcp-VERSION (the checkout stays clean, and nothing is written beside it).
+# A Go toolchain that is not Debian's (e.g. GO=/usr/local/go/bin/go) drops golang-go from
+# the build dependencies (build profile pkg.slurm-dmtcp.localgo). Go modules come from the
+# module cache only (GOPROXY=off); Go's build cache is build/pkg-gocache.
+DEB_DIR := $(BUILD)/deb
+deb: check-version
+	@command -v dpkg-buildpackage >/dev/null || { echo "error: make deb needs dpkg-buildpackage and dh (apt-get install dpkg-dev debhelper)" >&2; exit 1; }
+	rm -rf $(DEB_DIR)/slurm-dmtcp-$(VERSION) $(DEB_DIR)/*.deb $(DEB_DIR)/*.buildinfo $(DEB_DIR)/*.changes
+	mkdir -p $(DEB_DIR)/slurm-dmtcp-$(VERSION)
+	tar --exclude=./$(BUILD) --exclude=./.git -cf - . | tar -xf - -C $(DEB_DIR)/slurm-dmtcp-$(VERSION)
+	gobin=$$(command -v $(GO)) || { echo "error: no Go toolchain '$(GO)' (make deb GO=/path/to/go)" >&2; exit 1; }; \
+	profile=; if ! dpkg -S "$$(readlink -f "$$gobin")" >/dev/null 2>&1; then \
+		profile=-Ppkg.slurm-dmtcp.localgo; echo "deb: Go from $$gobin (not a Debian package): build profile pkg.slurm-dmtcp.localgo"; fi; \
+	cd $(DEB_DIR)/slurm-dmtcp-$(VERSION) && GO="$$gobin" GOCACHE=$(abspath $(BUILD))/pkg-gocache \
+		DMTCP_PREFIX="$(DMTCP_PREFIX)" dpkg-buildpackage -us -uc -b $$profile
+	@ls $(DEB_DIR)/*.deb
+
+# make rpm: the RPM of contrib/rpm/slurm-dmtcp.spec, built with rpmbuild (on EL, or on
+# Debian with apt-get install rpm) from a tarball of the checkout, in build/rpm/.
+# RPM_FLAGS=--nodeps where Slurm and Go are not RPM packages (e.g. on Debian).
+RPM_DIR   := $(BUILD)/rpm
+RPM_FLAGS ?= $(if $(wildcard /etc/debian_version),--nodeps)
+rpm: check-version
+	@command -v rpmbuild >/dev/null || { echo "error: make rpm needs rpmbuild (dnf install rpm-build; on Debian apt-get install rpm)" >&2; exit 1; }
+	rm -rf $(RPM_DIR) && mkdir -p $(RPM_DIR)/SOURCES
+	tar --exclude=./$(BUILD) --exclude=./.git --transform 's|^\./|slurm-dmtcp-$(VERSION)/|' \
+		-czf $(RPM_DIR)/SOURCES/slurm-dmtcp-$(VERSION).tar.gz .
+	GOCACHE=$(abspath $(BUILD))/pkg-gocache rpmbuild -bb $(RPM_FLAGS) --define '_topdir $(abspath $(RPM_DIR))' \
+		--define 'go $(shell command -v $(GO))' --define 'dmtcp_prefix $(or $(DMTCP_PREFIX),/opt/dmtcp)' \
+		contrib/rpm/slurm-dmtcp.spec
+	@ls $(RPM_DIR)/RPMS/*/*.rpm
 
 lint:
 	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './build/*')); \

@@ -12,6 +12,10 @@ say() { printf 'deps: %s\n' "$*"; }
 # command-or-file:package. A path is checked as a file, a name as a command (PATH or /usr/sbin).
 need=(
 	# Go is not taken from Debian (too old for go.mod): see README.
+	# make deb: dpkg-buildpackage (dpkg-dev) and dh (debhelper).
+	dpkg-buildpackage:dpkg-dev dh:debhelper
+	# make rpm and its test, on Debian: rpmbuild, rpm2cpio.
+	rpmbuild:rpm cpio:cpio
 	gcc:gcc make:make /usr/include/slurm/spank.h:libslurm-dev
 	slurmctld:slurmctld slurmd:slurmd sbatch:slurm-client munged:munge
 	valgrind:valgrind python3:python3 ip:iproute2 nsenter:util-linux unshare:util-linux
