@@ -69,8 +69,10 @@ func Starting(procRoot, host string, ws []Worker) string {
 // youngAge: a program checkpointed this soon after its start (a subprocess of a Python
 // driver, still loading its interpreter) was restored by DMTCP 5.0 only to die of SIGSEGV.
 // Most such programs end within it; a process that lives on is checkpointed once it is
-// this old.
-const youngAge = 250 * time.Millisecond
+// this old. Longer would put checkpoints of a loop that runs short programs back to back
+// (a shell's `sleep 0.2`) at the moment one ends, and DMTCP 5.0 then leaves the exiting
+// process's image out while its parent still waits for it.
+const youngAge = 100 * time.Millisecond
 
 // clockTicks is the kernel's USER_HZ, the unit of a process's start time in
 // /proc/<pid>/stat: 100 on every architecture Linux runs DMTCP on.
