@@ -548,7 +548,7 @@ func (a *Agent) takeCheckpoint(ctx context.Context, reason manifest.Reason, stop
 		if sp, err := a.Space(); err != nil {
 			log.WithError(err).Warn("free space unknown")
 		} else if !sp.fits(a.Config.Compress) {
-			err := fmt.Errorf("the checkpoint folder %s has %d MiB free and the processes hold %d MiB", a.Layout.CkptDir, sp.Free>>20, sp.Need>>20)
+			err := fmt.Errorf("the checkpoint folder %s has %d MiB free and the checkpoint needs about %d MiB", a.Layout.CkptDir, sp.Free>>20, sp.need(a.Config.Compress)>>20)
 			log.WithError(err).Error("checkpoint skipped: not enough space")
 			a.progress("checkpoint (%s) skipped: %v (DMTCP would end the application on a full disk); earlier generations are untouched; free space or lower plugstack.conf keep=", reason, err)
 			return generations.Committed{}, err
