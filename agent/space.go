@@ -10,6 +10,7 @@ import (
 
 	"github.com/slurm-dmtcp/slurm-dmtcp/agent/generations"
 	"github.com/slurm-dmtcp/slurm-dmtcp/coordinator"
+	"github.com/slurm-dmtcp/slurm-dmtcp/proto/procstat"
 )
 
 // Space is what a checkpoint needs and what the checkpoint folder has, in bytes: Need is
@@ -54,18 +55,11 @@ func treeRSS(proc string, root, skip int) (int64, error) {
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join(proc, e.Name(), "stat"))
+		st, err := procstat.Read(proc, pid)
 		if err != nil {
 			continue // gone, or not ours to read
 		}
-		// pid (comm) state ppid ...: comm may hold spaces and parentheses.
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(f) < 2 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(f[1])
-		children[ppid] = append(children[ppid], pid)
+		children[st.PPid] = append(children[st.PPid], pid)
 	}
 	page := int64(os.Getpagesize())
 	var total int64

@@ -19,7 +19,7 @@ func fakeProc(t *testing.T, procs map[int][2]int) string {
 	for pid, p := range procs {
 		d := filepath.Join(dir, fmt.Sprint(pid))
 		require.NoError(t, os.Mkdir(d, 0o755))
-		require.NoError(t, os.WriteFile(filepath.Join(d, "stat"), []byte(fmt.Sprintf("%d (a (b) c) S %d 1 1 0", pid, p[0])), 0o644))
+		require.NoError(t, os.WriteFile(filepath.Join(d, "stat"), []byte(fmt.Sprintf("%d (a (b) c) S %d 1 1 0 -1 4194304 0 0 0 0 0 0 0 0 20 0 1 0 100 1000 10", pid, p[0])), 0o644))
 		require.NoError(t, os.WriteFile(filepath.Join(d, "statm"), []byte(fmt.Sprintf("1000 %d 10 1 0 5 0", p[1])), 0o644))
 	}
 	require.NoError(t, os.Mkdir(filepath.Join(dir, "self"), 0o755))
