@@ -640,20 +640,21 @@ func (a *Agent) requestCheckpoint(ctx context.Context, thenExit bool) (int, erro
 			if err := clearDir(a.Layout.CkptDir); err != nil {
 				return 0, fmt.Errorf("clear the checkpoint folder %s: %w", a.Layout.CkptDir, err)
 			}
-			// Not while a process is starting: DMTCP would leave it out or save it half
-			// made (coordinator.Starting). Bounded: a checkpoint is never put off for long.
-			if why := a.Coord.Settle(ctx, settleMax); why != "" {
-				a.Log.WithField("starting", why).Warn("checkpoint taken while a process is still starting")
-			}
 			request := a.Coord.Checkpoint
 			if thenExit {
 				request = a.Coord.CheckpointAndKill
 			}
 			// No fork in flight while DMTCP suspends the computation: DMTCP 5.0 ends a
-			// process whose fork it sees then (dmtcpplugin/forklock.c).
+			// process whose fork it sees then (dmtcpplugin/forklock.c). Held before the
+			// settle below, so that no process starts between the two.
 			held, release := a.forks.hold(ctx, forkLockWait)
 			if !held && a.forks != nil {
 				a.Log.Warn("checkpoint asked for while a fork may be in flight")
+			}
+			// Not while a process is starting: DMTCP would leave it out or save it half
+			// made (coordinator.Starting). Bounded: a checkpoint is never put off for long.
+			if why := a.Coord.Settle(ctx, settleMax); why != "" {
+				a.Log.WithField("starting", why).Warn("checkpoint taken while a process is still starting")
 			}
 			err := request(ctx)
 			if err == nil && !thenExit {
