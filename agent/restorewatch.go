@@ -63,7 +63,7 @@ func verifyLater(extra []proto.KV) bool {
 	return false
 }
 
-// restoreSettle: a restored program that dies abnormally (a signal, DMTCP's failure code)
+// restoreSettle: a restored program that fails (a signal, DMTCP's failure code, any exit but 0)
 // within this time after its restore completed is taken for a failed restore.
 const restoreSettle = 30 * time.Second
 

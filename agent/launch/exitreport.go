@@ -24,6 +24,15 @@ func EndedByItself(env []string, code int) bool {
 	return code >= 0 && code <= 128 && code != DMTCPFailure(env) && code != ExitStopped
 }
 
+// RestoreMayHaveFailed reports whether a restored program that ended with the shell-style
+// status code may have died of its restore: any end but a clean exit or the agent's stop. A
+// Python driver whose restored subprocess died of SIGSEGV ends with its own exit 1, not a
+// signal. Whether it did is the agent's word: within its watch after the restore it
+// restores again; after it (AwaitRestoreReply answers Over) the exit is the program's own.
+func RestoreMayHaveFailed(code int) bool {
+	return code != 0 && code != ExitStopped
+}
+
 // RecordExit writes proto.TaskExitedFile for this task in the step's runtime folder, with
 // its exit status, when its program ended by itself and the agent asked for the report
 // (proto.KeyReportExit), and the agent did not stop it (stopped, from Supervise). It is written as a temporary file renamed into place: the agent sees

@@ -61,3 +61,19 @@ func TestCommandDropsReportExit(t *testing.T) {
 	assert.NotContains(t, env, "SLURM_DMTCP_REPORT_EXIT=1")
 	assert.Contains(t, env, "SLURM_DMTCP_RUNDIR=/r")
 }
+
+func TestRestoreMayHaveFailed(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		code int
+		want bool
+	}{
+		{"clean exit", 0, false},
+		{"its own error (a subprocess died of SIGSEGV)", 1, true},
+		{"DMTCP's failure", 99, true},
+		{"killed by SIGSEGV", 128 + 11, true},
+		{"stopped by the agent", ExitStopped, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) { assert.Equal(t, tc.want, RestoreMayHaveFailed(tc.code)) })
+	}
+}

@@ -62,18 +62,21 @@ func TestLauncherKilledStepIsRestored(t *testing.T) {
 	}
 }
 
-// crashOnce counts like pyCounter, and kills itself with SIGSEGV once when the file named
-// by its second argument appears (the test puts it there while the job waits to run again,
-// so that it is the restored process that dies, as a process that DMTCP restores wrongly
-// would).
+// crashOnce counts like pyCounter, and once when the file named by its first argument
+// appears (the test puts it there while the job waits to run again, so that it is the
+// restored process that fails, as one that DMTCP restores wrongly would) kills itself with
+// SIGSEGV, or (second argument "child") runs a subprocess that does, and ends with
+// Python's exit 1 for the CalledProcessError.
 const crashOnce = `#!/usr/bin/env python3
 #SBATCH --open-mode=append
-import os, signal, sys, time
-flag = sys.argv[1]
+import os, signal, subprocess, sys, time
+flag, how = sys.argv[1], sys.argv[2]
 i = 0
 while i < %d:
     if os.path.exists(flag):
         os.remove(flag)
+        if how == "child":
+            subprocess.run([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"], check=True)
         os.kill(os.getpid(), signal.SIGSEGV)
     i += 1
     print("count", i, flush=True)
@@ -81,32 +84,40 @@ while i < %d:
 print("final", i, flush=True)
 `
 
-// A restored program that dies with SIGSEGV right after the restore is restored again, with
-// one line in the job's error file, and the job ends with the uninterrupted result.
+// A restored program that dies with SIGSEGV right after the restore, or ends with an error
+// because its restored subprocess did, is restored again, with one line in the job's error
+// file, and the job ends with the uninterrupted result.
 func TestFailedRestoreIsRetried(t *testing.T) {
 	c := newCluster(t)
 	needDMTCP(t)
-	c.withPolicy(t, "min_interval=1")
-	dir := workdir(t)
-	script := writeScript(t, dir, "counter.py", fmt.Sprintf(crashOnce, 40))
-	flag := filepath.Join(dir, "crash")
-	out, errf := dir+"/out", dir+"/err"
-	id := c.sbatch(t, dir, "--dmtcp-interval=2s", "-o", out, "-e", errf, script, flag)
-	waitFile(t, errf, "generation 1:", 60*time.Second)
-	r := c.run(t, "", "/", nil, "scontrol", "requeue", id)
-	require.Equal(t, 0, r.code, r.stderr)
-	c.waitState(t, id, 40*time.Second, "PENDING")
-	require.NoError(t, os.WriteFile(flag, nil, 0o666))
-	c.startNow(t, id)
-	j := c.waitDone(t, id, 120*time.Second)
-	e, _ := os.ReadFile(errf)
-	assert.Equal(t, "COMPLETED", j.State, "error file:\n%s", e)
-	assert.NoFileExists(t, flag, "the restored program saw the flag")
-	assert.Regexp(t, `slurm-dmtcp: restore of generation (\d+) failed \(task 0 was killed by signal 11 \(segmentation fault, exit 139\)\): restoring generation \d+, attempt 2 of 4`, string(e))
-	b, _ := os.ReadFile(out)
-	assertCountedTo(t, string(b), 40)
-	if t.Failed() {
-		logAgents(t, filepath.Join(homeOf(t, testUser), ".slurm-dmtcp", id))
+	for _, tc := range []struct{ how, says string }{
+		{"self", `task 0 was killed by signal 11 \(segmentation fault, exit 139\)`},
+		{"child", `task 0 ended with exit 1`},
+	} {
+		t.Run(tc.how, func(t *testing.T) {
+			c.withPolicy(t, "min_interval=1")
+			dir := workdir(t)
+			script := writeScript(t, dir, "counter.py", fmt.Sprintf(crashOnce, 40))
+			flag := filepath.Join(dir, "crash")
+			out, errf := dir+"/out", dir+"/err"
+			id := c.sbatch(t, dir, "--dmtcp-interval=2s", "-o", out, "-e", errf, script, flag, tc.how)
+			waitFile(t, errf, "generation 1:", 60*time.Second)
+			r := c.run(t, "", "/", nil, "scontrol", "requeue", id)
+			require.Equal(t, 0, r.code, r.stderr)
+			c.waitState(t, id, 40*time.Second, "PENDING")
+			require.NoError(t, os.WriteFile(flag, nil, 0o666))
+			c.startNow(t, id)
+			j := c.waitDone(t, id, 120*time.Second)
+			e, _ := os.ReadFile(errf)
+			assert.Equal(t, "COMPLETED", j.State, "error file:\n%s", e)
+			assert.NoFileExists(t, flag, "the restored program saw the flag")
+			assert.Regexp(t, `slurm-dmtcp: restore of generation (\d+) failed \(`+tc.says+`\): restoring generation \d+, attempt 2 of 4`, string(e))
+			b, _ := os.ReadFile(out)
+			assertCountedTo(t, string(b), 40)
+			if t.Failed() {
+				logAgents(t, filepath.Join(homeOf(t, testUser), ".slurm-dmtcp", id))
+			}
+		})
 	}
 }
 

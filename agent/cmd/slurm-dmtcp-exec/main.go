@@ -22,8 +22,8 @@ const stopWait = 5 * time.Minute
 // dmtcp_launch has failed and nothing answers at the coordinator's address.
 const failureWait = 2 * time.Second
 
-// restoreReplyWait bounds the wait for the agent's answer once a restored program died
-// abnormally: the agent first ends what is left of the computation (at most about 15 s).
+// restoreReplyWait bounds the wait for the agent's answer once a restored program failed:
+// the agent first ends what is left of the computation (at most about 15 s).
 const restoreReplyWait = time.Minute
 
 // verifiedPoll is how often a restoring task looks for the agent's word on the generation.
@@ -71,9 +71,9 @@ func main() {
 		}
 	}
 	code, stopped := launch.Supervise(path, argv, env, launch.RunDir(task), stopWait)
-	// A restored program that died abnormally is restored again when the agent says so (it
-	// says which generation, and tells the user in the job's error file).
-	for attempt := 1; launch.RestoreRetried(task) && !stopped && !launch.EndedByItself(task, code); {
+	// A restored program that failed soon after its restore is restored again when the
+	// agent says so (it says which generation, and tells the user in the job's error file).
+	for attempt := 1; launch.RestoreRetried(task) && !stopped && launch.RestoreMayHaveFailed(code); {
 		reply, err := launch.AwaitRestoreReply(task, attempt, code, restoreReplyWait)
 		if err != nil || reply.Over {
 			break
