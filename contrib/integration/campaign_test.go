@@ -483,6 +483,43 @@ func strike(t *testing.T, c *cluster, id string, w campaignWorkload, fault strin
 		t.Logf("%s: killed pid %d of %v", fault, pid, pids)
 		time.Sleep(2 * time.Second)
 		c.runAgain(t, id)
+		if fault == "kill-slurmstepd" && w.step != "batch" {
+			killStaleSrun(t, id)
+		}
+	}
+}
+
+// killStaleSrun ends an srun of the job's previous run that outlived it: with the test
+// cluster's proctrack/linuxproc, an srun whose step lost its slurmstepd is no longer below
+// the batch script once that ends, so the requeue does not end it, and KillWait + 2 s after
+// the requeue it kills "its" step, which by then is the step of the same number in the
+// job's next run. proctrack/cgroup, which sites use, ends every process of a run at its
+// requeue: this does what it would. srun's shepherd (its child, which cancels the step when
+// srun dies) goes first.
+func killStaleSrun(t *testing.T, id string) {
+	t.Helper()
+	out, err := exec.Command("ps", "-eo", "pid=,ppid=,comm=").Output()
+	require.NoError(t, err)
+	children := map[string][]int{}
+	var stale []int
+	for _, l := range strings.Split(string(out), "\n") {
+		f := strings.Fields(l)
+		if len(f) != 3 || f[2] != "srun" {
+			continue
+		}
+		pid, _ := strconv.Atoi(f[0])
+		children[f[1]] = append(children[f[1]], pid)
+		env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		if f[1] == "1" && strings.Contains("\x00"+string(env), "\x00SLURM_JOB_ID="+id+"\x00") {
+			stale = append(stale, pid)
+		}
+	}
+	for _, pid := range stale {
+		for _, c := range children[strconv.Itoa(pid)] {
+			_ = syscall.Kill(c, syscall.SIGKILL)
+		}
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		t.Logf("the previous run's srun (pid %d, shepherd %v) outlived it: killed", pid, children[strconv.Itoa(pid)])
 	}
 }
 
