@@ -10,6 +10,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -183,6 +184,9 @@ type Agent struct {
 	// settling is true while a restore is watched after it completed (restorewatch.go): no
 	// periodic checkpoint then.
 	settling atomic.Bool
+	// progressMu guards undelivered: lines for the job's error output not written yet.
+	progressMu  sync.Mutex
+	undelivered []string
 	// forks keeps the computation's forks and the start of a checkpoint apart (forklock.go);
 	// nil when it could not be made.
 	forks *forkLock
@@ -773,8 +777,34 @@ func (a *Agent) kill(ctx context.Context) {
 	}
 }
 
+// A line that cannot be written yet (the task has not said where its error output is: the
+// agent may verify a generation to restore before the task launcher runs) is kept, and
+// written before the next line that can be.
 func (a *Agent) progress(format string, args ...any) {
 	if a.Progress == nil {
+		return
+	}
+	a.progressMu.Lock()
+	defer a.progressMu.Unlock()
+	a.undelivered = append(a.undelivered, fmt.Sprintf("slurm-dmtcp: "+format+"\n", args...))
+	if n := len(a.undelivered); n > maxUndelivered {
+		a.undelivered = a.undelivered[n-maxUndelivered:]
+	}
+	a.deliverLocked()
+}
+
+// flushProgress writes the lines progress kept, if the task can be reached now.
+func (a *Agent) flushProgress() {
+	if a.Progress == nil {
+		return
+	}
+	a.progressMu.Lock()
+	defer a.progressMu.Unlock()
+	a.deliverLocked()
+}
+
+func (a *Agent) deliverLocked() {
+	if len(a.undelivered) == 0 {
 		return
 	}
 	w := a.Progress()
@@ -782,8 +812,14 @@ func (a *Agent) progress(format string, args ...any) {
 		return
 	}
 	defer w.Close()
-	fmt.Fprintf(w, "slurm-dmtcp: "+format+"\n", args...)
+	for _, l := range a.undelivered {
+		_, _ = io.WriteString(w, l)
+	}
+	a.undelivered = a.undelivered[:0]
 }
+
+// maxUndelivered bounds the lines progress keeps for a task that cannot be reached yet.
+const maxUndelivered = 32
 
 // shutdown stops the coordinator and removes the runtime folder; alongside, when set, runs
 // while the coordinator exits (the plugin waits for the agent's exit before Slurm hears that

@@ -128,6 +128,7 @@ func (a *Agent) awaitRestore(ctx context.Context, gen string, wait time.Duration
 					complete = time.Now()
 					log.WithField("processes", st.NumPeers).WithField("duration", time.Since(start).Round(time.Millisecond).String()).Info("restore complete: the processes run again")
 					a.Life.From(Running, Restoring)
+					a.flushProgress() // lines of the restore's start, before the task ran
 					if !retry {
 						return ""
 					}
