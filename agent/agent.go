@@ -17,6 +17,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/slurm-dmtcp/slurm-dmtcp/agent/atomicfile"
 	ctlsrv "github.com/slurm-dmtcp/slurm-dmtcp/agent/control"
 	"github.com/slurm-dmtcp/slurm-dmtcp/agent/generations"
 	"github.com/slurm-dmtcp/slurm-dmtcp/agent/safepath"
@@ -443,7 +444,7 @@ const coordUpWait = 20 * time.Second
 // stays for them; the plugin removes it at the step's end.
 func (a *Agent) coordinatorFailed(err error) error {
 	a.Log.WithError(err).Error("coordinator")
-	if werr := writeFileAtomic(a.Layout.RunDir, proto.CoordFailedFile, []byte(err.Error()+"\n"), false); werr != nil {
+	if werr := atomicfile.Write(a.Layout.RunDir, proto.CoordFailedFile, []byte(err.Error()+"\n"), false); werr != nil {
 		a.Log.WithError(werr).Warn("could not tell the tasks why")
 	}
 	a.Store.Close()

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/slurm-dmtcp/slurm-dmtcp/agent/atomicfile"
 	"github.com/slurm-dmtcp/slurm-dmtcp/proto"
 )
 
@@ -28,7 +29,7 @@ func (a *Agent) markFinished() {
 		newest = gens[len(gens)-1].Number
 	}
 	body := fmt.Sprintf("generation=%d\ntime=%s\n", newest, time.Now().UTC().Format(time.RFC3339))
-	if err := writeFileAtomic(a.Layout.StepDir, finishedFile, []byte(body), true); err != nil {
+	if err := atomicfile.Write(a.Layout.StepDir, finishedFile, []byte(body), true); err != nil {
 		a.Log.WithError(err).Warn("could not record that the step finished")
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/slurm-dmtcp/slurm-dmtcp/agent/atomicfile"
 )
 
 // recoveriesFile records, in the step's folder, how many times the agent requeued the job
@@ -56,7 +58,7 @@ func (a *Agent) requeueToRestore(ctx context.Context, why string) bool {
 			"scontrol requeue restores generation %d", why, n, g.Number)
 		return false
 	}
-	if err := writeFileAtomic(a.Layout.StepDir, recoveriesFile, []byte(strconv.Itoa(n+1)+"\n"), true); err != nil {
+	if err := atomicfile.Write(a.Layout.StepDir, recoveriesFile, []byte(strconv.Itoa(n+1)+"\n"), true); err != nil {
 		a.Log.WithError(err).Warn("record the automatic requeue: not requeueing")
 		return false
 	}

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/slurm-dmtcp/slurm-dmtcp/agent/atomicfile"
 	"github.com/slurm-dmtcp/slurm-dmtcp/agent/generations"
 	"github.com/slurm-dmtcp/slurm-dmtcp/proto"
 )
@@ -143,7 +144,7 @@ func generationNumber(path string) int {
 
 // replyRestore answers the task launchers of the node (proto.RestoreReplyFile).
 func (a *Agent) replyRestore(r proto.RestoreReply) {
-	if err := writeFileAtomic(a.Layout.RunDir, proto.RestoreReplyFile, r.Marshal(), false); err != nil {
+	if err := atomicfile.Write(a.Layout.RunDir, proto.RestoreReplyFile, r.Marshal(), false); err != nil {
 		a.Log.WithError(err).Warn("could not answer the task launchers about the restore")
 	}
 }

@@ -27,6 +27,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/slurm-dmtcp/slurm-dmtcp/agent/atomicfile"
 	"github.com/slurm-dmtcp/slurm-dmtcp/coordinator"
 	"github.com/slurm-dmtcp/slurm-dmtcp/proto"
 	"github.com/slurm-dmtcp/slurm-dmtcp/proto/manifest"
@@ -141,7 +142,7 @@ func ParseCoordAddr(data []byte) (CoordAddr, error) {
 // WriteCoordAddr replaces <stepDir>/coordinator.addr atomically (temporary file, fsync,
 // rename), mode 0600.
 func WriteCoordAddr(stepDir string, c CoordAddr) error {
-	return writeFileAtomic(stepDir, proto.CoordAddrFile, c.Marshal(), true)
+	return atomicfile.Write(stepDir, proto.CoordAddrFile, c.Marshal(), true)
 }
 
 // WaitCoordAddr waits until <stepDir>/coordinator.addr belongs to this run of the step (same
@@ -212,7 +213,7 @@ func runMember(cfg Config, layout Layout, log *logrus.Entry, ready io.Writer, li
 				why = "stopped by Slurm"
 			}
 			log.WithField("unfinished", why).Info("tasks of this node ended")
-			if err := writeFileAtomic(layout.StepDir, proto.NodeEndedFile(cfg.NodeID), nodeEnded(addr.Run, why), true); err != nil {
+			if err := atomicfile.Write(layout.StepDir, proto.NodeEndedFile(cfg.NodeID), nodeEnded(addr.Run, why), true); err != nil {
 				log.WithError(err).Warn("could not tell node 0 how this node's tasks ended: the step will not be marked finished")
 			}
 			if err := removeRunDir(layout.RunDir); err != nil {

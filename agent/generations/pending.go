@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/slurm-dmtcp/slurm-dmtcp/agent/atomicfile"
 	"github.com/slurm-dmtcp/slurm-dmtcp/proto/manifest"
 )
 
@@ -372,7 +373,7 @@ func (p *Pending) Commit(meta manifest.Meta) (c Committed, err error) {
 	if err != nil {
 		return fail("build manifest", err)
 	}
-	if err := writeFileSync(p.dir, manifest.FileName, data); err != nil {
+	if err := atomicfile.Write(p.dir, manifest.FileName, data, atomicfile.Durable); err != nil {
 		return fail("write manifest", err)
 	}
 	if err := fsyncDir(p.dir); err != nil {
@@ -429,7 +430,7 @@ func collect(dir string) ([]manifest.File, error) {
 			return fmt.Errorf("%s: unexpected %s", rel, t)
 		case strings.HasSuffix(rel, ".temp"):
 			return fmt.Errorf("%s: incomplete file (DMTCP still writing?)", rel)
-		case top && (rel == manifest.FileName || rel == manifest.FileName+".tmp"):
+		case top && (rel == manifest.FileName || atomicfile.IsTemp(rel, manifest.FileName)):
 			return fmt.Errorf("%s: staging folder already has a manifest", rel)
 		}
 		f, err := hashAndSync(p)
@@ -479,29 +480,4 @@ func hashAndSync(p string) (manifest.File, error) {
 	// and the job gets its memory back; failure only costs that.
 	_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
 	return manifest.File{Size: size, SHA256: sum, Mode: fi.Mode().Perm()}, nil
-}
-
-// writeFileSync writes dir/name atomically: temporary file, fsync, rename.
-func writeFileSync(dir, name string, data []byte) (err error) {
-	tmp := filepath.Join(dir, name+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(dir, name))
 }

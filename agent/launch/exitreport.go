@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/slurm-dmtcp/slurm-dmtcp/agent/atomicfile"
 	"github.com/slurm-dmtcp/slurm-dmtcp/proto"
 )
 
@@ -46,7 +47,7 @@ func RecordExit(env []string, code int, stopped bool) error {
 	if err != nil || id < 0 {
 		return fmt.Errorf("task's SLURM_LOCALID is %q: cannot report its exit", lookup(env, "SLURM_LOCALID"))
 	}
-	if err := writeAtomic(dir, proto.TaskExitedFile(id), fmt.Sprintf("%d\n", code)); err != nil {
+	if err := atomicfile.Write(dir, proto.TaskExitedFile(id), []byte(fmt.Sprintf("%d\n", code)), false); err != nil {
 		return fmt.Errorf("report the task's exit: %w", err)
 	}
 	return nil

@@ -3,13 +3,13 @@ package launch
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/slurm-dmtcp/slurm-dmtcp/agent/atomicfile"
 	"github.com/slurm-dmtcp/slurm-dmtcp/proto"
 )
 
@@ -42,7 +42,7 @@ func AwaitRestoreReply(env []string, attempt, code int, wait time.Duration) (pro
 		return r, nil
 	}
 	name := proto.RestoreFailedFile(id)
-	if err := writeAtomic(dir, name, string(proto.RestoreFailure{Attempt: attempt, Code: code}.Marshal())); err != nil {
+	if err := atomicfile.Write(dir, name, proto.RestoreFailure{Attempt: attempt, Code: code}.Marshal(), false); err != nil {
 		return proto.RestoreReply{}, fmt.Errorf("tell the agent that the restore failed: %w", err)
 	}
 	for deadline := time.Now().Add(wait); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
@@ -99,24 +99,4 @@ func AwaitVerified(env []string, every time.Duration) (proto.RestoreReply, error
 		}
 		time.Sleep(every)
 	}
-}
-
-// writeAtomic writes dir/name whole (temporary file, rename) or not at all.
-func writeAtomic(dir, name, body string) error {
-	f, err := os.CreateTemp(dir, "."+name+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	_, err = f.WriteString(body)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), filepath.Join(dir, name))
-	}
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("%s: %w", dir, err)
-	}
-	return err
 }
