@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/slurm-dmtcp/slurm-dmtcp/agent/history"
 )
 
 // recoveriesFile records, in the step's folder, how many times the agent requeued the job
@@ -66,6 +68,7 @@ func (a *Agent) requeueToRestore(ctx context.Context, why string) bool {
 		return false
 	}
 	a.Log.WithField("generation", g.Number).WithField("reason", why).Warn("the computation died: job requeued to restore")
+	a.Visible.requeue(history.WhyRecovery, g.Number, "the computation died: "+why)
 	a.progress("the computation died (%s); job requeued to restore generation %d (automatic requeue %d of at most %d)",
 		why, g.Number, n+1, maxRecoveries)
 	return true

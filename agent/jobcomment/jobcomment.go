@@ -15,6 +15,7 @@ package jobcomment
 import (
 	"context"
 	"fmt"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -248,4 +249,19 @@ func (p *Publisher) publish(s State) {
 	}
 	p.last = text
 	p.Log.WithField("comment", text).Debug("job comment updated")
+}
+
+// Command is a Runner of the program at path ("squeue": from PATH): its stdout, or an error
+// that carries its stderr. Bound each call with the context.
+func Command(path string) Runner {
+	return func(ctx context.Context, args ...string) ([]byte, error) {
+		var stderr strings.Builder
+		cmd := exec.CommandContext(ctx, path, args...)
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			return out, fmt.Errorf("%s %s: %w: %s", path, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+		}
+		return out, nil
+	}
 }
