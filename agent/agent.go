@@ -88,7 +88,7 @@ func NewLayout(c Config, u *user.User) (Layout, error) {
 	if err != nil {
 		return Layout{}, fmt.Errorf("uid %q: %w", u.Uid, err)
 	}
-	jobDir, err := ExpandTemplate(c.CkptTemplate, u, c.JobID)
+	jobDir, err := proto.ExpandCheckpointDir(c.CkptTemplate, u, c.JobID)
 	if err != nil {
 		return Layout{}, err
 	}
