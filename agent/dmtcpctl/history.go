@@ -73,7 +73,11 @@ func runHistory(o opts, env Env) int {
 	}
 	steps, err := history.JobTimelines(dir)
 	if err != nil {
-		return failLocal(o, env, codeNotFound, fmt.Errorf("history of job %s: %w (another user's job, or checkpoint_dir elsewhere: --dir)", job, err), ExitFailed)
+		what := "job " + job
+		if job == "" {
+			what = dir
+		}
+		return failLocal(o, env, codeNotFound, fmt.Errorf("history of %s: %w (another user's job, or checkpoint_dir elsewhere: --dir)", what, err), ExitFailed)
 	}
 	res := HistoryResult{JobID: job, Dir: dir, Steps: steps}
 	if res.Steps == nil {
