@@ -122,6 +122,7 @@ func TestVisibleCommentAndHistory(t *testing.T) {
 	// 4. After the job: its timeline from the checkpoint folder, human and JSON.
 	r = c.run(t, testUser, "/tmp", nil, c.dmtcpctl(), "history", id)
 	require.Equal(t, 0, r.code, r.stderr)
+	t.Logf("dmtcpctl history %s:\n%s", id, r.stdout)
 	assert.Contains(t, r.stdout, "job "+id+" step batch: ")
 	assert.Regexp(t, `checkpoint\s+1\s+request`, r.stdout)
 	assert.Regexp(t, `requeue\s+1\s+recovery`, r.stdout)

@@ -173,7 +173,7 @@ func Write(w io.Writer, p Picture) error {
 .pairhead { font-size: 13px; fill: #222; }
 </style>
 `)
-	s.f(`<rect width="100%%" height="100%%" fill="#fafafa"/>`+"\n")
+	s.f(`<rect width="100%%" height="100%%" fill="#fafafa"/>` + "\n")
 	s.f(`<text x="%d" y="%d" class="h1">%d node(s), %d class(es)</text>`+"\n", margin, margin+18, len(p.Map.Nodes), len(p.Map.Group))
 	s.b.WriteString(body.b.String())
 	s.f("</svg>\n")
