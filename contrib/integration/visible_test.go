@@ -65,23 +65,6 @@ func waitEvents(t *testing.T, id string, n int, timeout time.Duration) []history
 	return nil
 }
 
-// scriptPid is the batch script's bash (the application under DMTCP) of job id.
-func scriptPid(t *testing.T, id string) int {
-	t.Helper()
-	for _, pid := range descendants(t, stepdPid(t, id)) {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		if err != nil {
-			continue
-		}
-		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
-		if len(args) == 2 && strings.HasSuffix(args[0], "bash") && strings.HasSuffix(args[1], "/slurm_script") {
-			return pid
-		}
-	}
-	t.Fatalf("job %s: no bash running slurm_script", id)
-	return 0
-}
-
 var ourComment = regexp.MustCompile(`^slurm-dmtcp: gen=(\d+) at=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ size=[0-9.]+(B|KiB|MiB|GiB)( requeue=[a-z]+)?$`)
 
 // The job's Comment shows its newest generation (and the agent's requeue with its reason)
@@ -100,7 +83,9 @@ func TestVisibleCommentAndHistory(t *testing.T) {
 	assert.Regexp(t, ourComment, got)
 
 	// 2. The computation dies: the agent requeues the job to restore it, and says why.
-	require.NoError(t, syscall.Kill(scriptPid(t, id), syscall.SIGKILL))
+	pids := victimPids(t, id, "bash-script")
+	require.Len(t, pids, 1, "the batch script's bash")
+	require.NoError(t, syscall.Kill(pids[0], syscall.SIGKILL))
 	got = c.waitComment(t, id, regexp.MustCompile(`requeue=recovery$`), 30*time.Second)
 	assert.Regexp(t, ourComment, got)
 	c.startOnce(t, id, 1)
