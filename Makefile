@@ -197,11 +197,14 @@ security: deps
 
 # The fault campaign: TRIALS real jobs, each hit at a random moment by one fault, one tally
 # line at the end (SEED=N replays a run; make test runs 10 trials of it).
-TRIALS ?= 10
-SEED   ?=
+# REQUEUES=N: the requeue storm after it, one Python driver requeued N times (default 10).
+TRIALS   ?= 10
+SEED     ?=
+REQUEUES ?= 10
 faults: deps
 	$(MAKE) all
-	SDMTCP_SUITE=faults SDMTCP_FAULT_TRIALS=$(TRIALS) SDMTCP_FAULT_SEED=$(SEED) contrib/tests/integration.sh
+	SDMTCP_SUITE=faults SDMTCP_FAULT_TRIALS=$(TRIALS) SDMTCP_FAULT_SEED=$(SEED) \
+		SDMTCP_STORM_REQUEUES=$(REQUEUES) contrib/tests/integration.sh
 
 # The Debian packages the build and the tests need are installed first (as root; DMTCP is
 # built by hand, see README); then everything is built and run.

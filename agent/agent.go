@@ -554,7 +554,7 @@ func (a *Agent) takeCheckpoint(ctx context.Context, reason manifest.Reason, stop
 		if sp, err := a.Space(); err != nil {
 			log.WithError(err).Warn("free space unknown")
 		} else if !sp.fits(a.Config.Compress) {
-			err := fmt.Errorf("the checkpoint folder %s has %d MiB free and the processes hold %d MiB", a.Layout.CkptDir, sp.Free>>20, sp.Need>>20)
+			err := fmt.Errorf("the checkpoint folder %s has %d MiB free and the checkpoint needs about %d MiB", a.Layout.CkptDir, sp.Free>>20, sp.need(a.Config.Compress)>>20)
 			log.WithError(err).Error("checkpoint skipped: not enough space")
 			a.progress("checkpoint (%s) skipped: %v (DMTCP would end the application on a full disk); earlier generations are untouched; free space or lower plugstack.conf keep=", reason, err)
 			return generations.Committed{}, err
@@ -647,20 +647,21 @@ func (a *Agent) requestCheckpoint(ctx context.Context, thenExit bool) (int, erro
 			if err := clearDir(a.Layout.CkptDir); err != nil {
 				return 0, fmt.Errorf("clear the checkpoint folder %s: %w", a.Layout.CkptDir, err)
 			}
-			// Not while a process is starting: DMTCP would leave it out or save it half
-			// made (coordinator.Starting). Bounded: a checkpoint is never put off for long.
-			if why := a.Coord.Settle(ctx, settleMax); why != "" {
-				a.Log.WithField("starting", why).Warn("checkpoint taken while a process is still starting")
-			}
 			request := a.Coord.Checkpoint
 			if thenExit {
 				request = a.Coord.CheckpointAndKill
 			}
 			// No fork in flight while DMTCP suspends the computation: DMTCP 5.0 ends a
-			// process whose fork it sees then (dmtcpplugin/forklock.c).
+			// process whose fork it sees then (dmtcpplugin/forklock.c). Held before the
+			// settle below, so that no process starts between the two.
 			held, release := a.forks.hold(ctx, forkLockWait)
 			if !held && a.forks != nil {
 				a.Log.Warn("checkpoint asked for while a fork may be in flight")
+			}
+			// Not while a process is starting: DMTCP would leave it out or save it half
+			// made (coordinator.Starting). Bounded: a checkpoint is never put off for long.
+			if why := a.Coord.Settle(ctx, settleMax); why != "" {
+				a.Log.WithField("starting", why).Warn("checkpoint taken while a process is still starting")
 			}
 			err := request(ctx)
 			if err == nil && !thenExit {

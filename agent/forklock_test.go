@@ -48,3 +48,22 @@ func TestForkLock(t *testing.T) {
 	assert.False(t, held)
 	release()
 }
+
+// The agent settles the computation with the fork lock held: no process can start between
+// the settle and the checkpoint, and a fork waits until the checkpoint is over.
+func TestCheckpointSettlesWithForksHeld(t *testing.T) {
+	a, coord, _ := newTestAgent(t, Config{JobID: "7", Step: "batch"}, &fakeJob{})
+	l, err := openForkLock(a.Layout.RunDir)
+	require.NoError(t, err)
+	defer l.close()
+	a.forks = l
+	fork, err := os.Open(filepath.Join(a.Layout.RunDir, ForkLockFile)) // as the plugin's fork() does
+	require.NoError(t, err)
+	defer fork.Close()
+	var forkDuringSettle error
+	coord.settled = func() { forkDuringSettle = syscall.Flock(int(fork.Fd()), syscall.LOCK_SH|syscall.LOCK_NB) }
+	_, err = a.Checkpoint(context.Background(), "periodic")
+	require.NoError(t, err)
+	assert.ErrorIs(t, forkDuringSettle, syscall.EWOULDBLOCK, "a fork during the settle waits")
+	assert.NoError(t, syscall.Flock(int(fork.Fd()), syscall.LOCK_SH|syscall.LOCK_NB), "forks go on after the checkpoint")
+}

@@ -64,7 +64,8 @@ func (a *Agent) requeueToRestore(ctx context.Context, why string) bool {
 	}
 	if err := a.Job.Requeue(ctx); err != nil {
 		a.Log.WithError(err).Warn("automatic requeue failed")
-		a.progress("the computation died (%s); the requeue to restore generation %d failed (%v)", why, g.Number, err)
+		a.progress("the computation died (%s); the requeue to restore generation %d failed (%v): "+
+			"scontrol requeue %s resumes the job from it", why, g.Number, err, a.Config.JobID)
 		return false
 	}
 	a.Log.WithField("generation", g.Number).WithField("reason", why).Warn("the computation died: job requeued to restore")

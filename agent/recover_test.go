@@ -33,7 +33,7 @@ func TestRequeueToRestore(t *testing.T) {
 		{"torn record", "batch", true, "x", nil, 0, "x", ""},
 		{"no generation", "batch", false, "", nil, 0, "", ""},
 		{"a step of srun", "0", true, "", nil, 0, "", ""},
-		{"requeue refused", "batch", true, "", errors.New("Requested operation is presently disabled"), 1, "1\n", "the requeue to restore generation 1 failed (Requested operation is presently disabled)"},
+		{"requeue refused", "batch", true, "", errors.New("Requested operation is presently disabled"), 1, "1\n", "the requeue to restore generation 1 failed (Requested operation is presently disabled): scontrol requeue 7 resumes the job from it"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			job := &fakeJob{requeueTo: tc.requeueErr}

@@ -220,7 +220,7 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 	jobID, _ := strconv.ParseUint(cfg.JobID, 10, 32)
 	a := &Agent{Config: cfg, Layout: layout, Coord: coord, Store: store, Log: log, Extra: extra, Signals: sigs,
 		CheckpointTimeout: 30 * time.Minute, Job: job, Started: started, AskEndTimeAfter: askEndTimeAfter,
-		Space: StepSpace("/proc", os.Getppid(), os.Getpid(), layout.CkptDir),
+		Space: StepSpace("/proc", os.Getppid(), os.Getpid(), layout.CkptDir, newestSize(store.List)),
 		Meta: manifest.Meta{JobID: uint32(jobID), StepID: cfg.Step, RestartCount: uint32(cfg.RestartCount),
 			User: u.Username, Node: host},
 		Progress: func() io.WriteCloser { return taskStderr(layout.RunDir) },

@@ -8,22 +8,27 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/slurm-dmtcp/slurm-dmtcp/agent/generations"
 	"github.com/slurm-dmtcp/slurm-dmtcp/coordinator"
+	"github.com/slurm-dmtcp/slurm-dmtcp/proto/procstat"
 )
 
-// Space is what a checkpoint needs and what the checkpoint folder has, in bytes.
+// Space is what a checkpoint needs and what the checkpoint folder has, in bytes: Need is
+// the memory of the step's processes, Last the size of the newest generation (0 with none).
+// DMTCP's images hold more than the resident memory (whole file-backed and unread pages),
+// so the generation before is the better guess once there is one.
 type Space struct {
-	Need, Free int64
+	Need, Last, Free int64
 }
 
 // SpaceCheck measures Space before a checkpoint: nil skips the check.
 type SpaceCheck func() (Space, error)
 
 // StepSpace measures the memory of the step's processes (every process below slurmstepd,
-// the agent's parent, except the agent's own subtree) against the free space of dir. DMTCP
-// ends the application when it cannot write an image, so a checkpoint that cannot fit must
-// not start.
-func StepSpace(proc string, stepd, self int, dir string) SpaceCheck {
+// the agent's parent, except the agent's own subtree) and the size of the newest generation
+// (last) against the free space of dir. DMTCP ends the application when it cannot write an
+// image, so a checkpoint that cannot fit must not start.
+func StepSpace(proc string, stepd, self int, dir string, last func() int64) SpaceCheck {
 	return func() (Space, error) {
 		var st syscall.Statfs_t
 		if err := syscall.Statfs(dir, &st); err != nil {
@@ -33,7 +38,7 @@ func StepSpace(proc string, stepd, self int, dir string) SpaceCheck {
 		if err != nil {
 			return Space{}, err
 		}
-		return Space{Need: need, Free: int64(st.Bavail) * st.Bsize}, nil
+		return Space{Need: need, Last: last(), Free: int64(st.Bavail) * st.Bsize}, nil
 	}
 }
 
@@ -50,18 +55,11 @@ func treeRSS(proc string, root, skip int) (int64, error) {
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join(proc, e.Name(), "stat"))
+		st, err := procstat.Read(proc, pid)
 		if err != nil {
 			continue // gone, or not ours to read
 		}
-		// pid (comm) state ppid ...: comm may hold spaces and parentheses.
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(f) < 2 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(f[1])
-		children[ppid] = append(children[ppid], pid)
+		children[st.PPid] = append(children[st.PPid], pid)
 	}
 	page := int64(os.Getpagesize())
 	var total int64
@@ -87,14 +85,38 @@ func treeRSS(proc string, root, skip int) (int64, error) {
 	return total, nil
 }
 
-// fits says whether a checkpoint of s can be written: uncompressed images are about the
-// size of the processes' memory; compressed ones are usually smaller, so only an empty
-// file system stops those.
+// fits says whether a checkpoint of s can be written, with a tenth to spare: uncompressed
+// images take the processes' memory or the newest generation's size, whichever is more;
+// compressed ones about the newest generation's size (before the first, only an empty file
+// system stops those).
 func (s Space) fits(compress bool) bool {
+	need := max(s.Need, s.Last)
 	if compress {
-		return s.Free > 0
+		if s.Last == 0 {
+			return s.Free > 0
+		}
+		need = s.Last
 	}
-	return s.Free >= s.Need+s.Need/10
+	return s.Free >= need+need/10
+}
+
+// need is the estimate fits measures against, for messages.
+func (s Space) need(compress bool) int64 {
+	if compress {
+		return s.Last
+	}
+	return max(s.Need, s.Last)
+}
+
+// newestSize is the size of the store's newest generation (0 with none or unreadable).
+func newestSize(list func() ([]generations.Generation, error)) func() int64 {
+	return func() int64 {
+		gens, err := list()
+		if err != nil || len(gens) == 0 {
+			return 0
+		}
+		return gens[len(gens)-1].Size
+	}
 }
 
 // clearDir removes what a failed checkpoint left in dir (partial *.temp images).

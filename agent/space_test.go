@@ -19,7 +19,7 @@ func fakeProc(t *testing.T, procs map[int][2]int) string {
 	for pid, p := range procs {
 		d := filepath.Join(dir, fmt.Sprint(pid))
 		require.NoError(t, os.Mkdir(d, 0o755))
-		require.NoError(t, os.WriteFile(filepath.Join(d, "stat"), []byte(fmt.Sprintf("%d (a (b) c) S %d 1 1 0", pid, p[0])), 0o644))
+		require.NoError(t, os.WriteFile(filepath.Join(d, "stat"), []byte(fmt.Sprintf("%d (a (b) c) S %d 1 1 0 -1 4194304 0 0 0 0 0 0 0 0 20 0 1 0 100 1000 10", pid, p[0])), 0o644))
 		require.NoError(t, os.WriteFile(filepath.Join(d, "statm"), []byte(fmt.Sprintf("1000 %d 10 1 0 5 0", p[1])), 0o644))
 	}
 	require.NoError(t, os.Mkdir(filepath.Join(dir, "self"), 0o755))
@@ -46,6 +46,11 @@ func TestSpaceFits(t *testing.T) {
 		{"no room", Space{Need: 100 << 20, Free: 105 << 20}, false, false},
 		{"compressed images may fit", Space{Need: 100 << 20, Free: 10 << 20}, true, true},
 		{"full", Space{Need: 100 << 20, Free: 0}, true, false},
+		{"images bigger than the memory", Space{Need: 10 << 20, Last: 30 << 20, Free: 20 << 20}, false, false},
+		{"memory bigger than the images", Space{Need: 30 << 20, Last: 10 << 20, Free: 20 << 20}, false, false},
+		{"room for both", Space{Need: 10 << 20, Last: 30 << 20, Free: 40 << 20}, false, true},
+		{"compressed: the last one's size", Space{Need: 100 << 20, Last: 30 << 20, Free: 20 << 20}, true, false},
+		{"compressed: room for the last one's size", Space{Need: 100 << 20, Last: 10 << 20, Free: 20 << 20}, true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) { assert.Equal(t, tc.want, tc.sp.fits(tc.compress)) })
 	}
@@ -59,7 +64,7 @@ func TestCheckpointSkippedWhenTheDiskCannotHoldIt(t *testing.T) {
 	require.NoError(t, err)
 	a.Space = func() (Space, error) { return Space{Need: 512 << 20, Free: 100 << 20}, nil }
 	_, err = a.Checkpoint(context.Background(), "periodic")
-	require.ErrorContains(t, err, "has 100 MiB free and the processes hold 512 MiB")
+	require.ErrorContains(t, err, "has 100 MiB free and the checkpoint needs about 512 MiB")
 	assert.Equal(t, 1, coord.ckpts, "DMTCP was not asked")
 	assert.Zero(t, coord.kills)
 	gens, err := a.Store.List()

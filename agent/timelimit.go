@@ -128,6 +128,9 @@ func (a *Agent) armLeadLater(ctx context.Context) <-chan *time.Timer {
 func (a *Agent) armLead(ctx context.Context) *time.Timer {
 	info, err := a.Job.Info(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // the step ended while Slurm was asked: nothing to schedule
+		}
 		a.Log.WithError(err).Warn("job's end time unknown: no checkpoint before the time limit")
 		return nil
 	}

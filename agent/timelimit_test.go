@@ -92,6 +92,8 @@ type fakeCoord struct {
 	ckpts   int
 	kills   int
 	done    chan struct{}
+	// settled, when set, is called by Settle.
+	settled func()
 }
 
 func (f *fakeCoord) Status(context.Context) (coordinator.Status, error) {
@@ -114,7 +116,12 @@ func (f *fakeCoord) CheckpointAndKill(ctx context.Context) error {
 	}
 	return f.Kill(ctx)
 }
-func (f *fakeCoord) Settle(context.Context, time.Duration) string { return "" }
+func (f *fakeCoord) Settle(context.Context, time.Duration) string {
+	if f.settled != nil {
+		f.settled()
+	}
+	return ""
+}
 func (f *fakeCoord) Kill(context.Context) error                   { f.mu.Lock(); f.kills++; f.mu.Unlock(); return nil }
 func (f *fakeCoord) Quit(context.Context) error                   { return nil }
 func (f *fakeCoord) WaitUp(context.Context) error                 { return nil }

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/slurm-dmtcp/slurm-dmtcp/proto/procstat"
 )
 
 // A checkpoint that DMTCP 5.0 begins while a process of the computation is starting (a
@@ -81,21 +83,7 @@ const clockTicks = 100
 // procAge is how long ago the process in dir started (fork time), from its stat and the
 // system's uptime; false when either cannot be read.
 func procAge(procRoot, dir string) (time.Duration, bool) {
-	st, err := os.ReadFile(filepath.Join(dir, "stat"))
-	if err != nil {
-		return 0, false
-	}
-	// The fields after the command name, which may hold spaces and parentheses: state is
-	// field 3, starttime field 22.
-	i := bytes.LastIndexByte(st, ')')
-	if i < 0 {
-		return 0, false
-	}
-	f := strings.Fields(string(st[i+1:]))
-	if len(f) < 20 {
-		return 0, false
-	}
-	start, err := strconv.ParseUint(f[19], 10, 64)
+	st, err := procstat.ReadFile(filepath.Join(dir, "stat"))
 	if err != nil {
 		return 0, false
 	}
@@ -111,7 +99,7 @@ func procAge(procRoot, dir string) (time.Duration, bool) {
 	if err != nil {
 		return 0, false
 	}
-	age := time.Duration(secs*float64(time.Second)) - time.Duration(start)*time.Second/clockTicks
+	age := time.Duration(secs*float64(time.Second)) - time.Duration(st.StartTicks)*time.Second/clockTicks
 	if age < 0 {
 		age = 0
 	}

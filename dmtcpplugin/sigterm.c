@@ -281,9 +281,24 @@ EXPORT DMTCP_DECL_PLUGIN(sigterm_plugin);
 
 /* ---- the application's view of SIGTERM's disposition ---- */
 
+/* Whether act resets DMTCP's checkpoint signal to its default. Python's subprocess does that
+ * in every child before its exec, for each signal with a handler; DMTCP keeps its handler,
+ * as it must, and prints a warning into the job's error output for every program started,
+ * though the exec resets the handler anyway. Such a reset is dropped here without a word;
+ * an application's own handler of that signal still gets DMTCP's warning. */
+static int
+resets_ckpt_signal(int sig, const struct sigaction *act)
+{
+  return act != NULL && !(act->sa_flags & SA_SIGINFO) && act->sa_handler == SIG_DFL &&
+         sig == dmtcp_get_ckpt_signal();
+}
+
 EXPORT int
 sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
+  if (resets_ckpt_signal(sig, act)) {
+    return real_sigaction(sig, NULL, old);
+  }
   if (sig != SIGTERM || !active) {
     return real_sigaction(sig, act, old);
   }

@@ -25,6 +25,12 @@ dmtcp_register_plugin(DmtcpPluginDescriptor_t d)
   (void)d;
 }
 
+int
+dmtcp_get_ckpt_signal(void)
+{
+  return SIGUSR2;
+}
+
 static int failures;
 
 #define CHECK(cond)                                                   \
@@ -234,9 +240,42 @@ test_take_over_after_exec(void)
   CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
+/* Resetting the checkpoint signal (SIGUSR2 here) to its default is dropped, its handler
+ * kept and reported; a handler of the application's own, and other signals, go through. */
+static void
+handler_usr(int sig)
+{
+  (void)sig;
+}
+
+static void
+test_ckpt_signal_reset(void)
+{
+  struct sigaction h, dfl, old, now;
+
+  memset(&h, 0, sizeof h);
+  h.sa_handler = handler_usr;
+  memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  CHECK(real_sigaction(SIGUSR2, &h, NULL) == 0); /* as DMTCP's own handler */
+  CHECK(sigaction(SIGUSR2, &dfl, &old) == 0);
+  CHECK(old.sa_handler == handler_usr);
+  real_sigaction(SIGUSR2, NULL, &now);
+  CHECK(now.sa_handler == handler_usr);
+  CHECK(resets_ckpt_signal(SIGUSR2, &dfl));
+  CHECK(!resets_ckpt_signal(SIGUSR2, &h));
+  CHECK(!resets_ckpt_signal(SIGUSR2, NULL));
+  CHECK(!resets_ckpt_signal(SIGUSR1, &dfl));
+  CHECK(sigaction(SIGUSR1, &h, NULL) == 0 && sigaction(SIGUSR1, &dfl, NULL) == 0);
+  real_sigaction(SIGUSR1, NULL, &now);
+  CHECK(now.sa_handler == SIG_DFL);
+  CHECK(real_sigaction(SIGUSR2, &dfl, NULL) == 0);
+}
+
 int
 main(void)
 {
+  test_ckpt_signal_reset();
   test_take_over();
   test_delivery();
   test_exec();

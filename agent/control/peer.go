@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/slurm-dmtcp/slurm-dmtcp/proto/procstat"
 )
 
 // Cred is what the kernel says about the process at the other end of a connection.
@@ -51,20 +51,11 @@ func (SysProc) Environ(pid int) ([]byte, error) {
 
 // Parent is the ppid field of /proc/<pid>/stat.
 func (SysProc) Parent(pid int) (int, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	st, err := procstat.Read("/proc", pid)
 	if err != nil {
 		return 0, err
 	}
-	// "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 2 {
-		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
-	}
-	return strconv.Atoi(f[1])
+	return st.PPid, nil
 }
 
 // maxAncestors bounds the walk up the process tree.

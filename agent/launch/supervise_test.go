@@ -12,6 +12,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/slurm-dmtcp/slurm-dmtcp/proto/procstat"
 )
 
 // superviseHelperEnv makes the test binary act as a task launcher (see TestMain).
@@ -52,11 +54,6 @@ func TestSuperviseChildDiesWithLauncher(t *testing.T) {
 
 // running says whether pid is a live process (not gone, not a zombie).
 func running(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	return len(f) > 0 && f[0] != "Z" && f[0] != "X"
+	st, err := procstat.Read("/proc", pid)
+	return err == nil && !st.Gone()
 }

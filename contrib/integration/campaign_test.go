@@ -219,6 +219,7 @@ var campaignFaults = []string{
 	"requeue", "requeue-at-start", "requeue-during-commit", "requeue-while-restoring",
 	"preempt", "time-limit",
 	"kill-application", "kill-coordinator", "kill-agent", "kill-launcher", "kill-slurmstepd",
+	"disk-full", "scontrol-failing",
 }
 
 // jobProc is one process of a job's steps (slurmstepd and everything below it).
@@ -351,7 +352,16 @@ func TestFaultCampaign(t *testing.T) {
 
 // campaignTrial runs one job of w, strikes it with fault, and checks the invariant.
 func campaignTrial(t *testing.T, c *cluster, w campaignWorkload, fault string, rng *rand.Rand, dir string, jobID *string) {
-	c.withPolicy(t, "min_interval=1 keep=100")
+	policy := "min_interval=1 keep=100"
+	home := homeOf(t, testUser)
+	jobRoot := filepath.Join(home, ".slurm-dmtcp")
+	var fs string
+	if fault == "disk-full" {
+		fs = c.fullFS(t)
+		jobRoot = filepath.Join(fs, testUser)
+		policy += " checkpoint_dir=" + fs + "/%u/%j"
+	}
+	c.withPolicy(t, policy)
 	script, ask := w.script(t, dir)
 	out, errf := dir+"/out", dir+"/err"
 	args := append([]string{"-p", "low", "--requeue", "--open-mode=append", "-o", out, "-e", errf}, ask...)
@@ -360,8 +370,11 @@ func campaignTrial(t *testing.T, c *cluster, w campaignWorkload, fault string, r
 	}
 	id := c.sbatch(t, dir, append(args, script)...)
 	*jobID = id
-	jobDir := filepath.Join(homeOf(t, testUser), ".slurm-dmtcp", id)
+	jobDir := filepath.Join(jobRoot, id)
 	stepDir := filepath.Join(jobDir, w.step)
+	if fs != "" {
+		t.Cleanup(func() { _ = os.RemoveAll(jobDir) }) // after the copy below: the tmpfs is small
+	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			_ = exec.Command("cp", "-a", jobDir, filepath.Join(dir, "checkpoints")).Run()
@@ -387,7 +400,14 @@ func campaignTrial(t *testing.T, c *cluster, w campaignWorkload, fault string, r
 			time.Sleep(time.Duration(rng.Intn(300)) * time.Millisecond)
 		}
 		before = announced(errf)
-		strike(t, c, id, w, fault, rng, errf)
+		switch fault {
+		case "disk-full":
+			c.diskFull(t, id, fs, stepDir, out, w, rng)
+		case "scontrol-failing":
+			c.controllerDown(t, id, out, w, rng)
+		default:
+			strike(t, c, id, w, fault, rng, errf)
+		}
 	}
 	t.Logf("%s %s after %s; generations before it: %v", w.name, fault, delay, before)
 
@@ -429,6 +449,10 @@ func campaignTrial(t *testing.T, c *cluster, w campaignWorkload, fault string, r
 		g, _ := strconv.Atoi(m[1])
 		_, err := generations.Generation{Number: g, Path: filepath.Join(stepDir, generations.GenDirName(g))}.Verify()
 		assert.NoError(t, err, "restored generation %d", g)
+	}
+	// What the job said about checkpoints that did not happen and computations that died.
+	for _, l := range regexp.MustCompile(`slurm-dmtcp: [^\n]*(?:skipped|failed|not committed|died|damaged)[^\n]*`).FindAllString(string(e), -1) {
+		t.Logf("job: %s", l)
 	}
 	// DMTCP's assertions in processes that died while the job was taken down, or whose
 	// death the application survived, are not the job's failure: the checks above are.

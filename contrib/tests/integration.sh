@@ -21,17 +21,21 @@ if [ -z "${DMTCP_PREFIX:-}" ] && ! command -v dmtcp_launch >/dev/null && [ ! -x 
 fi
 cd "$repo"
 # SDMTCP_SUITE=security (make security): only the security tests, on both clusters.
-# SDMTCP_SUITE=faults (make faults): only the fault campaign, SDMTCP_FAULT_TRIALS trials.
+# SDMTCP_SUITE=faults (make faults): only the fault campaign, SDMTCP_FAULT_TRIALS trials, and
+# the requeue storm, SDMTCP_STORM_REQUEUES requeues.
 # The whole suite runs a bounded campaign of 10 trials unless told otherwise.
 export SDMTCP_FAULT_TRIALS=${SDMTCP_FAULT_TRIALS:-10}
+# and a requeue storm of 10 requeues of one Python driver (SDMTCP_STORM_REQUEUES).
+export SDMTCP_STORM_REQUEUES=${SDMTCP_STORM_REQUEUES:-10}
 timeout=30m
 case "${SDMTCP_SUITE:-all}" in
 all) one_run=. multi_run='TestStepAcrossNodes|TestStepOfTwoTasks|TestSecurityStepAcrossNodes'
-	timeout=$((30 + SDMTCP_FAULT_TRIALS * 2))m
+	timeout=$((30 + SDMTCP_FAULT_TRIALS * 2 + SDMTCP_STORM_REQUEUES / 4))m
 	log=${TMPDIR:-/tmp}/slurm-dmtcp-integration.log ;;
 security) one_run='^TestSecurity' multi_run='^TestSecurityStepAcrossNodes'
 	log=${TMPDIR:-/tmp}/slurm-dmtcp-security.log ;;
-faults) one_run='^TestFaultCampaign$' multi_run='' timeout=$((10 + SDMTCP_FAULT_TRIALS * 2))m
+faults) one_run='^(TestFaultCampaign|TestRequeueStorm)$' multi_run=''
+	timeout=$((10 + SDMTCP_FAULT_TRIALS * 2 + SDMTCP_STORM_REQUEUES / 4))m
 	log=${TMPDIR:-/tmp}/slurm-dmtcp-faults.log ;;
 *) echo "SDMTCP_SUITE=$SDMTCP_SUITE: expected all, security or faults" >&2; exit 2 ;;
 esac
@@ -52,7 +56,7 @@ if [ "${SDMTCP_MULTINODE:-1}" = 1 ] && [ -n "$multi_run" ]; then
 	) || rc=$?
 fi
 # The verdict of each test, and the details of failures; the whole log stays in $log.
-grep -E '^(--- |    --- |PASS|FAIL|ok |panic|== |faults: )|SKIP|Error Trace|Error:|Messages:|expected|actual' "$log" || true
+grep -E '^(--- |    --- |PASS|FAIL|ok |panic|== |faults: |storm: )|SKIP|Error Trace|Error:|Messages:|expected|actual' "$log" || true
 # One tally line for the security suite: a test counts as passed when it passed on a cluster
 # (a multi-node test skips on the one-node cluster) and failed when it failed on any.
 [ "${SDMTCP_SUITE:-all}" = faults ] || awk '/^--- (PASS|FAIL|SKIP): TestSecurity/ { v[$3] = v[$3] " " $2 }

@@ -140,6 +140,10 @@ func WithClass(features []string, feature string) []string {
 	return append(out, feature)
 }
 
+// ErrUnreachable is a Runner's error when slurmctld did not answer (down, restarting, cut
+// off): scontrol said so, or did not end within its time-out.
+var ErrUnreachable = errors.New("no answer from slurmctld")
+
 // Runner runs scontrol with args and returns its combined output.
 type Runner func(ctx context.Context, args ...string) ([]byte, error)
 
@@ -151,7 +155,14 @@ func Scontrol(path string, timeout time.Duration) Runner {
 		defer cancel()
 		out, err := exec.CommandContext(ctx, path, args...).CombinedOutput()
 		if err != nil {
-			return out, fmt.Errorf("%s %s: %w: %s", path, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+			said := strings.TrimSpace(string(out))
+			if ctx.Err() == context.DeadlineExceeded || strings.Contains(said, "Unable to contact slurm controller") {
+				err = fmt.Errorf("%w within %s", ErrUnreachable, timeout)
+			}
+			if said == "" {
+				return out, fmt.Errorf("%s %s: %w", path, strings.Join(args, " "), err)
+			}
+			return out, fmt.Errorf("%s %s: %w: %s", path, strings.Join(args, " "), err, said)
 		}
 		return out, nil
 	}
