@@ -122,10 +122,10 @@ func (f *fakeCoord) Settle(context.Context, time.Duration) string {
 	}
 	return ""
 }
-func (f *fakeCoord) Kill(context.Context) error                   { f.mu.Lock(); f.kills++; f.mu.Unlock(); return nil }
-func (f *fakeCoord) Quit(context.Context) error                   { return nil }
-func (f *fakeCoord) WaitUp(context.Context) error                 { return nil }
-func (f *fakeCoord) Done() <-chan struct{}                        { return f.done }
+func (f *fakeCoord) Kill(context.Context) error   { f.mu.Lock(); f.kills++; f.mu.Unlock(); return nil }
+func (f *fakeCoord) Quit(context.Context) error   { return nil }
+func (f *fakeCoord) WaitUp(context.Context) error { return nil }
+func (f *fakeCoord) Done() <-chan struct{}        { return f.done }
 
 type fakeJob struct {
 	info      JobInfo
