@@ -90,7 +90,7 @@ func NewLayout(c Config, u *user.User) (Layout, error) {
 	if err != nil {
 		return Layout{}, fmt.Errorf("uid %q: %w", u.Uid, err)
 	}
-	jobDir, err := ExpandTemplate(c.CkptTemplate, u, c.JobID)
+	jobDir, err := proto.ExpandCheckpointDir(c.CkptTemplate, u, c.JobID)
 	if err != nil {
 		return Layout{}, err
 	}
@@ -200,6 +200,9 @@ type Agent struct {
 	// PerRank: node 0 of a step of several tasks (Config.PerRank); images are in rank-<R>/ folders, listed by
 	// rank in the manifest.
 	PerRank bool
+	// Visible records each generation, restore and requeue in the step's history file and
+	// shows the newest in the job's Comment; nil: neither.
+	Visible *visible
 
 	control      *control                // the control socket (control.go); nil without one
 	controlGuard func(ctlsrv.Cred) error // who may use it; nil: the job's user from inside the job
@@ -255,6 +258,9 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Write
 
 	if gen := restoring(a.Extra); gen != "" && !a.Config.Member() {
 		a.setRestored(gen)
+		if !verifyLater(a.Extra) {
+			a.Visible.restore(gen, 1)
+		}
 		a.Life.From(Restoring, Starting)
 		go func() {
 			// A step that starts from the top after all, or whose restore is over (watched
@@ -610,6 +616,7 @@ func (a *Agent) takeCheckpoint(ctx context.Context, reason manifest.Reason, stop
 		"processes": peers, "duration": c.Duration.Round(time.Millisecond).String(),
 		"checkpoint_duration": meta.Duration().Round(time.Millisecond).String(), "pruned": c.Pruned}).Info("checkpoint written")
 	a.progress("checkpoint (%s) %s, %d processes, DMTCP took %s", reason, c.String(), peers, meta.Duration().Round(time.Millisecond))
+	a.Visible.checkpoint(c.Generation.Number, c.Bytes, meta)
 	return c, nil
 }
 
@@ -833,6 +840,7 @@ func (a *Agent) shutdown(alongside func()) error {
 		if alongside != nil {
 			alongside()
 		}
+		a.Visible.flush(commentFlushMax)
 		close(done)
 	}()
 	err := a.Coord.Quit(ctx)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/slurm-dmtcp/slurm-dmtcp/agent/history"
 	"github.com/slurm-dmtcp/slurm-dmtcp/coordinator"
 	"github.com/slurm-dmtcp/slurm-dmtcp/nodeprobe/cache"
 	"github.com/slurm-dmtcp/slurm-dmtcp/nodeprobe/facts"
@@ -124,6 +125,9 @@ type Placement struct {
 	Node    NodeFacts
 	Requeue Requeuer
 	Log     *logrus.Entry
+	// Requeued, when set, records that the job was requeued (held or not) to restore the
+	// generation folder gen elsewhere: detail says where.
+	Requeued func(gen, detail string)
 }
 
 // Check runs after restorePlan: when extra names a generation to restore, it compares the
@@ -197,6 +201,13 @@ func (p Placement) Check(ctx context.Context, cfg Config, extra []proto.KV) ([]p
 	if err != nil {
 		log.WithError(err).Error("checkpoint incompatible with this node; requeue failed")
 		return nil, fail(ExitIncompatible, "%s. Nothing was restored; requeueing the job to nodes with feature %s failed: %w", what, feature, err)
+	}
+	if p.Requeued != nil {
+		detail := fmt.Sprintf("class %s cannot restore it here (node class %s): Features=%s", ckptClass, nodeClass, rq.Constraint)
+		if rq.Held {
+			detail = fmt.Sprintf("class %s cannot restore it here (node class %s): held: %s", ckptClass, nodeClass, rq.Why)
+		}
+		p.Requeued(gen, detail)
 	}
 	if rq.Held {
 		log.WithField("why", rq.Why).Error("checkpoint incompatible with this node: job requeued and held")
@@ -321,13 +332,17 @@ func loadFacts(cfg Config) NodeFacts {
 
 // placeRestore checks the generation restorePlan chose against this node's facts (see
 // Placement.Check) and returns the facts for the manifests of this run's checkpoints.
-func placeRestore(cfg Config, node NodeFacts, extra []proto.KV, log *logrus.Entry) ([]proto.KV, json.RawMessage, error) {
+func placeRestore(cfg Config, node NodeFacts, extra []proto.KV, vis *visible, log *logrus.Entry) ([]proto.KV, json.RawMessage, error) {
 	if node.Err != nil {
 		log.WithError(node.Err).Warn("node facts unavailable: checkpoints of this run carry no node_facts and restores are not checked")
 	} else {
 		log.WithFields(logrus.Fields{"class": facts.Class(node.Facts), "source": node.Source}).Info("node facts")
 	}
-	p := Placement{Policy: cfg.OnIncompatible, Node: node, Requeue: ScontrolRequeue(scontrolPath(), 30*time.Second), Log: log}
+	p := Placement{Policy: cfg.OnIncompatible, Node: node, Requeue: ScontrolRequeue(scontrolPath(), 30*time.Second), Log: log,
+		Requeued: func(gen, detail string) {
+			vis.requeueGeneration(history.WhyPlacement, gen, detail)
+			vis.flush(commentFlushMax) // the agent ends right after
+		}}
 	extra, err := p.Check(context.Background(), cfg, extra)
 	return extra, node.ManifestFacts(), err
 }

@@ -124,13 +124,22 @@ func TestPlacementCheck(t *testing.T) {
 			var logs bytes.Buffer
 			lg := logrus.New()
 			lg.SetOutput(&logs)
-			p := Placement{Policy: tc.policy, Node: tc.node, Requeue: tc.rq.requeue, Log: logrus.NewEntry(lg)}
+			var recorded []string
+			p := Placement{Policy: tc.policy, Node: tc.node, Requeue: tc.rq.requeue, Log: logrus.NewEntry(lg),
+				Requeued: func(g, detail string) { recorded = append(recorded, filepath.Base(g)+": "+detail) }}
 			step := tc.step
 			if step == "" {
 				step = "batch"
 			}
 			got, err := p.Check(context.Background(), Config{JobID: "42", Step: step, RestartCount: 1}, plan(gen))
 			assert.Equal(t, tc.wantCalls, tc.rq.calls)
+			// Every requeue that Slurm took (held or not) is recorded for the job's history.
+			if len(tc.wantCalls) > 0 && tc.rq.err == nil {
+				require.Len(t, recorded, 1)
+				assert.Contains(t, recorded[0], filepath.Base(gen)+": class ")
+			} else {
+				assert.Empty(t, recorded)
+			}
 			if tc.wantErr != nil {
 				require.Error(t, err)
 				var ae *Error

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/slurm-dmtcp/slurm-dmtcp/agent/atomicfile"
+	"github.com/slurm-dmtcp/slurm-dmtcp/agent/history"
 )
 
 // recoveriesFile records, in the step's folder, how many times the agent requeued the job
@@ -69,6 +70,7 @@ func (a *Agent) requeueToRestore(ctx context.Context, why string) bool {
 		return false
 	}
 	a.Log.WithField("generation", g.Number).WithField("reason", why).Warn("the computation died: job requeued to restore")
+	a.Visible.requeue(history.WhyRecovery, g.Number, "the computation died: "+why)
 	a.progress("the computation died (%s); job requeued to restore generation %d (automatic requeue %d of at most %d)",
 		why, g.Number, n+1, maxRecoveries)
 	return true

@@ -97,6 +97,7 @@ func (a *Agent) verifyRestore(gen string) string {
 				g.Time.Format(time.RFC3339), g.Reason)
 		}
 		a.setRestored(g.Path)
+		a.Visible.restore(g.Path, 1)
 		a.replyRestore(proto.RestoreReply{Attempt: 1, Restore: g.Path})
 		return g.Path
 	}

@@ -101,6 +101,7 @@ func (a *Agent) retryRestore(ctx context.Context, gen string, attempt int, why s
 	a.Log.WithField("attempt", attempt+1).WithField("generation", number).WithField("reason", why).Warn("restore failed: retrying")
 	a.progress("restore of generation %d failed (%s): restoring generation %d, attempt %d of %d", cur, why, number, attempt+1, restoreAttempts)
 	a.setRestored(next)
+	a.Visible.restore(next, attempt+1)
 	a.replyRestore(proto.RestoreReply{Attempt: attempt + 1, Restore: next})
 	return next
 }

@@ -158,6 +158,10 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 		return readyErr(err)
 	}
 
+	host, _ := os.Hostname()
+	// Only the agent of the batch step, or of a step outside a batch job, on its first node,
+	// shows its checkpoints in the job's Comment and records them in the step's history.
+	vis := newVisible(cfg, layout.StepDir, host, slurmComment(cfg.JobID, log), log)
 	for _, st := range store.StaleRemoved() {
 		log.WithField("folder", st).Warn("removed a half-written generation left by an earlier run")
 	}
@@ -179,7 +183,7 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 	var nodeFacts json.RawMessage
 	place := func() error {
 		node = <-factsc
-		extra, nodeFacts, err = placeRestore(cfg, node, extra, log)
+		extra, nodeFacts, err = placeRestore(cfg, node, extra, vis, log)
 		return err
 	}
 	restore := restoring(extra) != ""
@@ -213,7 +217,6 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 		}
 		log.WithFields(logrus.Fields{"coord_host": coord.Host, "coord_port": coord.Port, "run": a.Run}).Info("coordinator published for the other nodes of the step")
 	}
-	host, _ := os.Hostname()
 	jobID, _ := strconv.ParseUint(cfg.JobID, 10, 32)
 	a := &Agent{Config: cfg, Layout: layout, Coord: coord, Store: store, Log: log, Extra: extra, Signals: sigs,
 		CheckpointTimeout: 30 * time.Minute, Job: job, Started: started, AskEndTimeAfter: askEndTimeAfter,
@@ -222,6 +225,7 @@ func run(cfg Config, lifeline io.Reader, ready io.Writer) error {
 			User: u.Username, Node: host},
 		Progress: func() io.WriteCloser { return taskStderr(layout.RunDir) },
 		PerRank:  cfg.PerRank(),
+		Visible:  vis,
 		AfterReady: func(m *manifest.Meta) {
 			if !restore {
 				_ = place() // no restore to check: it only reads the facts

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/slurm-dmtcp/slurm-dmtcp/agent/history"
 	"github.com/slurm-dmtcp/slurm-dmtcp/proto/manifest"
 )
 
@@ -158,7 +159,8 @@ func (a *Agent) beforeTimeLimit(ctx context.Context) (again time.Duration, reque
 	if err == nil && !info.EndTime.IsZero() {
 		left = time.Until(info.EndTime).Round(time.Second).String()
 	}
-	if _, err := a.Checkpoint(ctx, manifest.ReasonTimeLimit); err != nil {
+	c, err := a.Checkpoint(ctx, manifest.ReasonTimeLimit)
+	if err != nil {
 		return 0, false // reported by Checkpoint; the SIGTERM at the limit tries again
 	}
 	ledger, err := ReadLedger(a.Layout.StepDir)
@@ -188,5 +190,6 @@ func (a *Agent) beforeTimeLimit(ctx context.Context) (again time.Duration, reque
 	}
 	a.Log.WithFields(logrus.Fields{"run": run, "saved": saved.Round(time.Second).String()}).Info("requeued to continue past the time limit")
 	a.progress("time limit in %s: checkpoint taken; job requeued to continue (run %d done, %s)", left, run, total)
+	a.Visible.requeue(history.WhyContinue, c.Generation.Number, fmt.Sprintf("time limit in %s: run %d done, %s", left, run, total))
 	return 0, true
 }

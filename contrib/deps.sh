@@ -23,6 +23,8 @@ need=(
 	# MPI programs under --dmtcp (contrib/integration/mpi_test.go): ~30 s, 107 MB measured.
 	lmp:lammps mpirun.openmpi:openmpi-bin mpicc.openmpi:libopenmpi-dev
 	mpiexec.mpich:mpich mpicc.mpich:libmpich-dev
+	# nodeprobe map --svg is opened in a headless browser (contrib/integration/visible_test.go).
+	chromium:chromium
 )
 missing=()
 # pip install of the Python client is tested with Debian's python3 in a venv that sees

@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -56,14 +57,19 @@ Commands:
   interval DURATION              set the periodic interval (900, 90s, 30m, 1h30m, 2d; 0: none)
   generations                    list the committed checkpoint generations
   ping                           which agent answers: job, step, restart count, pid
+  history [JOBID] [--dir D]      the job's checkpoint timeline (generations, restores,
+                                 requeues) from its checkpoint folder; works after the
+                                 job ended (JOBID: default --job, else $SLURM_JOB_ID)
 
 Options:
   --job ID        act on job ID from outside it (runs dmtcpctl in the job with srun --overlap)
   --socket PATH   the agent's socket (default $SLURM_DMTCP_CONTROL_SOCKET)
-  --json          print the agent's answer as JSON
+  --json          print the answer as JSON (errors too: {"error": {"code", "message"}})
   --step S        with --job: the step whose agent to reach (default: the batch step,
                   else the job's only srun --dmtcp step on its first node)
   --runtime-dir D with --job: the plugin's runtime_dir (default: from plugstack.conf, else /tmp)
+  --dir D         with history: the job's checkpoint folder (default: checkpoint_dir of
+                  plugstack.conf for this user, else ~/.slurm-dmtcp/JOBID)
 
 Exit codes: 0 ok, 1 the agent refused or the operation failed, 2 usage,
 3 agent not reachable, 4 checkpoint not finished within --timeout, 5 forbidden.
@@ -71,6 +77,7 @@ Exit codes: 0 ok, 1 the agent refused or the operation failed, 2 usage,
 
 type opts struct {
 	job, socket, runtimeDir, step string
+	dir                           string // history: the job's checkpoint folder
 	json, noWait, inside          bool
 	timeout                       time.Duration
 	cmd                           string
@@ -103,6 +110,7 @@ func parse(args []string) (opts, error) {
 	fs.StringVar(&o.socket, "socket", "", "")
 	fs.StringVar(&o.runtimeDir, "runtime-dir", "", "")
 	fs.StringVar(&o.step, "step", "", "")
+	fs.StringVar(&o.dir, "dir", "", "")
 	fs.BoolVar(&o.json, "json", false, "")
 	fs.BoolVar(&o.noWait, "no-wait", false, "")
 	fs.BoolVar(&o.inside, "inside-job", false, "") // set by --job for the copy srun starts
@@ -122,12 +130,16 @@ func parse(args []string) (opts, error) {
 		return o, errors.New("no command")
 	}
 	o.cmd, o.args = pos[0], pos[1:]
-	want := map[string]int{"status": 0, "checkpoint": 0, "wait": 1, "interval": 1, "generations": 0, "ping": 0}
+	want := map[string]int{"status": 0, "checkpoint": 0, "wait": 1, "interval": 1, "generations": 0, "ping": 0, "history": 1}
 	n, ok := want[o.cmd]
 	switch {
 	case !ok:
-		return o, fmt.Errorf("unknown command %q: want status, checkpoint, wait, interval, generations or ping", o.cmd)
-	case len(o.args) != n:
+		return o, fmt.Errorf("unknown command %q: want status, checkpoint, wait, interval, generations, ping or history", o.cmd)
+	case o.cmd == "history" && len(o.args) > 1:
+		return o, fmt.Errorf("history takes at most one job id, got %d (%s)", len(o.args), strings.Join(o.args, " "))
+	case o.cmd == "history" && len(o.args) == 1 && !isJobID(o.args[0]):
+		return o, fmt.Errorf("history %q: want a job number", o.args[0])
+	case o.cmd != "history" && len(o.args) != n:
 		return o, fmt.Errorf("%s takes %d argument(s), got %d (%s)", o.cmd, n, len(o.args), strings.Join(o.args, " "))
 	case o.job != "" && o.socket != "":
 		return o, errors.New("--job and --socket exclude each other")
@@ -154,8 +166,14 @@ func Main(args []string, env Env) int {
 		return ExitOK
 	}
 	if err != nil {
+		if o.json || slices.Contains(args, "--json") {
+			printJSON(env.Stdout, errorJSON(codeUsage, err.Error()))
+		}
 		fmt.Fprintf(env.Stderr, "dmtcpctl: %v\n\n%s", err, usage)
 		return ExitUsage
+	}
+	if o.cmd == "history" {
+		return runHistory(o, env)
 	}
 	if o.job != "" && !o.inside {
 		return viaSrun(o, args, env)
@@ -163,8 +181,7 @@ func Main(args []string, env Env) int {
 	path := o.socket
 	if o.inside {
 		if path, err = findSocket(o, env); err != nil {
-			fmt.Fprintf(env.Stderr, "dmtcpctl: %v\n", err)
-			return ExitNoAgent
+			return failLocal(o, env, codeUnreachable, err, ExitNoAgent)
 		}
 	}
 	c, err := ctl.NewClient(path)
@@ -172,8 +189,7 @@ func Main(args []string, env Env) int {
 		path = c.Path
 	}
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "dmtcpctl: %v\n", err)
-		return ExitNoAgent
+		return failLocal(o, env, codeUnreachable, err, ExitNoAgent)
 	}
 	return run(o, c, env)
 }
@@ -200,8 +216,7 @@ func run(o opts, c *ctl.Client, env Env) int {
 	case "interval":
 		d, perr := ctl.ParseDuration(o.args[0])
 		if perr != nil {
-			fmt.Fprintf(env.Stderr, "dmtcpctl: interval: %v\n", perr)
-			return ExitUsage
+			return failLocal(o, env, codeUsage, fmt.Errorf("interval: %w", perr), ExitUsage)
 		}
 		v := ctl.Duration(d)
 		var r ctl.IntervalResult
@@ -212,8 +227,7 @@ func run(o opts, c *ctl.Client, env Env) int {
 	case "wait":
 		id, perr := strconv.ParseUint(o.args[0], 10, 64)
 		if perr != nil || id == 0 {
-			fmt.Fprintf(env.Stderr, "dmtcpctl: wait %q: want a ticket number (from checkpoint --no-wait)\n", o.args[0])
-			return ExitUsage
+			return failLocal(o, env, codeUsage, fmt.Errorf("wait %q: want a ticket number (from checkpoint --no-wait)", o.args[0]), ExitUsage)
 		}
 		var r ctl.CheckpointResult
 		err, res = c.Do(ctx, ctl.OpWait, ctl.WaitArgs{Ticket: id, Timeout: ctl.Duration(o.timeout)}, &r), &r
@@ -236,8 +250,7 @@ func run(o opts, c *ctl.Client, env Env) int {
 func report(o opts, err error, env Env) int {
 	var pe *ctl.Error
 	if !errors.As(err, &pe) {
-		fmt.Fprintf(env.Stderr, "dmtcpctl: %v\n", err)
-		return ExitNoAgent
+		return failLocal(o, env, codeUnreachable, err, ExitNoAgent)
 	}
 	if o.json {
 		printJSON(env.Stdout, map[string]any{"error": pe})
@@ -317,6 +330,15 @@ func ownSocket(p string) bool {
 // that slurm.conf names (the last one on the line, as the plugin does); "/tmp" (the plugin's
 // default) when it cannot.
 func runtimeDirFromPlugstack(slurmConf string) string {
+	if rt := plugstackKey(slurmConf, "runtime_dir"); filepath.IsAbs(rt) {
+		return rt
+	}
+	return "/tmp"
+}
+
+// plugstackKey reads key= from the slurm-dmtcp line of the plugstack.conf that slurm.conf
+// names (the last one on the line, as the plugin does); "" when it cannot.
+func plugstackKey(slurmConf, key string) string {
 	if slurmConf == "" {
 		slurmConf = "/etc/slurm/slurm.conf"
 	}
@@ -335,27 +357,23 @@ func runtimeDirFromPlugstack(slurmConf string) string {
 				continue
 			}
 			// As the plugin reads its arguments: a key given twice, the last one wins.
-			rt := ""
+			val := ""
 			for _, kv := range f[2:] {
-				if v, ok := strings.CutPrefix(kv, "runtime_dir="); ok {
-					rt = v
+				if v, ok := strings.CutPrefix(kv, key+"="); ok {
+					val = v
 				}
 			}
-			if filepath.IsAbs(rt) {
-				return rt
-			}
-			return "/tmp"
+			return val
 		}
 	}
-	return "/tmp"
+	return ""
 }
 
 // viaSrun runs this same command inside job ID's allocation, on its batch host:
 // srun --overlap --jobid ID -N1 -n1 --dmtcp=off dmtcpctl --inside-job ...
 func viaSrun(o opts, args []string, env Env) int {
 	if env.Srun == nil {
-		fmt.Fprintln(env.Stderr, "dmtcpctl: --job needs srun")
-		return ExitNoAgent
+		return failLocal(o, env, codeUnreachable, errors.New("--job needs srun"), ExitNoAgent)
 	}
 	ctx := context.Background()
 	srun := []string{"--overlap", "--jobid", o.job, "-N1", "-n1", "--quiet", "--dmtcp=off"}
@@ -368,8 +386,7 @@ func viaSrun(o opts, args []string, env Env) int {
 	srun = append(srun, args...)
 	code, err := env.Srun(ctx, srun, srunEnv(os.Environ()))
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "dmtcpctl: srun %s: %v\n", strings.Join(srun, " "), err)
-		return ExitNoAgent
+		return failLocal(o, env, codeUnreachable, fmt.Errorf("srun %s: %w", strings.Join(srun, " "), err), ExitNoAgent)
 	}
 	return code
 }

@@ -30,8 +30,9 @@ func faultSeed(t *testing.T) int64 {
 	return seed
 }
 
-// victimPids finds the processes of a job's batch step to kill: "coordinator" or
-// "application" (the counter itself: python3 running the batch script, slurm_script).
+// victimPids finds the processes of a job's batch step to kill: "coordinator",
+// "application" (the counter itself: python3 running the batch script, slurm_script) or
+// "bash-script" (bash running the batch script).
 func victimPids(t *testing.T, id, victim string) []int {
 	t.Helper()
 	var pattern string
@@ -40,6 +41,8 @@ func victimPids(t *testing.T, id, victim string) []int {
 		pattern = "dmtcp_coordinator.*/" + id + `\.batch/`
 	case "application":
 		pattern = "python3.* .*/slurm_script"
+	case "bash-script":
+		pattern = `^\S*bash \S*/slurm_script $`
 	}
 	var pids []int
 	for _, pid := range descendants(t, stepdPid(t, id)) {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/slurm-dmtcp/slurm-dmtcp/agent/history"
 )
 
 // pyCounter prints like counterEvery without forking: DMTCP 5.0 itself sometimes exits 99
@@ -76,6 +79,8 @@ func TestTimeLimitContinuation(t *testing.T) {
 
 	waitFile(t, errf, "job requeued to continue (run 1 done, at most 3 runs)", 90*time.Second)
 	c.waitState(t, id, 40*time.Second, "PENDING")
+	// The job's Comment says why it waits.
+	c.waitComment(t, id, regexp.MustCompile(`^slurm-dmtcp: gen=1 at=\S+ size=\S+ requeue=continue$`), 15*time.Second)
 	c.startNow(t, id)
 	j := c.waitDone(t, id, 150*time.Second)
 	assert.Equal(t, "COMPLETED", j.State, "the job finished within its runs instead of timing out")
@@ -88,6 +93,13 @@ func TestTimeLimitContinuation(t *testing.T) {
 	assert.Contains(t, string(e), "slurm-dmtcp: restart 1: restoring generation 1")
 	assert.NotContains(t, string(e), "checkpoint (signal)", "the SIGTERM of our own requeue takes no second checkpoint")
 	stepDir := filepath.Join(homeOf(t, testUser), ".slurm-dmtcp", id, "batch")
+	evs, _, err := history.Read(stepDir)
+	require.NoError(t, err)
+	var seq []string
+	for _, e := range evs {
+		seq = append(seq, e.Kind+":"+e.Reason+e.Why)
+	}
+	assert.Equal(t, []string{"checkpoint:time-limit", "requeue:continue", "restore:time-limit"}, seq[:min(3, len(seq))])
 	reasons := manifestReasons(t, stepDir)
 	require.NotEmpty(t, reasons)
 	assert.Equal(t, "time-limit", reasons[0])

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/slurm-dmtcp/slurm-dmtcp/agent/history"
 	"github.com/slurm-dmtcp/slurm-dmtcp/nodeprobe/cache"
 	"github.com/slurm-dmtcp/slurm-dmtcp/nodeprobe/facts"
 	"github.com/slurm-dmtcp/slurm-dmtcp/nodeprobe/slurm"
@@ -220,6 +221,16 @@ func TestIncompatibleNodeRequeuesToCheckpointClass(t *testing.T) {
 	assert.Contains(t, e, "the job was requeued, constrained to nodes of the checkpoint's class (Features=dmtcp_"+class+")")
 	logb, _ := os.ReadFile(filepath.Join(stepDir, "agent.log"))
 	assert.Contains(t, string(logb), "checkpoint incompatible with this node: job requeued to compatible nodes")
+	// Slurm's own tools say why the agent requeued it, and so does the job's history.
+	assert.Regexp(t, `^slurm-dmtcp: gen=1 at=\S+ size=\S+ requeue=placement$`, c.comment(t, id))
+	evs, _, err := history.Read(stepDir)
+	require.NoError(t, err)
+	require.NotEmpty(t, evs)
+	last := evs[len(evs)-1]
+	assert.Equal(t, history.KindRequeue, last.Kind)
+	assert.Equal(t, history.WhyPlacement, last.Why)
+	assert.Equal(t, 1, last.Generation)
+	assert.Contains(t, last.Detail, "Features=dmtcp_"+class)
 
 	// Back on a node of the checkpoint's class: restored by real DMTCP, to the end.
 	c.setPolicy(t, "nodeprobe_cache="+realDB)

@@ -56,10 +56,11 @@ commands:
                              probe, record, and publish the class as the Slurm node
                              feature dmtcp_<class> of node NAME (default: this host),
                              keeping its other features (root: scontrol update)
-  map [--json] [--facts FILE]...
+  map [--json | --svg] [--facts FILE]...
                              every node's class from Slurm's node data and the groups
                              of nodes a checkpoint can move between; --facts (facts
                              JSON of a class, repeatable) adds moves across classes
+                             and what differs; --svg draws it (open it in a browser)
 
 flags (before or after the command):
   --db PATH                  cache database (default ` + DefaultDB + `)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/slurm-dmtcp/slurm-dmtcp/nodeprobe/facts"
+	"github.com/slurm-dmtcp/slurm-dmtcp/nodeprobe/mapsvg"
 	"github.com/slurm-dmtcp/slurm-dmtcp/nodeprobe/slurm"
 )
 
@@ -111,14 +112,18 @@ func cmdMap(ctx context.Context, args []string, c common, e env) error {
 	fs := newFlagSet("map")
 	c.register(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
+	asSVG := fs.Bool("svg", false, "draw the classes as an SVG picture")
 	var factFiles multiFlag
 	fs.Var(&factFiles, "facts", "facts JSON `FILE` of one class (show --json on a node of it); repeatable")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
 	}
-	if err := wantArgs("map", pos, 0, "map [--json] [--facts FILE]..."); err != nil {
+	if err := wantArgs("map", pos, 0, "map [--json | --svg] [--facts FILE]..."); err != nil {
 		return err
+	}
+	if *asJSON && *asSVG {
+		return usagef("map: --json and --svg exclude each other")
 	}
 	byClass := map[string]facts.Facts{}
 	for _, p := range factFiles {
@@ -147,6 +152,13 @@ func cmdMap(ctx context.Context, args []string, c common, e env) error {
 	m := slurm.BuildMap(nodes, compatible)
 	if *asJSON {
 		return writeJSON(e.stdout, m)
+	}
+	if *asSVG {
+		known := map[string]bool{}
+		for c := range byClass {
+			known[c] = true
+		}
+		return mapsvg.Write(e.stdout, mapsvg.Picture{Map: m, Pairs: mapsvg.PairsOf(m, byClass), Known: known})
 	}
 	fmt.Fprintf(e.stdout, "%d node(s), %d class(es)\n", len(m.Nodes), len(m.Group))
 	for _, g := range m.Group {

@@ -155,6 +155,17 @@ func TestMapCommand(t *testing.T) {
 	assert.Equal(t, []string{"n4"}, m.Unclassified)
 	assert.Len(t, m.Nodes, 4)
 
+	out.Reset()
+	code = run(context.Background(), []string{"map", "--svg", "--facts", intelJSON}, slurmEnv(&out, &errb, fs))
+	require.Equal(t, ExitOK, code, errb.String())
+	svg := out.String()
+	assert.True(t, strings.HasPrefix(svg, "<svg "), svg)
+	for _, n := range []string{"n1", "n2", "n3", "n4"} {
+		assert.Contains(t, svg, `data-node="`+n+`"`)
+	}
+	assert.Contains(t, svg, `data-class="`+intelClass+`"`)
+	assert.Contains(t, svg, "facts unknown (map --facts)", "c-aaaaaaaaaa has no --facts")
+
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -164,6 +175,7 @@ func TestMapCommand(t *testing.T) {
 		{"bad facts file", []string{"map", "--facts", notFacts}, ExitError, "map --facts"},
 		{"missing facts file", []string{"map", "--facts", "/nonexistent.json"}, ExitError, "/nonexistent.json"},
 		{"stray argument", []string{"map", "n1"}, ExitUsage, `map: want 0 argument(s), got 1 ("n1")`},
+		{"json and svg", []string{"map", "--json", "--svg"}, ExitUsage, "--json and --svg exclude each other"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errb bytes.Buffer

@@ -1,4 +1,4 @@
-package agent
+package proto
 
 import (
 	"fmt"
@@ -7,9 +7,10 @@ import (
 	"strings"
 )
 
-// ExpandTemplate fills a checkpoint folder template: %u user name, %U uid, %j job id,
-// %h home folder, %% a percent sign. The result must be an absolute path.
-func ExpandTemplate(tmpl string, u *user.User, jobID string) (string, error) {
+// ExpandCheckpointDir fills a checkpoint folder template (plugstack.conf checkpoint_dir=, the
+// job's folder): %u user name, %U uid, %j job id, %h home folder, %% a percent sign. The result
+// must be an absolute path.
+func ExpandCheckpointDir(tmpl string, u *user.User, jobID string) (string, error) {
 	var b strings.Builder
 	for i := 0; i < len(tmpl); i++ {
 		if tmpl[i] != '%' {
