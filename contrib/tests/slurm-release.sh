@@ -74,14 +74,16 @@ if [ ! -x "$root/usr/bin/apt-get" ]; then
 	debootstrap --variant=minbase "$suite" "$root" "$m" >"$root.debootstrap.log" 2>&1 ||
 		die "debootstrap $suite $root $m failed; see $root.debootstrap.log"
 fi
-cp -L /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
+# Names resolve inside as on the host: slurm.conf names this host (SlurmctldHost, NodeName).
+for f in /etc/resolv.conf /etc/hosts; do cp -L "$f" "$root$f" 2>/dev/null || true; done
 
-# enter CMD...: run CMD inside the root, in its own mount and pid namespaces.
+# enter CMD...: run CMD inside the root, in its own mount and pid namespaces (when this
+# script is stopped, --kill-child ends the namespace and all that runs in it).
 enter() {
 	local b=$root/var/lib/slurm-dmtcp/build
 	mkdir -p "$b" "$root$repo" "$repo/build" "$root/usr/local/go" "$root/var/lib/slurm-dmtcp/gomod"
 	# shellcheck disable=SC2016 # expanded by the inner sh
-	unshare --mount --pid --fork --propagation private sh -ec '
+	unshare --mount --pid --fork --kill-child --propagation private sh -ec '
 		r=$1 repo=$2 goroot=$3 mod=$4; shift 4
 		mount -t proc proc "$r/proc"
 		mount --rbind /dev "$r/dev"
@@ -143,8 +145,11 @@ say "building and testing in $root: make all unit-test c-test python-test, then 
 enter env $export_env bash -c '
 	cd "$1"
 	rc=0
-	make all unit-test c-test python-test || rc=$?
-	if [ "$rc" = 0 ]; then contrib/tests/integration.sh || rc=$?; fi
+	# A failed unit suite does not keep the integration suite from running: both verdicts
+	# are wanted from one (long) run; a failed build does.
+	make all || exit $?
+	make unit-test c-test python-test || rc=$?
+	contrib/tests/integration.sh || rc=$?
 	contrib/cluster/cluster-down.sh >/dev/null 2>&1 || true
 	echo "slurm-release: Slurm $(dpkg-query -W -f "\${Version}" libslurm-dev): exit $rc"
 	exit "$rc"
