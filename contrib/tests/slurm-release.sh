@@ -5,7 +5,7 @@
 #   contrib/tests/slurm-release.sh 24.11        (make test SLURM=24.11)
 #   contrib/tests/slurm-release.sh 24.11 shell  a root shell inside, in the same setup
 #
-# Release -> Debian suite: 22.05 bookworm, 24.11 trixie. The root is
+# Release -> Debian suite: 24.11 trixie (the host's own 22.05 is make test). The root is
 # $SDMTCP_ROOT (default /var/tmp/sdmtcp-<suite>); it is created when missing (debootstrap,
 # from the mirror apt uses on this machine, else deb.debian.org) and the packages the build
 # and the tests need are installed in it with its own apt-get.
@@ -40,10 +40,9 @@ cannot() { # cannot WHAT: one SKIP line, or in CI a failure
 }
 
 case "$release" in
-22.05) suite=bookworm ;;
 24.11) suite=trixie ;;
 '') die "which Slurm release? contrib/tests/slurm-release.sh 24.11 (or make test SLURM=24.11)" ;;
-*) die "Slurm $release: no Debian suite known for it (known: 22.05 bookworm, 24.11 trixie)" ;;
+*) die "Slurm $release: no Debian suite known for it (known: 24.11, Debian trixie; 22.05 is the host's: make test)" ;;
 esac
 case "$mode" in test | shell) ;; *) die "mode $mode: expected test or shell" ;; esac
 [ "$(id -u)" -eq 0 ] || cannot "Slurm $release tests: they need root (debootstrap, chroot, mounts)"
@@ -103,16 +102,16 @@ enter() {
 	' sh "$root" "$repo" "$goroot" "$gomodcache" "$@"
 }
 
-# 2. Packages, with the root's own apt-get.
-pkgs="slurmctld slurmd slurm-client munge libslurm-dev build-essential valgrind python3
-python3-venv python3-setuptools python3-wheel procps iproute2 util-linux passwd ca-certificates
-git autoconf automake libtool file"
+# 2. Packages, with the root's own apt-get: what contrib/deps.sh lists for the build and the
+# tests (Slurm, munge, libslurm-dev, gcc, valgrind, python3, MPI, packaging tools), and what
+# building DMTCP by hand needs.
+extra="build-essential git autoconf automake libtool file ca-certificates"
 # shellcheck disable=SC2086
-if ! enter dpkg-query -W $pkgs >/dev/null 2>&1; then
-	say "installing Slurm, munge, the compiler and the test tools in $root"
-	# shellcheck disable=SC2086
-	enter sh -c "DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $pkgs </dev/null >/var/tmp/slurm-dmtcp-apt.log 2>&1" ||
-		die "apt-get install in $root failed; see $root/var/tmp/slurm-dmtcp-apt.log"
+if ! enter dpkg-query -W $extra >/dev/null 2>&1 || ! enter "$repo/contrib/deps.sh" --check >/dev/null 2>&1; then
+	say "installing Slurm, munge, the compiler and the test tools in $root (apt-get there)"
+	# shellcheck disable=SC2016
+	enter sh -c 'export DEBIAN_FRONTEND=noninteractive; { apt-get update -qq && apt-get install -y -qq --no-install-recommends $1 && "$2/contrib/deps.sh"; } </dev/null >/var/tmp/slurm-dmtcp-apt.log 2>&1' sh "$extra" "$repo" ||
+		die "installing packages in $root failed; see $root/var/tmp/slurm-dmtcp-apt.log"
 fi
 have=$(enter dpkg-query -W -f '${Version}' libslurm-dev)
 case "$have" in
