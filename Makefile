@@ -36,7 +36,7 @@ NODES       ?= 1
 # The DMTCP plugin of the tasks needs DMTCP's header; without it that one library is skipped.
 DMTCP_H     := $(if $(DMTCP_PREFIX),$(wildcard $(DMTCP_PREFIX)/include/dmtcp.h))
 
-.PHONY: all deps dmtcp-plugin install deb rpm check-version test unit-test c-test python-test integration-test security faults lint demo cluster-up cluster-down bench clean
+.PHONY: all deps dmtcp-plugin install deb rpm check-version test test-slurm unit-test c-test python-test integration-test security faults lint demo cluster-up cluster-down bench clean
 all: $(BUILD)/spank_dmtcp.so $(BUILD)/slurm-dmtcp-coordguard.so $(GO_BINS) dmtcp-plugin
 
 $(BUILD):
@@ -211,8 +211,19 @@ faults: deps
 deps:
 	contrib/deps.sh
 
+# make test SLURM=24.11: the same suite against another Slurm release, inside a Debian root
+# of its own that carries that release (contrib/tests/slurm-release.sh).
+SLURM ?=
+ifeq ($(SLURM),)
 test: deps
 	$(MAKE) all unit-test c-test python-test integration-test
+else
+test: test-slurm
+endif
+
+test-slurm:
+	@[ -n "$(SLURM)" ] || { echo "make test-slurm SLURM=24.11 (the Slurm release to test against)" >&2; exit 2; }
+	contrib/tests/slurm-release.sh $(SLURM)
 
 # make cluster-up NODES=3: nodes n1..n3 in network namespaces (see contrib/cluster/cluster-up.sh).
 cluster-up: all

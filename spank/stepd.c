@@ -784,6 +784,8 @@ static pid_t wait_child(pid_t pid, int *status, long deadline)
 	}
 }
 
+char sdmtcp_remove_why[160];
+
 int sdmtcp_remove_as(uid_t uid, gid_t gid, const char *dir, long timeout_ms)
 {
 	char parent[1100];
@@ -816,9 +818,20 @@ int sdmtcp_remove_as(uid_t uid, gid_t gid, const char *dir, long timeout_ms)
 	if (r == 0) {
 		kill(pid, SIGKILL);
 		waitpid(pid, &status, 0);
+		snprintf(sdmtcp_remove_why, sizeof(sdmtcp_remove_why), "still running after %ld ms", timeout_ms);
 		return -1;
 	}
-	return r == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+	if (r != pid)
+		snprintf(sdmtcp_remove_why, sizeof(sdmtcp_remove_why), "waitpid: %s", strerror(errno));
+	else if (WIFSIGNALED(status))
+		snprintf(sdmtcp_remove_why, sizeof(sdmtcp_remove_why), "the remover was killed by signal %d",
+			 WTERMSIG(status));
+	else if (WEXITSTATUS(status) != 0)
+		snprintf(sdmtcp_remove_why, sizeof(sdmtcp_remove_why), "the remover exited with %d%s",
+			 WEXITSTATUS(status), WEXITSTATUS(status) == 126 ? " (cannot become the user)" : "");
+	else
+		return 0;
+	return -1;
 }
 
 int sdmtcp_stepd_exit(spank_t sp)
@@ -837,7 +850,8 @@ int sdmtcp_stepd_exit(spank_t sp)
 			break;
 		close(fd);
 		if (sdmtcp_remove_as(st.uid, st.gid, dir, 5000) < 0) {
-			slurm_error("dmtcp: could not remove the runtime folder %s", dir);
+			slurm_error("dmtcp: could not remove the runtime folder %s: %s", dir,
+				    sdmtcp_remove_why);
 			break;
 		}
 	}

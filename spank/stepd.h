@@ -60,6 +60,8 @@ int sdmtcp_batch_coordinator_is(const char *runtime_dir, uid_t uid, uint32_t job
  * process that drops root first, so no link in dir is followed as root). Waits at most
  * timeout_ms. 0 when done, -1 otherwise. */
 int sdmtcp_remove_as(uid_t uid, gid_t gid, const char *dir, long timeout_ms);
+/* Why the last sdmtcp_remove_as failed, for the log. */
+extern char sdmtcp_remove_why[160];
 
 /* slurmpath.c: the bin/ folder beside the sbin/ of executable exe ("/opt/slurm/sbin/x" ->
  * "/opt/slurm/bin"); and that of this process (slurmstepd) when it holds scontrol. 0 or -1. */

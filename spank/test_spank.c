@@ -552,6 +552,8 @@ static void test_remove_as(void)
 	if (getuid() == 0) {
 		/* root's folder, not empty: the user cannot remove it. */
 		CHECK(sdmtcp_remove_as(uid, gid, outside, 5000) < 0, "refused as the user");
+		CHECK(strstr(sdmtcp_remove_why, "exited with 1") != NULL, "the reason is logged: %s",
+		      sdmtcp_remove_why);
 		CHECK(access(p, F_OK) == 0, "root's folder stays");
 	}
 	CHECK(sdmtcp_remove_as(uid, gid, "", 5000) < 0, "empty path refused");

@@ -9,6 +9,7 @@ package integration
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
@@ -33,6 +34,33 @@ var policyMu sync.Mutex
 type cluster struct {
 	dir, conf, plugstack string
 	baseLine             string
+	// The cluster's Slurm release (scontrol --version), read once by slurmAtMost.
+	slurmOnce              sync.Once
+	slurmMajor, slurmMinor int
+}
+
+// parseSlurmRelease reads the major and minor release of scontrol --version
+// ("slurm 24.11.5", "slurm-wlm 22.05.8").
+func parseSlurmRelease(out string) (major, minor int, err error) {
+	m := regexp.MustCompile(`^slurm(?:-wlm)? (\d+)\.(\d+)\b`).FindStringSubmatch(strings.TrimSpace(out))
+	if m == nil {
+		return 0, 0, fmt.Errorf("scontrol --version: no release in %q", out)
+	}
+	major, _ = strconv.Atoi(m[1])
+	minor, _ = strconv.Atoi(m[2])
+	return major, minor, nil
+}
+
+// slurmAtMost says whether the cluster's Slurm is release major.minor or older.
+func (c *cluster) slurmAtMost(t *testing.T, major, minor int) bool {
+	t.Helper()
+	c.slurmOnce.Do(func() {
+		r := c.run(t, "", "/", nil, "scontrol", "--version")
+		var err error
+		c.slurmMajor, c.slurmMinor, err = parseSlurmRelease(r.stdout)
+		require.NoError(t, err)
+	})
+	return c.slurmMajor < major || (c.slurmMajor == major && c.slurmMinor <= minor)
 }
 
 func newCluster(t *testing.T) *cluster {

@@ -42,11 +42,15 @@ esac
 rc=0
 go test -tags integration -count=1 -timeout "$timeout" -v -run "$one_run" ./contrib/integration/ >"$log" 2>&1 || rc=$?
 # The tests that need several nodes, on a 3-node cluster of their own (nodes in network
-# namespaces, its own folder, ports and subnet), stopped afterwards. SDMTCP_MULTINODE=0 skips.
+# namespaces, its own folder, ports and subnet), stopped afterwards. SDMTCP_MULTINODE=0 skips;
+# MULTI_CLUSTER_DIR, MULTI_CTLD_PORT, MULTI_SLURMD_PORT, MULTI_NET_PREFIX, MULTI_FIRST_JOB_ID
+# move it elsewhere (a second suite on the same host).
 if [ "${SDMTCP_MULTINODE:-1}" = 1 ] && [ -n "$multi_run" ]; then
 	(
-		export CLUSTER_DIR=/var/tmp/slurm-dmtcp-it-multi NODES=3 CTLD_PORT=19817 SLURMD_PORT=19818
-		export NET_PREFIX=10.82.0 FIRST_JOB_ID=800000 SLURM_CONF=/var/tmp/slurm-dmtcp-it-multi/slurm.conf
+		export CLUSTER_DIR=${MULTI_CLUSTER_DIR:-/var/tmp/slurm-dmtcp-it-multi} NODES=3
+		export CTLD_PORT=${MULTI_CTLD_PORT:-19817} SLURMD_PORT=${MULTI_SLURMD_PORT:-19818}
+		export NET_PREFIX=${MULTI_NET_PREFIX:-10.82.0} FIRST_JOB_ID=${MULTI_FIRST_JOB_ID:-800000}
+		export SLURM_CONF=$CLUSTER_DIR/slurm.conf
 		trap '"$repo/contrib/cluster/cluster-down.sh" >/dev/null 2>&1' EXIT
 		if ! "$repo/contrib/cluster/cluster-up.sh" >"$log.multi-up" 2>&1; then
 			cannot "multi-node tests: make cluster-up NODES=3 failed here: $(tail -n 1 "$log.multi-up")"
