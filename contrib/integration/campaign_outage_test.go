@@ -40,15 +40,25 @@ func (c *cluster) fullFS(t *testing.T) string {
 // returns what frees that space again.
 func fillUp(t *testing.T, dir string, leave int64) (free func()) {
 	t.Helper()
-	var st syscall.Statfs_t
-	require.NoError(t, syscall.Statfs(dir, &st))
-	size := int64(st.Bavail)*st.Bsize - leave
 	path := filepath.Join(dir, "filler")
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	require.NoError(t, err)
 	defer f.Close()
-	if size > 0 {
-		require.NoError(t, syscall.Fallocate(int(f.Fd()), 0, 0, size), "fill %s with %d bytes", dir, size)
+	// The job writes meanwhile (a checkpoint under way): the free space is measured again
+	// when it shrank under the filler.
+	var size int64
+	for try := 0; ; try++ {
+		var st syscall.Statfs_t
+		require.NoError(t, syscall.Statfs(dir, &st))
+		if size = int64(st.Bavail)*st.Bsize - leave; size <= 0 {
+			break
+		}
+		err := syscall.Fallocate(int(f.Fd()), 0, 0, size)
+		if err == nil {
+			break
+		}
+		require.True(t, err == syscall.ENOSPC && try < 20, "fill %s with %d bytes: %v", dir, size, err)
+		time.Sleep(50 * time.Millisecond)
 	}
 	t.Logf("disk full: %s filled with %d MiB, %d KiB left free", dir, size>>20, leave>>10)
 	freed := false
