@@ -785,6 +785,7 @@ func (a *Agent) kill(ctx context.Context) {
 	}
 }
 
+// progress writes one line for the user to the job's error output (Agent.Progress).
 // A line that cannot be written yet (the task has not said where its error output is: the
 // agent may verify a generation to restore before the task launcher runs) is kept, and
 // written before the next line that can be.

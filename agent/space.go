@@ -90,13 +90,10 @@ func treeRSS(proc string, root, skip int) (int64, error) {
 // compressed ones about the newest generation's size (before the first, only an empty file
 // system stops those).
 func (s Space) fits(compress bool) bool {
-	need := max(s.Need, s.Last)
-	if compress {
-		if s.Last == 0 {
-			return s.Free > 0
-		}
-		need = s.Last
+	if compress && s.Last == 0 {
+		return s.Free > 0
 	}
+	need := s.need(compress)
 	return s.Free >= need+need/10
 }
 

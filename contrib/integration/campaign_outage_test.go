@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/slurm-dmtcp/slurm-dmtcp/proto/manifest"
 )
 
 // The campaign's outages: the checkpoint folder's file system full, and slurmctld gone
@@ -73,20 +75,18 @@ func fillUp(t *testing.T, dir string, leave int64) (free func()) {
 	return free
 }
 
-// newestGenSize is the size in bytes of the newest generation in stepDir (0 with none).
+// newestGenSize is the size in bytes of the newest generation in stepDir, as its manifest
+// lists it (0 with none).
 func newestGenSize(stepDir string) int64 {
 	gens, _ := filepath.Glob(filepath.Join(stepDir, "gen-*"))
 	if len(gens) == 0 {
 		return 0
 	}
-	var size int64
-	_ = filepath.Walk(gens[len(gens)-1], func(_ string, fi os.FileInfo, err error) error {
-		if err == nil && fi.Mode().IsRegular() {
-			size += fi.Size()
-		}
-		return nil
-	})
-	return size
+	m, err := manifest.Read(gens[len(gens)-1])
+	if err != nil {
+		return 0
+	}
+	return m.TotalSize()
 }
 
 // diskFull fills the job's checkpoint file system at a random moment, leaving less room
