@@ -7,16 +7,18 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/slurm-dmtcp/slurm-dmtcp/proto"
 )
 
-// ForkLockFile, in the step's runtime folder, is the lock that keeps forks of the
-// computation and the start of a checkpoint apart (dmtcpplugin/forklock.c holds it shared
-// around every fork; the agent exclusively while it asks for a checkpoint).
-const ForkLockFile = "fork.lock"
+// ForkLockFile, in the step's runtime folder, is the lock that keeps forks and joining
+// tasks of the computation apart from the start of a checkpoint (proto.ForkLockFile).
+const ForkLockFile = proto.ForkLockFile
 
-// forkLockWait bounds the agent's wait for the forks in flight: a checkpoint is never put
-// off for long.
-const forkLockWait = time.Second
+// forkLockWait bounds the agent's wait for the forks in flight and the tasks that are
+// joining the computation (a task's program, loaded under DMTCP, takes some hundred
+// milliseconds, and seconds on a loaded node): a checkpoint is never put off for long.
+const forkLockWait = 5 * time.Second
 
 // forkLock is the agent's side of ForkLockFile.
 type forkLock struct{ f *os.File }

@@ -83,6 +83,13 @@ const (
 	StoppedFile  = "stopped"
 )
 
+// ForkLockFile, in the step's runtime folder, keeps the start of a checkpoint apart from
+// processes that are joining the computation: the agent holds it exclusively (flock) from
+// just before it asks for a checkpoint until the computation runs again; the tasks' DMTCP
+// plugin holds it shared around every fork (dmtcpplugin/forklock.c), and the task launcher
+// from before dmtcp_launch until the program runs under DMTCP (agent/launch/join.go).
+const ForkLockFile = "fork.lock"
+
 // CoordFailedFile, in the step's runtime folder, says why the step's coordinator never ran
 // (one line): the task launcher prints it when dmtcp_launch could not reach the coordinator.
 const CoordFailedFile = "coordinator.failed"

@@ -2,6 +2,7 @@ package launch
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -32,11 +33,14 @@ const ExitStopped = 128 + int(syscall.SIGTERM)
 // process of the step); here they are caught and dropped, so that this process outlives the
 // child.
 //
+// A task that joins the computation (joins: it starts dmtcp_launch) holds the step's fork
+// lock from before its child starts until the program runs under DMTCP (join.go).
+//
 // When the agent stops the computation after a checkpoint (proto.StoppingFile in runDir),
 // Supervise waits, at most stopWait, for the generation to be committed (proto.StoppedFile)
 // before it returns ExitStopped and true. A program that its user's own SIGTERM ended also
 // ends with 143, and false.
-func Supervise(path string, argv, env []string, runDir string, stopWait time.Duration) (int, bool) {
+func Supervise(path string, argv, env []string, runDir string, joins bool, stopWait time.Duration) (int, bool) {
 	signal.Ignore(syscall.SIGTERM)
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2,
@@ -55,12 +59,30 @@ func Supervise(path string, argv, env []string, runDir string, stopWait time.Dur
 	defer runtime.UnlockOSThread()
 	cmd := &exec.Cmd{Path: path, Args: argv, Env: env, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}}
-	if err := cmd.Run(); err != nil {
+	var lock *joinLock
+	if joins {
+		var err error
+		if lock, err = holdJoin(runDir, joinWait); err != nil {
+			fmt.Fprintf(os.Stderr, "slurm-dmtcp: %v\n", err)
+		}
+	}
+	err := cmd.Start()
+	if err != nil {
+		lock.releaseWhenJoined(0, 0)
+		return Fail(err), false
+	}
+	released := make(chan struct{})
+	go func() {
+		defer close(released)
+		lock.releaseWhenJoined(cmd.Process.Pid, joinedMax)
+	}()
+	if err := cmd.Wait(); err != nil {
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) {
 			return Fail(err), false
 		}
 	}
+	<-released
 	code := exitCode(cmd.ProcessState)
 	if runDir == "" {
 		return code, false

@@ -20,9 +20,14 @@ import (
 const superviseHelperEnv = "SDMTCP_TEST_SUPERVISE_PIDFILE"
 
 func TestMain(m *testing.M) {
+	if argv := os.Getenv(joinHelperEnv); argv != "" {
+		args := strings.Split(argv, "\x1f")
+		code, _ := Supervise(args[0], args, os.Environ(), os.Getenv(joinHelperRunDir), true, time.Second)
+		os.Exit(code)
+	}
 	if pidfile := os.Getenv(superviseHelperEnv); pidfile != "" {
 		code, _ := Supervise("/bin/sh", []string{"sh", "-c", `echo $$ > "$0.tmp" && mv "$0.tmp" "$0" && exec sleep 60`, pidfile},
-			[]string{"PATH=/usr/bin:/bin"}, "", time.Second)
+			[]string{"PATH=/usr/bin:/bin"}, "", false, time.Second)
 		os.Exit(code)
 	}
 	os.Exit(m.Run())

@@ -1,5 +1,5 @@
 // Package procstat reads the kernel's /proc/<pid>/stat line: the fields the agent, the
-// launcher and the coordinator package need (state, parent, start time).
+// launcher and the coordinator package need (state, parent, threads, start time).
 package procstat
 
 import (
@@ -15,6 +15,8 @@ import (
 type Stat struct {
 	State byte // R, S, D, Z (zombie), X (dead), ...
 	PPid  int
+	// Threads is how many threads the process has.
+	Threads int
 	// StartTicks is when the process started, in clock ticks (USER_HZ) after boot.
 	StartTicks uint64
 }
@@ -30,7 +32,8 @@ func Parse(b []byte) (Stat, error) {
 		return Stat{}, fmt.Errorf("stat %q: no ')' after the command name", firstBytes(b))
 	}
 	f := strings.Fields(string(b[i+1:]))
-	// state is field 3 of the line, ppid 4, starttime 22: f[0], f[1], f[19].
+	// state is field 3 of the line, ppid 4, num_threads 20, starttime 22: f[0], f[1],
+	// f[17], f[19].
 	if len(f) < 20 || len(f[0]) != 1 {
 		return Stat{}, fmt.Errorf("stat %q: %d fields after the command name, want 20 or more", firstBytes(b), len(f))
 	}
@@ -38,11 +41,15 @@ func Parse(b []byte) (Stat, error) {
 	if err != nil {
 		return Stat{}, fmt.Errorf("stat: ppid %q: %w", f[1], err)
 	}
+	threads, err := strconv.Atoi(f[17])
+	if err != nil {
+		return Stat{}, fmt.Errorf("stat: num_threads %q: %w", f[17], err)
+	}
 	start, err := strconv.ParseUint(f[19], 10, 64)
 	if err != nil {
 		return Stat{}, fmt.Errorf("stat: starttime %q: %w", f[19], err)
 	}
-	return Stat{State: f[0][0], PPid: ppid, StartTicks: start}, nil
+	return Stat{State: f[0][0], PPid: ppid, Threads: threads, StartTicks: start}, nil
 }
 
 // Read reads and parses <procRoot>/<pid>/stat (procRoot is "/proc" but in tests).

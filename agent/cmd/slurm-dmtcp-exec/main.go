@@ -70,7 +70,7 @@ func main() {
 			os.Exit(launch.Fail(err))
 		}
 	}
-	code, stopped := launch.Supervise(path, argv, env, launch.RunDir(task), stopWait)
+	code, stopped := launch.Supervise(path, argv, env, launch.RunDir(task), launch.Launches(task), stopWait)
 	// A restored program that failed soon after its restore is restored again when the
 	// agent says so (it says which generation, and tells the user in the job's error file).
 	for attempt := 1; launch.RestoreRetried(task) && !stopped && launch.RestoreMayHaveFailed(code); {
@@ -86,7 +86,7 @@ func main() {
 		if path, argv, env, err = launch.Command(os.Args[1:], task, plugin); err != nil {
 			os.Exit(launch.Fail(err))
 		}
-		code, stopped = launch.Supervise(path, argv, env, launch.RunDir(task), stopWait)
+		code, stopped = launch.Supervise(path, argv, env, launch.RunDir(task), launch.Launches(task), stopWait)
 	}
 	if err := launch.RecordExit(os.Environ(), code, stopped); err != nil {
 		fmt.Fprintf(os.Stderr, "slurm-dmtcp: %v; a later run of the job restores the step instead of starting it again\n", err)
