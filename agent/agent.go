@@ -327,15 +327,11 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Write
 				a.Log.WithField("signal", s.String()).WithField("phase", a.Life.Phase().String()).Info("signal ignored")
 				continue
 			}
-			if requeued {
-				// The agent requeued the job right after the checkpoint before the time limit.
-				a.Log.Info("SIGTERM after our requeue: ending the computation at the checkpoint just taken")
-				a.mark(proto.StoppingFile)
-				a.kill(ctx)
-				a.mark(proto.StoppedFile)
-				continue
-			}
-			a.Log.Info("SIGTERM: Slurm is stopping the step; checkpointing before it goes")
+			// Also after the agent's own requeue past the time limit: the computation ran on
+			// after the checkpoint before the limit, and ending it there would run that
+			// stretch again after the restore (its output twice). That checkpoint stays as
+			// the one to restore should this one fail.
+			a.Log.WithField("after_our_requeue", requeued).Info("SIGTERM: Slurm is stopping the step; checkpointing before it goes")
 			_, _ = a.checkpoint(ctx, manifest.ReasonSignal, true)
 		case t := <-leadArmed:
 			leadArmed = nil

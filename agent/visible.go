@@ -58,7 +58,8 @@ func (v *visible) publish(change func(*jobcomment.State)) {
 	v.comment.Set(s)
 }
 
-// checkpoint records generation gen, committed.
+// checkpoint records generation gen, committed. A requeue the agent made in this run stays
+// in the Comment: the checkpoint that Slurm's SIGTERM asks for after it is the run's last.
 func (v *visible) checkpoint(gen int, bytes int64, meta manifest.Meta) {
 	if v == nil {
 		return
@@ -66,7 +67,7 @@ func (v *visible) checkpoint(gen int, bytes int64, meta manifest.Meta) {
 	v.append(history.Event{Time: meta.EndTime, Kind: history.KindCheckpoint, Generation: gen, Reason: string(meta.Reason),
 		Bytes: bytes, DurationS: meta.Duration().Seconds(), Node: v.node})
 	v.publish(func(s *jobcomment.State) {
-		s.Generation, s.At, s.Bytes, s.Requeue = gen, meta.EndTime, bytes, ""
+		s.Generation, s.At, s.Bytes = gen, meta.EndTime, bytes
 	})
 }
 

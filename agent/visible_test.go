@@ -101,6 +101,13 @@ func TestVisibleRecordsAndComments(t *testing.T) {
 			a.Visible = newVisible(a.Config, a.Layout.StepDir, "n2", a.Visible.comment, a.Log)
 			a.Visible.restore(c.Generation.Path, 1)
 		}, []string{"checkpoint:time-limit", "requeue:continue", "restore:time-limit"}, "slurm-dmtcp: gen=1 at="},
+		{"the checkpoint on the requeue's SIGTERM keeps the requeue's reason", "", func(t *testing.T, a *Agent) {
+			c, err := a.Checkpoint(context.Background(), manifest.ReasonTimeLimit)
+			require.NoError(t, err)
+			a.Visible.requeue(history.WhyContinue, c.Generation.Number, "run 1 done")
+			_, err = a.Checkpoint(context.Background(), manifest.ReasonSignal)
+			require.NoError(t, err)
+		}, []string{"checkpoint:time-limit", "requeue:continue", "checkpoint:signal"}, "slurm-dmtcp: gen=2 at="},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a, _, _ := newTestAgent(t, Config{JobID: "7", Step: "batch"}, &fakeJob{})
@@ -113,7 +120,7 @@ func TestVisibleRecordsAndComments(t *testing.T) {
 			if strings.HasSuffix(tc.wantHistory[len(tc.wantHistory)-1], "recovery") {
 				assert.Contains(t, cj.get(), "requeue=recovery")
 			}
-			if strings.HasPrefix(tc.wantHistory[len(tc.wantHistory)-1], "restore") {
+			if strings.Contains(strings.Join(tc.wantHistory, " "), "requeue:continue") {
 				assert.Contains(t, cj.get(), "requeue=continue")
 			}
 		})
