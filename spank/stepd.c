@@ -806,6 +806,11 @@ int sdmtcp_remove_as(uid_t uid, gid_t gid, const char *dir, long timeout_ms)
 	if (pid < 0)
 		return -1;
 	if (pid == 0) {
+		/* slurmstepd ends what is left of the step while this runs (it is the step's
+		 * end): SIGTERM, sent to the step's processes, must not cut the removal short,
+		 * and a session of its own keeps it out of the step's process groups. */
+		signal(SIGTERM, SIG_IGN);
+		(void)setsid();
 		/* As the user, never as root: the folder and everything in it are the user's. A
 		 * caller that is not root (the C tests) runs it as itself. */
 		if (getuid() == 0 ? become_user(uid, gid, 0, NULL) < 0 : geteuid() == 0)
