@@ -1,6 +1,9 @@
 // Package slurm is slurm-dmtcp's one Slurm client: it runs scontrol and squeue (Runner,
 // Scontrol, Squeue: each call bounded, ErrUnreachable when slurmctld does not answer) and
-// reads scontrol's one-line records (ParseRecord; ParseNodes of show node -o).
+// reads scontrol's one-line records (ParseRecord; ParseNodes of show node -o, ParseJob and
+// ShowJob of show job -o, StepNodes of show step -o). The agent, its job Comment
+// (agent/jobcomment), dmtcpctl --job and the node probe run Slurm's programs through it;
+// the benchmark and the integration tests read scontrol's records with it.
 //
 // On top of that it publishes a node's compatibility class as a Slurm node feature and
 // reads every node's class back from Slurm's own node data (scontrol show node -o), so that
