@@ -68,3 +68,33 @@ func TestShowJob(t *testing.T) {
 	assert.True(t, errors.Is(err, ErrUnreachable))
 	assert.Equal(t, []string{"show job -o 7", "show job -o 8"}, calls)
 }
+
+func TestStepNodes(t *testing.T) {
+	for _, tc := range []struct {
+		name, out string
+		runErr    error
+		want, err string
+	}{
+		{"listed", "StepId=42.3 UserId=1001 State=RUNNING Partition=debug NodeList=n[1-2] Nodes=2 Name=bash\n", nil, "n[1-2]", ""},
+		{"(null)", "StepId=42.3 NodeList=(null) Nodes=0\n", nil, "", "no NodeList= in scontrol show step 42.3"},
+		{"not a record", "Invalid job id specified\n", nil, "", `no NodeList= in scontrol show step 42.3: "Invalid job id specified"`},
+		{"scontrol fails", "", ErrUnreachable, "", "no answer from slurmctld"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var args []string
+			run := func(_ context.Context, a ...string) ([]byte, error) {
+				args = a
+				return []byte(tc.out), tc.runErr
+			}
+			list, err := StepNodes(context.Background(), run, "42", "3")
+			assert.Equal(t, []string{"show", "step", "-o", "42.3"}, args)
+			if tc.err != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tc.err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, list)
+		})
+	}
+}
