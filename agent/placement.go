@@ -255,7 +255,7 @@ func ScontrolRequeue(scontrol string, timeout time.Duration) Requeuer {
 		if err != nil {
 			return RequeueResult{}, err
 		}
-		existing := jobField(string(out), "Features")
+		existing := slurm.ParseRecord(string(out)).Value("Features")
 		// requeuehold ends this run of the job: Slurm sends SIGTERM to everything in it,
 		// this agent too, which must live until the job is released.
 		signal.Ignore(syscall.SIGTERM)
@@ -296,19 +296,6 @@ func offered(nodes []slurm.Node, feature string) bool {
 		}
 	}
 	return false
-}
-
-// jobField returns the value of key in scontrol show job -o output ("" for "(null)").
-func jobField(out, key string) string {
-	for _, f := range strings.Fields(out) {
-		if v, ok := strings.CutPrefix(f, key+"="); ok {
-			if v == "(null)" {
-				return ""
-			}
-			return v
-		}
-	}
-	return ""
 }
 
 // scontrolPath is scontrol in the agent's PATH (the plugin fixes it), for ScontrolRequeue.

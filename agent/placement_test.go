@@ -244,13 +244,6 @@ func TestAddNote(t *testing.T) {
 		addNote([]proto.KV{{Key: proto.KeyRestore, Value: "/g"}, {Key: proto.KeyRestoreNote, Value: "a"}}, "n"))
 }
 
-func TestJobField(t *testing.T) {
-	out := "JobId=7 JobName=x Features=ib&gpu DelayBoot=00:00:00 Restarts=1\n"
-	assert.Equal(t, "ib&gpu", jobField(out, "Features"))
-	assert.Equal(t, "", jobField("JobId=7 Features=(null) X=1", "Features"))
-	assert.Equal(t, "", jobField("JobId=7", "Features"))
-}
-
 func TestParseArgsPlacementFlags(t *testing.T) {
 	base := []string{"--protocol=1", "--job-id=7", "--step=batch"}
 	for _, tc := range []struct {

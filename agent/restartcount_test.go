@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/slurm-dmtcp/slurm-dmtcp/nodeprobe/slurm"
 )
 
 // flakyJob fails its first fails answers, then tells restarts.
@@ -15,12 +17,12 @@ type flakyJob struct {
 	fails, asked, restarts int
 }
 
-func (j *flakyJob) Info(context.Context) (JobInfo, error) {
+func (j *flakyJob) Info(context.Context) (slurm.Job, error) {
 	j.asked++
 	if j.asked <= j.fails {
-		return JobInfo{}, errors.New("scontrol: Unable to contact slurm controller")
+		return slurm.Job{}, errors.New("scontrol: Unable to contact slurm controller")
 	}
-	return JobInfo{Restarts: j.restarts}, nil
+	return slurm.Job{Restarts: j.restarts}, nil
 }
 func (j *flakyJob) Requeue(context.Context) error { return nil }
 

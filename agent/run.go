@@ -265,7 +265,7 @@ func startCoordinator(cfg Config, layout Layout, inst coordinator.Install) coord
 	if cfg.AcrossNodes() {
 		coordHost = coordinator.NodeAddress() // the other nodes' tasks must reach it
 		// ... and only they, from the other hosts.
-		if allow, err = stepNodeAddresses(context.Background(), slurm.Scontrol("scontrol", 10*time.Second),
+		if allow, err = stepNodeAddresses(context.Background(), slurm.Scontrol("scontrol", slurm.DefaultTimeout),
 			net.LookupHost, cfg.JobID, cfg.Step); err != nil {
 			return coordStart{inst: inst, err: &Error{Code: ExitGuard, Err: fmt.Errorf("coordinator guard: %w", err)}}
 		}

@@ -18,13 +18,9 @@ import (
 // out (a loopback client is on this node: its socket's owner decides). A node without any
 // address is an error: the guard would refuse its tasks.
 func stepNodeAddresses(ctx context.Context, run slurm.Runner, lookup func(string) ([]string, error), jobID, step string) ([]string, error) {
-	out, err := run(ctx, "show", "step", "-o", jobID+"."+step)
+	list, err := slurm.StepNodes(ctx, run, jobID, step)
 	if err != nil {
 		return nil, fmt.Errorf("the step's nodes: %w", err)
-	}
-	list := jobField(string(out), "NodeList")
-	if list == "" {
-		return nil, fmt.Errorf("the step's nodes: no NodeList= in scontrol show step %s.%s: %q", jobID, step, firstWords(string(out), 8))
 	}
 	nodes, err := slurm.ShowNodes(ctx, run, list)
 	if err != nil {

@@ -13,12 +13,13 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/slurm-dmtcp/slurm-dmtcp/agent/history"
+	"github.com/slurm-dmtcp/slurm-dmtcp/nodeprobe/slurm"
 	"github.com/slurm-dmtcp/slurm-dmtcp/proto/manifest"
 )
 
 // Job is what the agent needs of its Slurm job (SlurmJob through scontrol; fakes in tests).
 type Job interface {
-	Info(ctx context.Context) (JobInfo, error)
+	Info(ctx context.Context) (slurm.Job, error)
 	Requeue(ctx context.Context) error
 }
 
@@ -75,7 +76,7 @@ func WriteLedger(stepDir string, l Ledger) error {
 // leadAt is when to take the checkpoint before the time limit: lead before the job's end,
 // but never in the first half of the run, so that a lead as long as the time limit cannot
 // requeue a job that did no work. ok is false when the job has no time limit.
-func leadAt(info JobInfo, lead time.Duration, started time.Time) (at time.Time, ok bool) {
+func leadAt(info slurm.Job, lead time.Duration, started time.Time) (at time.Time, ok bool) {
 	if info.EndTime.IsZero() || lead <= 0 {
 		return time.Time{}, false
 	}

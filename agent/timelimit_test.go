@@ -19,6 +19,7 @@ import (
 
 	"github.com/slurm-dmtcp/slurm-dmtcp/agent/generations"
 	"github.com/slurm-dmtcp/slurm-dmtcp/coordinator"
+	"github.com/slurm-dmtcp/slurm-dmtcp/nodeprobe/slurm"
 	"github.com/slurm-dmtcp/slurm-dmtcp/proto"
 )
 
@@ -26,17 +27,17 @@ func TestLeadAt(t *testing.T) {
 	t0 := time.Date(2026, 11, 25, 20, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
 		name    string
-		info    JobInfo
+		info    slurm.Job
 		lead    time.Duration
 		started time.Time
 		want    time.Time
 		ok      bool
 	}{
-		{"no time limit", JobInfo{StartTime: t0}, 5 * time.Minute, t0, time.Time{}, false},
-		{"no lead", JobInfo{StartTime: t0, EndTime: t0.Add(time.Hour)}, 0, t0, time.Time{}, false},
-		{"lead before the end", JobInfo{StartTime: t0, EndTime: t0.Add(time.Hour)}, 5 * time.Minute, t0, t0.Add(55 * time.Minute), true},
-		{"lead longer than half the run", JobInfo{StartTime: t0, EndTime: t0.Add(time.Minute)}, 5 * time.Minute, t0, t0.Add(30 * time.Second), true},
-		{"agent started before Slurm's start time", JobInfo{StartTime: t0.Add(time.Second), EndTime: t0.Add(time.Hour)}, time.Minute, t0, t0.Add(59 * time.Minute), true},
+		{"no time limit", slurm.Job{StartTime: t0}, 5 * time.Minute, t0, time.Time{}, false},
+		{"no lead", slurm.Job{StartTime: t0, EndTime: t0.Add(time.Hour)}, 0, t0, time.Time{}, false},
+		{"lead before the end", slurm.Job{StartTime: t0, EndTime: t0.Add(time.Hour)}, 5 * time.Minute, t0, t0.Add(55 * time.Minute), true},
+		{"lead longer than half the run", slurm.Job{StartTime: t0, EndTime: t0.Add(time.Minute)}, 5 * time.Minute, t0, t0.Add(30 * time.Second), true},
+		{"agent started before Slurm's start time", slurm.Job{StartTime: t0.Add(time.Second), EndTime: t0.Add(time.Hour)}, time.Minute, t0, t0.Add(59 * time.Minute), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			at, ok := leadAt(tc.info, tc.lead, tc.started)
@@ -128,13 +129,13 @@ func (f *fakeCoord) WaitUp(context.Context) error { return nil }
 func (f *fakeCoord) Done() <-chan struct{}        { return f.done }
 
 type fakeJob struct {
-	info      JobInfo
+	info      slurm.Job
 	mu        sync.Mutex
 	requeues  int
 	requeueTo error
 }
 
-func (j *fakeJob) Info(context.Context) (JobInfo, error) { return j.info, nil }
+func (j *fakeJob) Info(context.Context) (slurm.Job, error) { return j.info, nil }
 func (j *fakeJob) Requeue(context.Context) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -194,7 +195,7 @@ func TestServeCheckpointsAndRequeuesBeforeTheTimeLimit(t *testing.T) {
 			now := time.Now()
 			// The end is 400 ms away and the lead an hour: the checkpoint comes at once
 			// (half of the run, 200 ms).
-			job := &fakeJob{info: JobInfo{StartTime: now, EndTime: now.Add(400 * time.Millisecond)}, requeueTo: tc.requeueErr}
+			job := &fakeJob{info: slurm.Job{StartTime: now, EndTime: now.Add(400 * time.Millisecond)}, requeueTo: tc.requeueErr}
 			a, coord, progress := newTestAgent(t, tc.cfg, job)
 			a.Started = now
 			lifeline, closeLifeline := io.Pipe()

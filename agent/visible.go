@@ -8,6 +8,7 @@ import (
 
 	"github.com/slurm-dmtcp/slurm-dmtcp/agent/history"
 	"github.com/slurm-dmtcp/slurm-dmtcp/agent/jobcomment"
+	"github.com/slurm-dmtcp/slurm-dmtcp/nodeprobe/slurm"
 	"github.com/slurm-dmtcp/slurm-dmtcp/proto/manifest"
 )
 
@@ -35,8 +36,8 @@ func newVisible(cfg Config, stepDir, node string, comment *jobcomment.Publisher,
 
 // slurmComment is the Publisher of the job's Comment through squeue and scontrol in PATH.
 func slurmComment(jobID string, log *logrus.Entry) *jobcomment.Publisher {
-	return &jobcomment.Publisher{JobID: jobID, Squeue: jobcomment.Command("squeue"), Scontrol: jobcomment.Command(scontrolPath()),
-		Timeout: 10 * time.Second, Log: log}
+	return &jobcomment.Publisher{JobID: jobID, Squeue: slurm.Squeue("squeue", slurm.DefaultTimeout),
+		Scontrol: slurm.Scontrol(scontrolPath(), slurm.DefaultTimeout), Timeout: slurm.DefaultTimeout, Log: log}
 }
 
 func (v *visible) append(e history.Event) {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/slurm-dmtcp/slurm-dmtcp/agent/safepath"
+	"github.com/slurm-dmtcp/slurm-dmtcp/nodeprobe/slurm"
 	ctl "github.com/slurm-dmtcp/slurm-dmtcp/proto/control"
 )
 
@@ -42,7 +43,7 @@ type Env struct {
 	// Executable is this program's path (what srun runs inside the job).
 	Executable string
 	// JobInfo returns scontrol show job -o fields of a job (BatchHost=...), or an error.
-	JobInfo func(ctx context.Context, id string) (map[string]string, error)
+	JobInfo func(ctx context.Context, id string) (slurm.Record, error)
 	Now     func() time.Time
 }
 
@@ -378,8 +379,8 @@ func viaSrun(o opts, args []string, env Env) int {
 	ctx := context.Background()
 	srun := []string{"--overlap", "--jobid", o.job, "-N1", "-n1", "--quiet", "--dmtcp=off"}
 	if env.JobInfo != nil {
-		if info, err := env.JobInfo(ctx, o.job); err == nil && info["BatchHost"] != "" && info["BatchHost"] != "(null)" {
-			srun = append(srun, "-w", info["BatchHost"])
+		if info, err := env.JobInfo(ctx, o.job); err == nil && info.Value("BatchHost") != "" {
+			srun = append(srun, "-w", info.Value("BatchHost"))
 		}
 	}
 	srun = append(srun, env.Executable, "--inside-job")

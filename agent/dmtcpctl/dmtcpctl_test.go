@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	ctlsrv "github.com/slurm-dmtcp/slurm-dmtcp/agent/control"
+	"github.com/slurm-dmtcp/slurm-dmtcp/nodeprobe/slurm"
 	ctl "github.com/slurm-dmtcp/slurm-dmtcp/proto/control"
 )
 
@@ -190,8 +191,8 @@ func TestJobGoesThroughSrun(t *testing.T) {
 	var out, errb bytes.Buffer
 	code := Main([]string{"--job", "42", "--json", "checkpoint", "--no-wait"}, Env{Stdout: &out, Stderr: &errb, Getenv: os.Getenv,
 		Executable: "/usr/local/bin/dmtcpctl",
-		JobInfo: func(context.Context, string) (map[string]string, error) {
-			return map[string]string{"BatchHost": "node7"}, nil
+		JobInfo: func(context.Context, string) (slurm.Record, error) {
+			return slurm.Record{"BatchHost": "node7"}, nil
 		},
 		Srun: func(_ context.Context, args, env []string) (int, error) {
 			gotArgs, gotEnv = args, env

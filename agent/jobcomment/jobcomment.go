@@ -9,19 +9,21 @@
 // so that squeue -o %k, scontrol show job and (with AccountingStoreFlags=job_comment) sacct
 // show it. A Comment that is not empty and not ours (it does not begin with "slurm-dmtcp:")
 // is the user's and is never replaced. Publishing never blocks the caller: a Publisher runs
-// scontrol in its own goroutine, each call bounded, and logs a warning when it fails.
+// squeue and scontrol (Runners of nodeprobe/slurm, the one Slurm client) in its own
+// goroutine, each call bounded, and logs a warning when it fails.
 package jobcomment
 
 import (
 	"context"
 	"fmt"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/slurm-dmtcp/slurm-dmtcp/nodeprobe/slurm"
 )
 
 // Prefix begins every Comment the agent writes.
@@ -132,14 +134,11 @@ func ParseSize(s string) (int64, error) {
 	return 0, fmt.Errorf("size %q: no unit (B, KiB, MiB, GiB, ...)", s)
 }
 
-// Runner runs a Slurm client command (squeue, scontrol) with args and returns its stdout.
-type Runner func(ctx context.Context, args ...string) ([]byte, error)
-
 // Publisher sets one job's Comment in the background, the newest State winning.
 type Publisher struct {
 	JobID    string
-	Squeue   Runner // reads the Comment: squeue -h -j ID -o %k
-	Scontrol Runner // sets it: scontrol update JobId=ID Comment=...
+	Squeue   slurm.Runner // reads the Comment: squeue -h -j ID -o %k (slurm.Squeue)
+	Scontrol slurm.Runner // sets it: scontrol update JobId=ID Comment=... (slurm.Scontrol)
 	Timeout  time.Duration
 	Log      *logrus.Entry
 
@@ -249,19 +248,4 @@ func (p *Publisher) publish(s State) {
 	}
 	p.last = text
 	p.Log.WithField("comment", text).Debug("job comment updated")
-}
-
-// Command is a Runner of the program at path ("squeue": from PATH): its stdout, or an error
-// that carries its stderr. Bound each call with the context.
-func Command(path string) Runner {
-	return func(ctx context.Context, args ...string) ([]byte, error) {
-		var stderr strings.Builder
-		cmd := exec.CommandContext(ctx, path, args...)
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			return out, fmt.Errorf("%s %s: %w: %s", path, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
-		}
-		return out, nil
-	}
 }

@@ -29,6 +29,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/slurm-dmtcp/slurm-dmtcp/nodeprobe/slurm"
 )
 
 // memProgram holds MiB of incompressible memory and prints a time-stamped tick every 0.1 s,
@@ -960,12 +962,11 @@ func (b *bench) slurm(args ...string) (string, error) {
 	return string(o), err
 }
 
+// jobState is the job's JobState= (scontrol show job -o), GONE when Slurm no longer knows it.
 func (b *bench) jobState(id string) string {
 	o, _ := b.slurm("scontrol", "show", "job", "-o", id)
-	for _, f := range strings.Fields(o) {
-		if v, ok := strings.CutPrefix(f, "JobState="); ok {
-			return v
-		}
+	if v := slurm.ParseRecord(o).Value("JobState"); v != "" {
+		return v
 	}
 	return "GONE"
 }

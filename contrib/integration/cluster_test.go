@@ -24,6 +24,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/slurm-dmtcp/slurm-dmtcp/coordinator"
+	"github.com/slurm-dmtcp/slurm-dmtcp/nodeprobe/slurm"
 )
 
 const testUser = "sdmtcp"
@@ -190,18 +191,9 @@ type jobInfo struct {
 func (c *cluster) job(t *testing.T, id string) jobInfo {
 	t.Helper()
 	r := c.run(t, "", "/", nil, "scontrol", "show", "job", "-o", id)
-	var j jobInfo
-	for _, f := range strings.Fields(r.stdout) {
-		k, v, _ := strings.Cut(f, "=")
-		switch k {
-		case "JobState":
-			j.State = v
-		case "ExitCode":
-			j.ExitCode = v
-		case "Restarts":
-			j.Restarts, _ = strconv.Atoi(v)
-		}
-	}
+	rec := slurm.ParseRecord(r.stdout)
+	j := jobInfo{State: rec.Value("JobState"), ExitCode: rec.Value("ExitCode")}
+	j.Restarts, _ = strconv.Atoi(rec.Value("Restarts"))
 	return j
 }
 

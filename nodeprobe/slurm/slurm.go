@@ -1,5 +1,12 @@
-// Package slurm publishes a node's compatibility class as a Slurm node feature and reads
-// every node's class back from Slurm's own node data (scontrol show node -o), so that
+// Package slurm is slurm-dmtcp's one Slurm client: it runs scontrol and squeue (Runner,
+// Scontrol, Squeue: each call bounded, ErrUnreachable when slurmctld does not answer) and
+// reads scontrol's one-line records (ParseRecord; ParseNodes of show node -o, ParseJob and
+// ShowJob of show job -o, StepNodes of show step -o). The agent, its job Comment
+// (agent/jobcomment), dmtcpctl --job and the node probe run Slurm's programs through it;
+// the benchmark and the integration tests read scontrol's records with it.
+//
+// On top of that it publishes a node's compatibility class as a Slurm node feature and
+// reads every node's class back from Slurm's own node data (scontrol show node -o), so that
 // checkpoints can be placed on nodes of a compatible class with a feature constraint.
 //
 // The feature of class "c-0123456789" is "dmtcp_c-0123456789". Slurm 22.05 accepts it in
@@ -13,11 +20,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
-	"time"
 )
 
 // FeaturePrefix starts every feature this package publishes.
@@ -65,9 +70,9 @@ func ParseNodes(out string) ([]Node, error) {
 		if line == "" {
 			continue
 		}
-		kv := fields(line)
-		name, ok := kv["NodeName"]
-		if !ok || name == "" {
+		kv := ParseRecord(line)
+		name := kv["NodeName"]
+		if name == "" {
 			return nil, fmt.Errorf("scontrol show node: no NodeName= in line %q", firstN(line, 80))
 		}
 		n := Node{Name: name, HostName: kv["NodeHostName"], Addr: kv["NodeAddr"], State: kv["State"],
@@ -90,24 +95,6 @@ func ParseNodes(out string) ([]Node, error) {
 	return nodes, nil
 }
 
-// fields splits "K=V K=V ..." where a value may hold spaces (OS=Linux 6.1 #1 SMP ...): a
-// word without "=" belongs to the value before it.
-func fields(line string) map[string]string {
-	kv := map[string]string{}
-	last := ""
-	for _, w := range strings.Fields(line) {
-		k, v, ok := strings.Cut(w, "=")
-		if !ok || k == "" {
-			if last != "" {
-				kv[last] += " " + w
-			}
-			continue
-		}
-		kv[k], last = v, k
-	}
-	return kv
-}
-
 func featureList(v string) []string {
 	if v == "" || v == "(null)" {
 		return []string{}
@@ -121,13 +108,6 @@ func featureList(v string) []string {
 	return out
 }
 
-func firstN(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "..."
-	}
-	return s
-}
-
 // WithClass returns features without any class feature of ours, plus feature (appended,
 // order of the others kept).
 func WithClass(features []string, feature string) []string {
@@ -138,34 +118,6 @@ func WithClass(features []string, feature string) []string {
 		}
 	}
 	return append(out, feature)
-}
-
-// ErrUnreachable is a Runner's error when slurmctld did not answer (down, restarting, cut
-// off): scontrol said so, or did not end within its time-out.
-var ErrUnreachable = errors.New("no answer from slurmctld")
-
-// Runner runs scontrol with args and returns its combined output.
-type Runner func(ctx context.Context, args ...string) ([]byte, error)
-
-// Scontrol returns a Runner for the scontrol program at path ("scontrol": from PATH), each
-// call bounded by timeout.
-func Scontrol(path string, timeout time.Duration) Runner {
-	return func(ctx context.Context, args ...string) ([]byte, error) {
-		ctx, cancel := context.WithTimeout(ctx, timeout)
-		defer cancel()
-		out, err := exec.CommandContext(ctx, path, args...).CombinedOutput()
-		if err != nil {
-			said := strings.TrimSpace(string(out))
-			if ctx.Err() == context.DeadlineExceeded || strings.Contains(said, "Unable to contact slurm controller") {
-				err = fmt.Errorf("%w within %s", ErrUnreachable, timeout)
-			}
-			if said == "" {
-				return out, fmt.Errorf("%s %s: %w", path, strings.Join(args, " "), err)
-			}
-			return out, fmt.Errorf("%s %s: %w: %s", path, strings.Join(args, " "), err, said)
-		}
-		return out, nil
-	}
 }
 
 // ShowNodes runs scontrol show node -o [name] and parses it.

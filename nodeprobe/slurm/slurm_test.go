@@ -6,7 +6,6 @@ import (
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -179,33 +178,4 @@ func TestBuildMap(t *testing.T) {
 	empty := BuildMap(nil, nil)
 	assert.Equal(t, []Group{}, empty.Group)
 	assert.Equal(t, []string{}, empty.Unclassified)
-}
-
-// A slurmctld that does not answer is told apart from one that refuses: the agent's
-// messages say which.
-func TestScontrolUnreachable(t *testing.T) {
-	for _, tc := range []struct {
-		name, body  string
-		unreachable bool
-		want        string
-	}{
-		{"refused", "echo 'Invalid job id specified' >&2; exit 1", false, "scontrol requeue 7: exit status 1: Invalid job id specified"},
-		{"controller down", "echo 'slurm_requeue error: Unable to contact slurm controller (connect failure)' >&2; exit 1", true,
-			"no answer from slurmctld within 300ms: slurm_requeue error: Unable to contact slurm controller (connect failure)"},
-		{"no answer in time", "exec sleep 5", true, "scontrol requeue 7: no answer from slurmctld within 300ms"},
-		{"answered", "echo ok", false, ""},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			path := t.TempDir() + "/scontrol"
-			require.NoError(t, os.WriteFile(path, []byte("#!/bin/sh\n"+tc.body+"\n"), 0o755))
-			_, err := Scontrol(path, 300*time.Millisecond)(context.Background(), "requeue", "7")
-			if tc.want == "" {
-				require.NoError(t, err)
-				return
-			}
-			require.Error(t, err)
-			assert.Contains(t, err.Error(), tc.want)
-			assert.Equal(t, tc.unreachable, errors.Is(err, ErrUnreachable))
-		})
-	}
 }

@@ -11,9 +11,9 @@ import (
 	"os/exec"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/slurm-dmtcp/slurm-dmtcp/agent/dmtcpctl"
+	"github.com/slurm-dmtcp/slurm-dmtcp/nodeprobe/slurm"
 	"github.com/slurm-dmtcp/slurm-dmtcp/proto"
 )
 
@@ -54,20 +54,12 @@ func main() {
 			}
 			return 0, nil
 		},
-		JobInfo: func(ctx context.Context, id string) (map[string]string, error) {
-			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			defer cancel()
-			out, err := exec.CommandContext(ctx, "scontrol", "show", "job", "-o", id).Output()
+		JobInfo: func(ctx context.Context, id string) (slurm.Record, error) {
+			out, err := slurm.Scontrol("scontrol", slurm.DefaultTimeout)(ctx, "show", "job", "-o", id)
 			if err != nil {
 				return nil, err
 			}
-			m := map[string]string{}
-			for _, f := range strings.Fields(string(out)) {
-				if k, v, ok := strings.Cut(f, "="); ok {
-					m[k] = v
-				}
-			}
-			return m, nil
+			return slurm.ParseRecord(string(out)), nil
 		},
 	}))
 }
