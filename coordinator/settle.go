@@ -42,20 +42,20 @@ func Starting(procRoot, host string, ws []Worker) string {
 			continue
 		}
 		dir := filepath.Join(procRoot, strconv.Itoa(w.RealPID))
-		threads, ok := statusNumber(dir, "Threads:")
-		if !ok {
+		st, err := procstat.ReadFile(filepath.Join(dir, "stat"))
+		if err != nil {
 			continue // gone: DMTCP's checkpoint does without it
 		}
-		if threads < 2 {
+		if st.Threads < 2 {
 			return fmt.Sprintf("%s (pid %d) has no checkpoint thread yet", w.Prog, w.RealPID)
 		}
 		if exe, err := os.Readlink(filepath.Join(dir, "exe")); err == nil {
 			// A restored process runs from DMTCP's mtcp_restart.
 			name := strings.TrimSuffix(filepath.Base(exe), " (deleted)")
-			if age, ok := procAge(procRoot, dir); ok && age < youngAge && name != "mtcp_restart" {
+			if age, ok := procAge(procRoot, st); ok && age < youngAge && name != "mtcp_restart" {
 				return fmt.Sprintf("%s (pid %d) started %s ago", w.Prog, w.RealPID, age)
 			}
-			if name != w.Prog && w.Prog != "" && name != "mtcp_restart" && !forkedOnly(procRoot, dir, name, w.Prog) {
+			if name != w.Prog && w.Prog != "" && name != "mtcp_restart" && !forkedOnly(procRoot, dir, st.PPid, name, w.Prog) {
 				return fmt.Sprintf("pid %d runs %s, registered as %s: it has just exec'd", w.RealPID, name, w.Prog)
 			}
 		}
@@ -80,13 +80,9 @@ const youngAge = 100 * time.Millisecond
 // /proc/<pid>/stat: 100 on every architecture Linux runs DMTCP on.
 const clockTicks = 100
 
-// procAge is how long ago the process in dir started (fork time), from its stat and the
-// system's uptime; false when either cannot be read.
-func procAge(procRoot, dir string) (time.Duration, bool) {
-	st, err := procstat.ReadFile(filepath.Join(dir, "stat"))
-	if err != nil {
-		return 0, false
-	}
+// procAge is how long ago the process whose stat is st started (fork time), from the
+// system's uptime; false when that cannot be read.
+func procAge(procRoot string, st procstat.Stat) (time.Duration, bool) {
 	up, err := os.ReadFile(filepath.Join(procRoot, "uptime"))
 	if err != nil {
 		return 0, false
@@ -128,17 +124,16 @@ func (c *Coordinator) Settle(ctx context.Context, max time.Duration) string {
 	}
 }
 
-// forkedOnly says whether the process in dir, registered as prog and running the program
-// name, is a child that was forked and has not exec'd (a pool worker): DMTCP registers
+// forkedOnly says whether the process in dir, child of ppid, registered as prog and running
+// the program name, is a child that was forked and has not exec'd (a pool worker): DMTCP registers
 // such a child as "<name>_(forked)" for good, and it runs its parent's command line. A
 // child that exec'd the same program again has a command line of its own until its new
 // image registers under its program's name.
-func forkedOnly(procRoot, dir, name, prog string) bool {
+func forkedOnly(procRoot, dir string, ppid int, name, prog string) bool {
 	if prog != name+"_(forked)" {
 		return false
 	}
-	ppid, ok := statusNumber(dir, "PPid:")
-	if !ok || ppid <= 1 {
+	if ppid <= 1 {
 		return false
 	}
 	own, err := os.ReadFile(filepath.Join(dir, "cmdline"))

@@ -21,23 +21,24 @@ type fakeProc struct {
 	dmtcp    bool
 	ppid     int
 	cmdline  string
-	age      time.Duration // 0: no stat file
+	age      time.Duration // 0: started an hour ago
 }
 
 func writeProc(t *testing.T, root string, p fakeProc) {
 	t.Helper()
 	dir := filepath.Join(root, strconv.Itoa(p.pid))
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "task", strconv.Itoa(p.pid)), 0o755))
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "status"), []byte("Name:\tx\nPPid:\t"+strconv.Itoa(p.ppid)+"\nThreads:\t"+strconv.Itoa(p.threads)+"\n"), 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "cmdline"), []byte(p.cmdline), 0o644))
-	if p.age > 0 {
-		// uptime 1000 s; the start time in clock ticks after boot, behind a command name
-		// with a space and a parenthesis in it.
-		require.NoError(t, os.WriteFile(filepath.Join(root, "uptime"), []byte("1000.00 1900.00\n"), 0o644))
-		start := (1000*time.Second - p.age) / (time.Second / clockTicks)
-		stat := fmt.Sprintf("%d (py (x) 3) S %d 1 1 0 -1 4194304 0 0 0 0 0 0 0 0 20 0 2 0 %d 1000 10\n", p.pid, p.ppid, start)
-		require.NoError(t, os.WriteFile(filepath.Join(dir, "stat"), []byte(stat), 0o644))
+	age := p.age
+	if age == 0 {
+		age = time.Hour
 	}
+	// uptime 2 h; the start time in clock ticks after boot, behind a command name with a
+	// space and a parenthesis in it.
+	require.NoError(t, os.WriteFile(filepath.Join(root, "uptime"), []byte("7200.00 14000.00\n"), 0o644))
+	start := (2*time.Hour - age) / (time.Second / clockTicks)
+	stat := fmt.Sprintf("%d (py (x) 3) S %d 1 1 0 -1 4194304 0 0 0 0 0 0 0 0 20 0 %d 0 %d 1000 10\n", p.pid, p.ppid, p.threads, start)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "stat"), []byte(stat), 0o644))
 	if p.exe != "" {
 		require.NoError(t, os.Symlink(p.exe, filepath.Join(dir, "exe")))
 	}
