@@ -65,13 +65,20 @@ func holdJoin(runDir string, wait time.Duration) (*joinLock, error) {
 	}
 }
 
+// release lets the lock go: its only descriptor is closed. A nil lock holds nothing.
+func (l *joinLock) release() {
+	if l != nil {
+		_ = syscall.Close(l.fd)
+	}
+}
+
 // releaseWhenJoined lets the lock go once the process pid runs under DMTCP (joined), or is
 // gone, or max has passed, and says which.
 func (l *joinLock) releaseWhenJoined(pid int, max time.Duration) string {
 	if l == nil {
 		return ""
 	}
-	defer func() { _ = syscall.Close(l.fd) }() // the only descriptor of the lock: closing it lets go
+	defer l.release()
 	deadline := time.Now().Add(max)
 	for time.Now().Before(deadline) {
 		if why := joined("/proc", pid); why != "" {

@@ -66,9 +66,8 @@ func Supervise(path string, argv, env []string, runDir string, joins bool, stopW
 			fmt.Fprintf(os.Stderr, "slurm-dmtcp: %v\n", err)
 		}
 	}
-	err := cmd.Start()
-	if err != nil {
-		lock.releaseWhenJoined(0, 0)
+	if err := cmd.Start(); err != nil {
+		lock.release()
 		return Fail(err), false
 	}
 	released := make(chan struct{})
