@@ -9,6 +9,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/slurm-dmtcp/slurm-dmtcp/agent/generations"
+	"github.com/slurm-dmtcp/slurm-dmtcp/agent/history"
 	"github.com/slurm-dmtcp/slurm-dmtcp/proto"
 )
 
@@ -40,7 +41,11 @@ func restorePlan(cfg Config, store *generations.Store, stepDir string, log *logr
 	g, skipped, err := find()
 	if done >= 0 && (err != nil || g.Number <= done) {
 		log.WithField("generation", g.Number).Info("the step finished in an earlier run: starting it from the top")
-		return note([]string{fmt.Sprintf("restart %d: this step finished in an earlier run; starting it again from the top", cfg.RestartCount)}), nil
+		msg := fmt.Sprintf("restart %d: this step finished in an earlier run; starting it again from the top", cfg.RestartCount)
+		if restoredInRun(stepDir, cfg.RestartCount-1) {
+			msg += graceRequeueHint
+		}
+		return note([]string{msg}), nil
 	}
 	var notes []string
 	for _, sk := range skipped {
@@ -65,6 +70,31 @@ func restorePlan(cfg Config, store *generations.Store, stepDir string, log *logr
 		kvs = append(kvs, proto.KV{Key: proto.KeyRestoreVerify, Value: "1"})
 	}
 	return kvs, nil
+}
+
+// graceRequeueHint follows the "finished in an earlier run" line when the run before this
+// one was itself a restore that then ended: the likeliest cause is Slurm's own requeue after
+// a preemption (docs/admin.md, Slurm 24.05 and later, preemption with GraceTime).
+const graceRequeueHint = " (the run before restored a checkpoint and ended; if no one requeued the job since, " +
+	"Slurm did: since 24.05 a job requeued at the end of its preemption grace time is requeued once more " +
+	"when its next run ends)"
+
+// restoredInRun says whether the step's history holds a restore by run restart (its
+// restart count). An unreadable history says no.
+func restoredInRun(stepDir string, restart int) bool {
+	if restart < 1 {
+		return false
+	}
+	evs, _, err := history.Read(stepDir)
+	if err != nil {
+		return false
+	}
+	for _, e := range evs {
+		if e.Kind == history.KindRestore && e.Restart == restart {
+			return true
+		}
+	}
+	return false
 }
 
 // verifyRestore verifies, after the ready message, the generation gen that restorePlan chose

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/slurm-dmtcp/slurm-dmtcp/agent/generations"
+	"github.com/slurm-dmtcp/slurm-dmtcp/agent/history"
 	"github.com/slurm-dmtcp/slurm-dmtcp/proto"
 	"github.com/slurm-dmtcp/slurm-dmtcp/proto/manifest"
 )
@@ -122,4 +123,47 @@ func TestParseArgsCheckpointPolicy(t *testing.T) {
 			assert.True(t, tc.want(c), "%+v", c)
 		})
 	}
+}
+
+// A step that finished in a run that was itself a restore, started again: the note says
+// what likely requeued it (Slurm 24.05+ after a grace-time preemption); otherwise not.
+func TestRestorePlanFinishedAfterRestoreHint(t *testing.T) {
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	for _, tc := range []struct {
+		name     string
+		restored int // the run whose restore the history holds; 0: none
+		restart  int
+		hint     bool
+	}{
+		{"the run before restored", 1, 2, true},
+		{"an older run restored", 1, 3, false},
+		{"no restore in the history", 0, 2, false},
+		{"first restart", 0, 1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			step := t.TempDir()
+			store, err := generations.Open(step, generations.Options{Keep: 5})
+			require.NoError(t, err)
+			defer store.Close()
+			commitOne(t, store, step)
+			if tc.restored > 0 {
+				require.NoError(t, history.Append(step, history.Event{Time: time.Now(), Kind: history.KindRestore,
+					Restart: tc.restored, Generation: 1, Attempt: 1}))
+			}
+			a := &Agent{Store: store, Layout: Layout{StepDir: step}, Log: logrus.NewEntry(log)}
+			a.markFinished()
+			kvs, err := restorePlan(Config{RestartCount: tc.restart}, store, step, logrus.NewEntry(log), false)
+			require.NoError(t, err)
+			require.Len(t, kvs, 1)
+			assert.Equal(t, proto.KeyRestoreNote, kvs[0].Key)
+			assert.Contains(t, kvs[0].Value, "this step finished in an earlier run; starting it again from the top")
+			if tc.hint {
+				assert.Contains(t, kvs[0].Value, "requeued once more")
+			} else {
+				assert.NotContains(t, kvs[0].Value, "requeued once more")
+			}
+		})
+	}
+	assert.False(t, restoredInRun(t.TempDir(), 0))
 }

@@ -44,6 +44,8 @@
 #include "stepd.h"
 
 #define STOP_TIMEOUT_MS 15000
+/* Removals of the runtime folder at exit whose remover was killed: see sdmtcp_remove_retrying. */
+#define REMOVE_TRIES 5
 #define MSG_MAX SDMTCP_PROTO_MAX
 #define MAX_ARGS 40
 
@@ -785,6 +787,8 @@ static pid_t wait_child(pid_t pid, int *status, long deadline)
 }
 
 char sdmtcp_remove_why[160];
+int sdmtcp_remove_killed;
+void (*sdmtcp_remove_forked)(pid_t child);
 
 int sdmtcp_remove_as(uid_t uid, gid_t gid, const char *dir, long timeout_ms)
 {
@@ -797,6 +801,7 @@ int sdmtcp_remove_as(uid_t uid, gid_t gid, const char *dir, long timeout_ms)
 	int status;
 	pid_t pid, r;
 
+	sdmtcp_remove_killed = 0;
 	snprintf(parent, sizeof(parent), "%s", dir);
 	slash = strrchr(parent, '/');
 	if (!dir[0] || !slash || slash == parent)
@@ -819,6 +824,8 @@ int sdmtcp_remove_as(uid_t uid, gid_t gid, const char *dir, long timeout_ms)
 		execve(argv[0], argv, envp);
 		_exit(127);
 	}
+	if (sdmtcp_remove_forked)
+		sdmtcp_remove_forked(pid);
 	r = wait_child(pid, &status, deadline);
 	if (r == 0) {
 		kill(pid, SIGKILL);
@@ -828,15 +835,32 @@ int sdmtcp_remove_as(uid_t uid, gid_t gid, const char *dir, long timeout_ms)
 	}
 	if (r != pid)
 		snprintf(sdmtcp_remove_why, sizeof(sdmtcp_remove_why), "waitpid: %s", strerror(errno));
-	else if (WIFSIGNALED(status))
+	else if (WIFSIGNALED(status)) {
+		sdmtcp_remove_killed = 1;
 		snprintf(sdmtcp_remove_why, sizeof(sdmtcp_remove_why), "the remover was killed by signal %d",
 			 WTERMSIG(status));
+	}
 	else if (WEXITSTATUS(status) != 0)
 		snprintf(sdmtcp_remove_why, sizeof(sdmtcp_remove_why), "the remover exited with %d%s",
 			 WEXITSTATUS(status), WEXITSTATUS(status) == 126 ? " (cannot become the user)" : "");
 	else
 		return 0;
 	return -1;
+}
+
+int sdmtcp_remove_retrying(uid_t uid, gid_t gid, const char *dir, long timeout_ms, int tries)
+{
+	long pause_ms = 50;
+
+	for (int i = 1;; i++) {
+		if (sdmtcp_remove_as(uid, gid, dir, timeout_ms) == 0)
+			return 0;
+		if (!sdmtcp_remove_killed || i >= tries)
+			return -1;
+		struct timespec ts = { pause_ms / 1000, (pause_ms % 1000) * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+		pause_ms *= 2;
+	}
 }
 
 int sdmtcp_stepd_exit(spank_t sp)
@@ -854,7 +878,7 @@ int sdmtcp_stepd_exit(spank_t sp)
 		if (fd < 0)
 			break;
 		close(fd);
-		if (sdmtcp_remove_as(st.uid, st.gid, dir, 5000) < 0) {
+		if (sdmtcp_remove_retrying(st.uid, st.gid, dir, 5000, REMOVE_TRIES) < 0) {
 			slurm_error("dmtcp: could not remove the runtime folder %s: %s", dir,
 				    sdmtcp_remove_why);
 			break;

@@ -60,8 +60,18 @@ int sdmtcp_batch_coordinator_is(const char *runtime_dir, uid_t uid, uint32_t job
  * process that drops root first, so no link in dir is followed as root). Waits at most
  * timeout_ms. 0 when done, -1 otherwise. */
 int sdmtcp_remove_as(uid_t uid, gid_t gid, const char *dir, long timeout_ms);
-/* Why the last sdmtcp_remove_as failed, for the log. */
+/* Why the last sdmtcp_remove_as failed, for the log; and whether it failed because the
+ * remover was killed by a signal. */
 extern char sdmtcp_remove_why[160];
+extern int sdmtcp_remove_killed;
+/* Tests only: called in the parent with the remover's pid right after the fork. */
+extern void (*sdmtcp_remove_forked)(pid_t child);
+/* sdmtcp_remove_as, tried again (at most tries in all, 50 ms apart, doubling) while the
+ * remover is killed by a signal: when srun has its tasks' exit, slurmctld ends the job and
+ * slurmd has the step's container killed while slurm_spank_exit still runs, and with
+ * proctrack/linuxproc that SIGKILL reaches every process below slurmstepd, the remover
+ * too (seen with Slurm 24.11). Any other failure is final at once. 0 or -1. */
+int sdmtcp_remove_retrying(uid_t uid, gid_t gid, const char *dir, long timeout_ms, int tries);
 
 /* slurmpath.c: the bin/ folder beside the sbin/ of executable exe ("/opt/slurm/sbin/x" ->
  * "/opt/slurm/bin"); and that of this process (slurmstepd) when it holds scontrol. 0 or -1. */

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -562,6 +563,74 @@ static void test_remove_as(void)
 	CHECK(system(p) == 0, "cleanup");
 }
 
+/* The first removers are SIGKILLed as Slurm's container kill would: they are tried again. */
+static int kills_left;
+static void kill_remover(pid_t child)
+{
+	if (kills_left > 0) {
+		kills_left--;
+		kill(child, SIGKILL);
+	}
+}
+
+static void test_remove_retrying(void)
+{
+	char base[] = "/tmp/sdmtcp-test-XXXXXX";
+	char user_dir[256], run[300], p[600];
+	uid_t uid = getuid() == 0 ? 65534 : getuid();
+	gid_t gid = getuid() == 0 ? 65534 : getgid();
+
+	CHECK(mkdtemp(base) != NULL, "mkdtemp");
+	chmod(base, 01777);
+	snprintf(user_dir, sizeof(user_dir), "%s/slurm-dmtcp-%u", base, (unsigned)uid);
+	snprintf(run, sizeof(run), "%s/42.step-0", user_dir);
+	CHECK(mkdir(user_dir, 0700) == 0 && mkdir(run, 0700) == 0, "mkdir %s", run);
+	snprintf(p, sizeof(p), "%s/coordinator.failed", run);
+	CHECK(write_file(p, "x") == 0, "create %s", p);
+	if (getuid() == 0) {
+		snprintf(p, sizeof(p), "chown -R %u:%u '%s'", (unsigned)uid, (unsigned)gid, user_dir);
+		CHECK(system(p) == 0, "chown");
+	}
+	sdmtcp_remove_forked = kill_remover;
+
+	/* Killed once: a single try fails and says so. */
+	kills_left = 1;
+	CHECK(sdmtcp_remove_retrying(uid, gid, run, 5000, 1) < 0, "one try, killed");
+	CHECK(sdmtcp_remove_killed, "the failure is a kill");
+	CHECK(strstr(sdmtcp_remove_why, "killed by signal 9") != NULL, "the reason: %s", sdmtcp_remove_why);
+
+	/* Killed twice: the third try removes the folder. */
+	kills_left = 2;
+	CHECK(sdmtcp_remove_retrying(uid, gid, run, 5000, 5) == 0, "removed on the third try: %s",
+	      sdmtcp_remove_why);
+	CHECK(kills_left == 0, "both kills were used");
+	CHECK(access(run, F_OK) != 0, "the runtime folder is gone");
+
+	/* Killed every time: bounded. */
+	CHECK(mkdir(user_dir, 0700) == 0 && mkdir(run, 0700) == 0, "mkdir %s again", run);
+	if (getuid() == 0) {
+		snprintf(p, sizeof(p), "chown -R %u:%u '%s'", (unsigned)uid, (unsigned)gid, user_dir);
+		CHECK(system(p) == 0, "chown");
+	}
+	kills_left = 100;
+	CHECK(sdmtcp_remove_retrying(uid, gid, run, 5000, 3) < 0, "killed every time");
+	CHECK(kills_left == 97, "three tries, not more (%d kills left)", kills_left);
+	sdmtcp_remove_forked = NULL;
+
+	/* Another failure is not tried again. */
+	if (getuid() == 0) {
+		char outside[300];
+		snprintf(outside, sizeof(outside), "%s/root-owned", base);
+		CHECK(mkdir(outside, 0755) == 0, "mkdir %s", outside);
+		snprintf(p, sizeof(p), "%s/keep", outside);
+		CHECK(write_file(p, "") == 0, "create %s", p);
+		CHECK(sdmtcp_remove_retrying(uid, gid, outside, 5000, 5) < 0, "refused as the user");
+		CHECK(!sdmtcp_remove_killed, "not a kill: %s", sdmtcp_remove_why);
+	}
+	snprintf(p, sizeof(p), "rm -rf '%s'", base);
+	CHECK(system(p) == 0, "cleanup");
+}
+
 /* The task launcher is checked for the job's user, by owner, group and mode. */
 static void test_executable_by(void)
 {
@@ -921,6 +990,7 @@ int main(void)
 	test_batch_coordinator();
 	test_open_runtime_dir();
 	test_remove_as();
+	test_remove_retrying();
 	test_bindir();
 	test_executable_by();
 	test_coordguard();

@@ -422,14 +422,21 @@ func campaignTrial(t *testing.T, c *cluster, w campaignWorkload, fault string, r
 	}
 	require.Contains(t, want, j.State, "error file:\n%s\noutput:\n%s", e, b)
 	// A preempted job whose work ended on its own within its grace time: Slurm 22.05 ends
-	// it there (TIMEOUT), never to run again; later releases (24.11) requeue it and run its
-	// batch script again from the top, where a step that finished starts from the top too.
-	// That second run is Slurm's, not a restore: each run's result is whole, once per run.
-	rerun := fault == "preempt" && j.Restarts == 1 && !c.slurmAtMost(t, 22, 5) &&
-		strings.Contains(string(e), "this step finished in an earlier run")
+	// it there (TIMEOUT), never to run again; 24.05 and later requeue it and run its batch
+	// script again from the top, where a step that finished starts from the top too. That
+	// second run is Slurm's, not a restore: each run's result is whole, once per run.
+	// slurmctld's log shows it: no preemption requeue, one requeue at the end of the run.
+	rerun := fault == "preempt" && j.Restarts == 1 && c.keepsGraceFlag(t) &&
+		strings.Contains(string(e), "this step finished in an earlier run") &&
+		parseGraceRequeues(c.ctldLog(t), id) == graceRequeues{preempted: 0, atEnd: 1}
+	// A preempted job requeued at the end of its grace time: 24.05 and later requeue the
+	// run after that, restored and whole, once more when it ends (grace_test.go).
+	again := fault == "preempt" && c.requeuedAgainAfterGrace(t, id, j.Restarts)
 	switch {
-	case rerun:
-		t.Logf("Slurm %d.%d ran the preempted job again after its work had ended in its grace time", c.slurmMajor, c.slurmMinor)
+	case rerun || again:
+		if rerun {
+			t.Logf("Slurm %d.%d ran the preempted job again after its work had ended in its grace time", c.slurmMajor, c.slurmMinor)
+		}
 		if w.ranks != nil {
 			for rk, v := range w.ranks {
 				ends := regexp.MustCompile(fmt.Sprintf(`(?m)^rank %d final (\d+) on \S+$`, rk)).FindAllStringSubmatch(string(b), -1)
@@ -458,7 +465,11 @@ func campaignTrial(t *testing.T, c *cluster, w campaignWorkload, fault string, r
 	}
 	// A job that ran again resumed from a generation whenever one existed before the fault.
 	// (A preempted batch job may end within its grace time and never run again.)
-	if len(before) > 0 && j.Restarts > 0 && !rerun {
+	if again {
+		assert.Contains(t, string(e), "slurm-dmtcp: restart 1: restoring generation ", "a generation existed before the fault")
+		assert.Contains(t, string(e), "slurm-dmtcp: restart 2: this step finished in an earlier run")
+	}
+	if len(before) > 0 && j.Restarts > 0 && !rerun && !again {
 		assert.Contains(t, string(e), "slurm-dmtcp: restart 1: restoring generation ", "a generation existed before the fault")
 		assert.NotContains(t, string(e), "from the top")
 		if w.starts {

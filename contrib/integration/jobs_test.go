@@ -226,18 +226,43 @@ func TestCoordinatorFailingAtStartEndsTheTasks(t *testing.T) {
 		[]byte("#!/bin/sh\necho 'cannot listen: the test says no' >&2\nexit 3\n"), 0o755))
 	c.withPolicy(t, "dmtcp_prefix="+prefix)
 	dir := workdir(t)
-	// Other clusters on this machine (and earlier runs) share /tmp: only a folder that this
-	// step leaves counts.
-	const failed = "/tmp/slurm-dmtcp-*/*.step-*/coordinator.failed"
-	before, _ := filepath.Glob(failed)
+	// Folders that other tests' steps left are not this one's.
+	const leftovers = "/tmp/slurm-dmtcp-*/*.step-*/coordinator.failed"
+	earlier, _ := filepath.Glob(leftovers)
 
 	r := c.run(t, testUser, dir, nil, "srun", "--dmtcp", "--job-name=coordfail", "echo", "ran")
 	assert.Equal(t, 125, r.code, "stderr: %s", r.stderr)
 	assert.Contains(t, r.stderr, "slurm-dmtcp: cannot run echo under DMTCP: the step's coordinator did not start")
 	assert.Contains(t, r.stderr, "cannot listen: the test says no")
 	assert.NotContains(t, r.stdout, "ran")
-	after, _ := filepath.Glob(failed)
-	assert.Subset(t, before, after, "a runtime folder was left")
+	// The agent did not remove its folder: slurmstepd's exit callback does, after srun has
+	// the tasks' exit and returned, so it may take a moment still.
+	var left []string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		now, _ := filepath.Glob(leftovers)
+		left = newPaths(earlier, now)
+		if len(left) == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	assert.Empty(t, left, "a runtime folder was left")
+}
+
+// newPaths returns the paths of now that were not in before.
+func newPaths(before, now []string) []string {
+	seen := make(map[string]bool, len(before))
+	for _, p := range before {
+		seen[p] = true
+	}
+	var fresh []string
+	for _, p := range now {
+		if !seen[p] {
+			fresh = append(fresh, p)
+		}
+	}
+	return fresh
 }
 
 // A broken agent path is also a clear, fast failure.

@@ -128,21 +128,32 @@ func TestPreemptionResumes(t *testing.T) {
 	c.startNow(t, low)
 	j := c.waitDone(t, low, 120*time.Second)
 	assert.Equal(t, "COMPLETED", j.State)
-	assert.Equal(t, 1, j.Restarts)
 	b, _ := os.ReadFile(out)
-	assertCountedTo(t, string(b), 60)
 	e, _ := os.ReadFile(errf)
 	assert.Contains(t, string(e), "slurm-dmtcp: checkpoint (signal) generation 1: ")
 	assert.Contains(t, string(e), "slurm-dmtcp: restart 1: restoring generation 1")
+	if c.requeuedAgainAfterGrace(t, low, j.Restarts) {
+		// Slurm 24.05 and later: the restored run counted to the end, then Slurm ran the
+		// script once more, from the top (grace_test.go).
+		runs := countRuns(counts(string(b)))
+		require.Len(t, runs, 2, "the restored run, then Slurm's run from the top:\n%s", lastLines(string(b), 20))
+		assert.Empty(t, wholeCount(runs[0], 60), "the run restored after the preemption")
+		assert.Empty(t, wholeCount(runs[1], 60), "Slurm's run once more")
+		assert.Equal(t, 2, strings.Count(string(b), "final 60\n"))
+		assert.Contains(t, string(e), "slurm-dmtcp: restart 2: this step finished in an earlier run; starting it again from the top")
+	} else {
+		assert.Equal(t, 1, j.Restarts)
+		assertCountedTo(t, string(b), 60)
+	}
 	h, _ := os.ReadFile(dir + "/high.out")
 	assert.Equal(t, "high ran\n", string(h))
 }
 
 // A --dmtcp step of a job that is not itself under DMTCP, preempted: Slurm signals the step
 // at once but the batch script only when the grace time ends. The step is checkpointed and
-// runs on (ending it would let the script end the job in its grace time, and such a job is
-// not requeued); at the end of the grace time the job is requeued, and its next run
-// restores the step.
+// runs on (ending it would let the script end the job in its grace time: Slurm 22.05 does
+// not requeue such a job, 24.05 and later run its script again from the top); at the end of
+// the grace time the job is requeued, and its next run restores the step.
 func TestPreemptedStepRunsOnThenResumes(t *testing.T) {
 	c := newCluster(t)
 	needDMTCP(t)
@@ -166,10 +177,24 @@ echo "step exit $?"
 	b, _ := os.ReadFile(out)
 	e, _ := os.ReadFile(errf)
 	require.Equal(t, "COMPLETED", j.State, "output:\n%s\nerrors:\n%s", b, e)
+	assert.Regexp(t, `slurm-dmtcp: restart 1: restoring generation \d+`, string(e))
+	if c.requeuedAgainAfterGrace(t, low, j.Restarts) {
+		// Slurm 24.05 and later: the restored step ended whole, then Slurm ran the script
+		// once more and the step from the top (grace_test.go): each rank ends once a run.
+		for rk, v := range soloExpected(tasks, rounds) {
+			ends := regexp.MustCompile(fmt.Sprintf(`(?m)^rank %d final (\d+) on \S+$`, rk)).FindAllStringSubmatch(string(b), -1)
+			require.Len(t, ends, 2, "rank %d: one end per run:\n%s", rk, lastLines(string(b), 20))
+			for _, m := range ends {
+				assert.Equal(t, strconv.FormatInt(v, 10), m[1], "rank %d's final value", rk)
+			}
+		}
+		assert.Equal(t, 2, strings.Count(string(b), "step exit 0\n"), "the step ended once a run:\n%s", lastLines(string(b), 20))
+		assert.Contains(t, string(e), "slurm-dmtcp: restart 2: this step finished in an earlier run; starting it again from the top")
+		return
+	}
 	assert.Equal(t, 1, j.Restarts)
 	finals, _ := rankFinals(t, string(b))
 	assert.Equal(t, soloExpected(tasks, rounds), finals, "final values of every rank")
-	assert.Regexp(t, `slurm-dmtcp: restart 1: restoring generation \d+`, string(e))
 	assert.Equal(t, 1, strings.Count(string(b), "step exit 0\n"), "the step ended once, in the run after the preemption:\n%s", b)
 }
 
