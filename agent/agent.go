@@ -339,7 +339,7 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Write
 				leadTimer, lead = t, t.C
 			}
 		case <-lead:
-			if a.Life.Phase() == Stopping {
+			if a.Life.Stopped() {
 				continue
 			}
 			again, rq := a.beforeTimeLimit(runCtx)
@@ -360,7 +360,7 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Write
 			_, _ = a.Checkpoint(runCtx, manifest.ReasonPeriodic)
 			periodic.Restart() // measured from the end of the previous checkpoint
 		case <-a.controlKick(): // dmtcpctl: a checkpoint request or a new interval (control.go)
-			a.serveControl(runCtx, requeued || a.Life.Phase() == Stopping)
+			a.serveControl(runCtx, requeued || a.Life.Stopped())
 		}
 	}
 }
@@ -394,7 +394,12 @@ const preemptQueryWait = 3 * time.Second
 // Anything short of that (a task killed, a launcher killed with it, a node that said
 // nothing) leaves the newest generation to restore.
 func (a *Agent) endStep(ctx context.Context) error {
-	if a.Life.Phase() == Stopping {
+	if a.Life.Stopped() {
+		if exits := a.endedAtStop(); exits != nil {
+			a.Log.WithField("exits", fmt.Sprint(exits)).Info("step finished by itself as Slurm stopped it: " +
+				"the next run of the job does not run it again; stopping the coordinator")
+			return a.shutdown(func() { a.markFinishedAtStop(exits) })
+		}
 		a.Log.Info("step stopped by Slurm: stopping the coordinator")
 		return a.shutdown(nil)
 	}
@@ -422,6 +427,22 @@ func (a *Agent) endStep(ctx context.Context) error {
 	}
 	a.Log.Info("step finished: stopping the coordinator")
 	return a.shutdown(a.markFinished)
+}
+
+// endedAtStop returns the exit statuses of this node's tasks, by local id, when the step
+// ended by itself as Slurm stopped it: the stop checkpoint found no process left, and every
+// task launcher recorded that its program ended by itself. nil otherwise, and always for a
+// step across nodes (the other nodes' launchers do not see that checkpoint's outcome).
+func (a *Agent) endedAtStop() []int {
+	if a.Life.Phase() != EndedAtStop || a.Config.AcrossNodes() {
+		return nil
+	}
+	exits := taskExits(a.Layout.RunDir, a.Config.Tasks)
+	if exits == nil || a.Life.To(Finished) != nil {
+		_ = a.Life.To(Killed)
+		return nil
+	}
+	return exits
 }
 
 // nodeEndedWait bounds how long node 0 waits, once the step's processes are gone, for the
@@ -575,6 +596,9 @@ func (a *Agent) takeCheckpoint(ctx context.Context, reason manifest.Reason, stop
 	}
 	if peers == 0 {
 		log.Debug("checkpoint skipped: no process under DMTCP")
+		if stop && a.Life.To(EndedAtStop) == nil {
+			a.mark(proto.StopFoundNothingFile) // before StoppedFile (deferred above)
+		}
 		return generations.Committed{}, fmt.Errorf("no process under DMTCP")
 	}
 	pending, err := a.Store.Begin()

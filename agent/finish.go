@@ -18,17 +18,44 @@ import (
 
 // finishedFile marks, in the step's folder, that the step's tasks ended by themselves (not
 // stopped by Slurm). It holds the newest generation number at that time: a later run of the
-// job starts the step from the top and never restores those older generations.
+// job starts the step from the top and never restores those older generations. A step
+// whose tasks ended by themselves as Slurm stopped it (its stop checkpoint found no process
+// left) also holds that run's restart count and the tasks' exit statuses: the next run
+// does not run it again (restorePlan).
 const finishedFile = "finished"
+
+// finish is what the finished marker says.
+type finish struct {
+	// Generation is the newest generation when the step finished; -1: it never did.
+	Generation int
+	// StopRun is the restart count of the run that Slurm stopped as the step's tasks ended
+	// by themselves; -1 when Slurm was not stopping it.
+	StopRun int
+	// Exits are the exit statuses of the tasks, by local id, when StopRun is set.
+	Exits []int
+}
 
 // markFinished records that the step ended by itself: written whole (temporary file,
 // fsync, rename) or not at all.
-func (a *Agent) markFinished() {
+func (a *Agent) markFinished() { a.writeFinish(nil) }
+
+// markFinishedAtStop records that the step ended by itself while Slurm was stopping it,
+// with its tasks' exit statuses (by local id).
+func (a *Agent) markFinishedAtStop(exits []int) { a.writeFinish(exits) }
+
+func (a *Agent) writeFinish(stopExits []int) {
 	newest := 0
 	if gens, err := a.Store.List(); err == nil && len(gens) > 0 {
 		newest = gens[len(gens)-1].Number
 	}
 	body := fmt.Sprintf("generation=%d\ntime=%s\n", newest, time.Now().UTC().Format(time.RFC3339))
+	if stopExits != nil {
+		codes := make([]string, len(stopExits))
+		for i, c := range stopExits {
+			codes[i] = strconv.Itoa(c)
+		}
+		body += fmt.Sprintf("stopped_run=%d\nexits=%s\n", a.Config.RestartCount, strings.Join(codes, " "))
+	}
 	if err := atomicfile.Write(a.Layout.StepDir, finishedFile, []byte(body), true); err != nil {
 		a.Log.WithError(err).Warn("could not record that the step finished")
 	}
@@ -38,26 +65,80 @@ func (a *Agent) markFinished() {
 // or -1 if it never did. A marker that is not exactly what markFinished writes (empty, cut
 // short, edited) is not taken for a finish: -1 and why.
 func finishedAt(stepDir string) (int, error) {
-	b, err := os.ReadFile(filepath.Join(stepDir, finishedFile))
+	f, err := readFinish(stepDir)
+	return f.Generation, err
+}
+
+// readFinish reads the finished marker strictly: anything but what writeFinish writes is
+// no finish at all (Generation -1) and an error that says what was found.
+func readFinish(stepDir string) (finish, error) {
+	none := finish{Generation: -1, StopRun: -1}
+	path := filepath.Join(stepDir, finishedFile)
+	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return -1, nil
+		return none, nil
 	}
 	if err != nil {
-		return -1, err
+		return none, err
 	}
-	var gen, at string
 	lines := strings.Split(string(b), "\n")
-	if len(lines) != 3 || lines[2] != "" {
-		return -1, fmt.Errorf("%s: want the two lines generation=N and time=T, have %q", filepath.Join(stepDir, finishedFile), b)
+	if (len(lines) != 3 && len(lines) != 5) || lines[len(lines)-1] != "" {
+		return none, fmt.Errorf("%s: want the two lines generation=N and time=T (and, for a step that ended as Slurm stopped it, stopped_run=N and exits=S...), have %q", path, b)
 	}
 	gen, okg := strings.CutPrefix(lines[0], "generation=")
 	at, okt := strings.CutPrefix(lines[1], "time=")
 	n, gerr := strconv.Atoi(gen)
 	_, terr := time.Parse(time.RFC3339, at)
 	if !okg || !okt || gerr != nil || n < 0 || terr != nil {
-		return -1, fmt.Errorf("%s: want generation=N and time=T (RFC 3339), have %q", filepath.Join(stepDir, finishedFile), b)
+		return none, fmt.Errorf("%s: want generation=N and time=T (RFC 3339), have %q", path, b)
 	}
-	return n, nil
+	f := finish{Generation: n, StopRun: -1}
+	if len(lines) == 3 {
+		return f, nil
+	}
+	run, okr := strings.CutPrefix(lines[2], "stopped_run=")
+	codes, oke := strings.CutPrefix(lines[3], "exits=")
+	r, rerr := strconv.Atoi(run)
+	bad := fmt.Errorf("%s: want stopped_run=N and exits=S... (exit statuses 0 to 128) after the time, have %q", path, b)
+	if !okr || !oke || rerr != nil || r < 0 {
+		return none, bad
+	}
+	for _, c := range strings.Fields(codes) {
+		code, err := strconv.Atoi(c)
+		if err != nil || code < 0 || code > 128 {
+			return none, bad
+		}
+		f.Exits = append(f.Exits, code)
+	}
+	if len(f.Exits) == 0 {
+		return none, bad
+	}
+	f.StopRun = r
+	return f, nil
+}
+
+// taskExit returns the exit status that the task launcher of local id recorded, if it did.
+func taskExit(runDir string, id int) (int, bool) {
+	b, err := os.ReadFile(filepath.Join(runDir, proto.TaskExitedFile(id)))
+	if err != nil {
+		return 0, false
+	}
+	code, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	return code, err == nil
+}
+
+// taskExits returns the exit statuses that the task launchers of this node recorded, by
+// local id, when every one of them did; nil when one did not.
+func taskExits(runDir string, tasks int) []int {
+	exits := make([]int, 0, tasks)
+	for id := 0; id < tasks; id++ {
+		code, ok := taskExit(runDir, id)
+		if !ok {
+			return nil
+		}
+		exits = append(exits, code)
+	}
+	return exits
 }
 
 // tasksEnded says why the tasks of this node did not all end by themselves ("" when they
@@ -66,13 +147,9 @@ func finishedAt(stepDir string) (int, error) {
 func tasksEnded(runDir string, tasks int) string {
 	var missing []string
 	for id := 0; id < tasks; id++ {
-		b, err := os.ReadFile(filepath.Join(runDir, proto.TaskExitedFile(id)))
-		if err == nil {
-			if _, err = strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
-				continue
-			}
+		if _, ok := taskExit(runDir, id); !ok {
+			missing = append(missing, strconv.Itoa(id))
 		}
-		missing = append(missing, strconv.Itoa(id))
 	}
 	if len(missing) == 0 {
 		return ""

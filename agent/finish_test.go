@@ -30,6 +30,11 @@ func TestFinishedAtReadsStrictly(t *testing.T) {
 		{"cut in the time", ptr("generation=4\ntime=2026-12\n"), -1, "RFC 3339"},
 		{"negative", ptr("generation=-1\ntime=2026-12-06T10:00:00Z\n"), -1, "generation=N"},
 		{"not a number", ptr("generation=x\ntime=2026-12-06T10:00:00Z\n"), -1, "generation=N"},
+		{"ended as Slurm stopped it", ptr("generation=4\ntime=2026-12-06T10:00:00Z\nstopped_run=2\nexits=0 1\n"), 4, ""},
+		{"stop without exits", ptr("generation=4\ntime=2026-12-06T10:00:00Z\nstopped_run=2\nexits=\n"), -1, "exits=S"},
+		{"stop with a signal's status", ptr("generation=4\ntime=2026-12-06T10:00:00Z\nstopped_run=2\nexits=137\n"), -1, "exits=S"},
+		{"stop cut short", ptr("generation=4\ntime=2026-12-06T10:00:00Z\nstopped_run=2\n"), -1, "want the two lines"},
+		{"stop's run not a number", ptr("generation=4\ntime=2026-12-06T10:00:00Z\nstopped_run=x\nexits=0\n"), -1, "stopped_run=N"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -45,6 +50,19 @@ func TestFinishedAtReadsStrictly(t *testing.T) {
 			}
 		})
 	}
+}
+
+// What markFinishedAtStop writes reads back as it was meant; markFinished's has no stop.
+func TestFinishMarkerRoundTrip(t *testing.T) {
+	a, _, _ := newTestAgent(t, Config{RestartCount: 3, Tasks: 2}, nil)
+	a.markFinishedAtStop([]int{0, 2})
+	f, err := readFinish(a.Layout.StepDir)
+	require.NoError(t, err)
+	assert.Equal(t, finish{Generation: 0, StopRun: 3, Exits: []int{0, 2}}, f)
+	a.markFinished()
+	f, err = readFinish(a.Layout.StepDir)
+	require.NoError(t, err)
+	assert.Equal(t, finish{Generation: 0, StopRun: -1}, f)
 }
 
 func ptr(s string) *string { return &s }

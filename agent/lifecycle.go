@@ -12,18 +12,20 @@ type Phase int
 // (Restoring), runs (Running), is checkpointed (Checkpointing) and ends in one of three
 // ways: it ended by itself (Finished), Slurm stopped it (Stopping: its last checkpoint is
 // the one to restore), or it ended any other way (Killed: a task killed, a restore that gave
-// up; its newest generation is the one to restore).
+// up; its newest generation is the one to restore). A stop whose checkpoint finds no process
+// left (EndedAtStop) finishes only when every task ended by itself.
 const (
 	Starting Phase = iota
 	Restoring
 	Running
 	Checkpointing
 	Stopping
+	EndedAtStop
 	Finished
 	Killed
 )
 
-var phaseNames = [...]string{"starting", "restoring", "running", "checkpointing", "stopping", "finished", "killed"}
+var phaseNames = [...]string{"starting", "restoring", "running", "checkpointing", "stopping", "ended-at-stop", "finished", "killed"}
 
 func (p Phase) String() string {
 	if p < 0 || int(p) >= len(phaseNames) {
@@ -34,14 +36,17 @@ func (p Phase) String() string {
 
 // moves lists, for each phase, the phases it may go to. Finished and Killed are final;
 // Stopping goes nowhere but Killed (the computation ended after Slurm's stop, or before it
-// could be checkpointed); only a step that runs or restores can finish. A restored program
-// that dies soon after its restore takes the step back from Running to Restoring.
+// could be checkpointed) and EndedAtStop (its checkpoint found no process: the programs had
+// ended as Slurm stopped the step), which finishes when every task ended by itself. Else
+// only a step that runs or restores can finish. A restored program that dies soon after its
+// restore takes the step back from Running to Restoring.
 var moves = map[Phase][]Phase{
 	Starting:      {Restoring, Running, Stopping, Killed},
 	Restoring:     {Restoring, Running, Stopping, Finished, Killed},
 	Running:       {Checkpointing, Restoring, Stopping, Finished, Killed}, // Restoring: a restored program died soon after
 	Checkpointing: {Running, Stopping, Killed},
-	Stopping:      {Killed},
+	Stopping:      {EndedAtStop, Killed},
+	EndedAtStop:   {Finished, Killed},
 }
 
 // Lifecycle is a step's phase; its moves are the only place where a step becomes finished
@@ -86,4 +91,10 @@ func (l *Lifecycle) From(next Phase, from ...Phase) bool {
 		}
 	}
 	return false
+}
+
+// Stopped reports whether Slurm is stopping the step (Stopping, EndedAtStop).
+func (l *Lifecycle) Stopped() bool {
+	p := l.Phase()
+	return p == Stopping || p == EndedAtStop
 }

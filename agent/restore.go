@@ -3,6 +3,7 @@ package agent
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,10 +31,23 @@ func restorePlan(cfg Config, store *generations.Store, stepDir string, log *logr
 	note := func(notes []string) []proto.KV {
 		return []proto.KV{{Key: proto.KeyRestoreNote, Value: strings.Join(notes, " | ")}}
 	}
-	done, ferr := finishedAt(stepDir)
+	fin, ferr := readFinish(stepDir)
 	if ferr != nil {
 		log.WithError(ferr).Warn("finished marker unreadable: not taken for a finish")
 	}
+	if fin.StopRun >= 0 && fin.StopRun == cfg.RestartCount-1 && len(fin.Exits) == cfg.Tasks {
+		// Slurm stopped the run before as the step's tasks ended by themselves: its work
+		// is done, and Slurm's requeue is no reason to do it again.
+		codes := make([]string, len(fin.Exits))
+		for i, c := range fin.Exits {
+			codes[i] = strconv.Itoa(c)
+		}
+		log.WithField("exits", strings.Join(codes, " ")).Info("the step ended by itself as Slurm stopped the run before: not running it again")
+		msg := fmt.Sprintf("restart %d: this step ended by itself as Slurm stopped the run before (exit %s); it is not run again",
+			cfg.RestartCount, strings.Join(codes, " "))
+		return append(note([]string{msg}), proto.KV{Key: proto.KeyEnded, Value: strings.Join(codes, " ")}), nil
+	}
+	done := fin.Generation
 	find := store.NewestVerified
 	if later {
 		find = store.NewestIntact

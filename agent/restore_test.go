@@ -93,6 +93,44 @@ func TestRestorePlan(t *testing.T) {
 	}
 }
 
+// A step that ended by itself as Slurm stopped the run before is not run again by the next
+// run: its tasks end with the statuses they had. A later run, or another task count, is
+// the usual finished step (from the top).
+func TestRestorePlanAfterAnEndAtTheStop(t *testing.T) {
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	for _, tc := range []struct {
+		name      string
+		restart   int
+		tasks     int
+		wantEnded string // "" no KeyEnded
+		wantNote  string
+	}{
+		{"the next run ends at once", 3, 2, "0 1", "restart 3: this step ended by itself as Slurm stopped the run before (exit 0 1); it is not run again"},
+		{"a run after that starts from the top", 4, 2, "", "finished in an earlier run; starting it again from the top"},
+		{"another task count starts from the top", 3, 1, "", "finished in an earlier run"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			step := t.TempDir()
+			store, err := generations.Open(step, generations.Options{Keep: 5})
+			require.NoError(t, err)
+			defer store.Close()
+			commitOne(t, store, step)
+			a := &Agent{Store: store, Layout: Layout{StepDir: step}, Log: logrus.NewEntry(log), Config: Config{RestartCount: 2}}
+			a.markFinishedAtStop([]int{0, 1})
+			kvs, err := restorePlan(Config{RestartCount: tc.restart, Tasks: tc.tasks}, store, step, logrus.NewEntry(log), true)
+			require.NoError(t, err)
+			got := map[string]string{}
+			for _, kv := range kvs {
+				got[kv.Key] = kv.Value
+			}
+			assert.NotContains(t, got, proto.KeyRestore, "nothing is restored")
+			assert.Equal(t, tc.wantEnded, got[proto.KeyEnded])
+			assert.Contains(t, got[proto.KeyRestoreNote], tc.wantNote)
+		})
+	}
+}
+
 func TestParseArgsCheckpointPolicy(t *testing.T) {
 	base := []string{"--protocol=1", "--job-id=7", "--step=batch"}
 	for _, tc := range []struct {

@@ -253,6 +253,53 @@ func TestServeMarksFinishedOnlyOnProof(t *testing.T) {
 	}
 }
 
+// A stop whose checkpoint finds no process left, with every task's program recorded as
+// ended by itself, is a finish at the stop: the marker names this run and the tasks' exit
+// statuses, so that the next run does not run the step again. Anything less is a stop.
+func TestServeStopThatFindsNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		noPeers    bool
+		records    map[int]string
+		wantExits  []int // nil: not finished
+		wantMarker bool  // proto.StopFoundNothingFile for the task launchers
+	}{
+		{"the programs had ended by themselves", true, map[int]string{0: "0\n", 1: "3\n"}, []int{0, 3}, true},
+		{"one task did not end by itself", true, map[int]string{0: "0\n"}, nil, true},
+		{"the stop checkpointed the computation", false, map[int]string{0: "0\n", 1: "0\n"}, nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, coord, _ := newTestAgent(t, Config{JobID: "7", Step: "batch", Tasks: 2, RestartCount: 4}, &fakeJob{})
+			coord.noPeers = tc.noPeers
+			sigs := make(chan os.Signal, 4)
+			a.Signals = sigs
+			lifeline, closeLifeline := io.Pipe()
+			errc := make(chan error, 1)
+			go func() { errc <- a.Serve(context.Background(), "h", 1, io.Discard, lifeline) }()
+			sigs <- syscall.SIGTERM
+			require.Eventually(t, func() bool {
+				_, err := os.Stat(filepath.Join(a.Layout.RunDir, proto.StoppedFile))
+				return err == nil
+			}, 5*time.Second, 10*time.Millisecond, "the stop checkpoint ends")
+			_, err := os.Stat(filepath.Join(a.Layout.RunDir, proto.StopFoundNothingFile))
+			assert.Equal(t, tc.wantMarker, err == nil, "%s", proto.StopFoundNothingFile)
+			for id, body := range tc.records { // the launchers report once they see the outcome
+				require.NoError(t, os.WriteFile(filepath.Join(a.Layout.RunDir, proto.TaskExitedFile(id)), []byte(body), 0o600))
+			}
+			closeLifeline.Close()
+			require.NoError(t, <-errc)
+			f, err := readFinish(a.Layout.StepDir)
+			require.NoError(t, err)
+			if tc.wantExits == nil {
+				assert.Equal(t, -1, f.Generation, "not finished")
+				return
+			}
+			assert.Equal(t, finish{Generation: 0, StopRun: 4, Exits: tc.wantExits}, f)
+			assert.Equal(t, Finished, a.Life.Phase())
+		})
+	}
+}
+
 // A SIGTERM is a checkpoint that ends the computation, except the first one of a
 // preemption in a step on one node: Slurm signals such a step at once but the batch script
 // only when the grace time ends, so the step is checkpointed and runs on; the next SIGTERM

@@ -47,6 +47,10 @@ const (
 	// (TaskExitedFile). The launcher removes it from its program's environment, so that the
 	// tasks of a step started from inside this one never report into this step's folder.
 	KeyReportExit = "report_exit"
+	// KeyEnded is set when the step's tasks ended by themselves in the run before, as
+	// Slurm stopped that run: the exit statuses of the tasks by local id, space-separated.
+	// The task launchers do not run their program again; each ends with its status.
+	KeyEnded = "ended"
 )
 
 // EnvName is the variable through which the plugin hands a ready-message key to the tasks.
@@ -78,9 +82,14 @@ func NodeEndedFile(nodeID int) string { return fmt.Sprintf("node-%d.ended", node
 // committed or the attempt has failed. The task launcher waits from its child's exit until
 // StoppedFile exists (bounded), so that Slurm does not end the step, and kill the agent,
 // half-way through a commit.
+//
+// StopFoundNothingFile appears before StoppedFile when that checkpoint found no process of
+// the computation left: the programs had ended by themselves as Slurm stopped the step, and
+// each task launcher reports its program's own end (TaskExitedFile) as on any other.
 const (
-	StoppingFile = "stopping"
-	StoppedFile  = "stopped"
+	StoppingFile         = "stopping"
+	StoppedFile          = "stopped"
+	StopFoundNothingFile = "stopped-nothing"
 )
 
 // ForkLockFile, in the step's runtime folder, keeps the start of a checkpoint apart from

@@ -3,6 +3,7 @@ package launch
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/slurm-dmtcp/slurm-dmtcp/agent/atomicfile"
 	"github.com/slurm-dmtcp/slurm-dmtcp/proto"
@@ -51,4 +52,24 @@ func RecordExit(env []string, code int, stopped bool) error {
 		return fmt.Errorf("report the task's exit: %w", err)
 	}
 	return nil
+}
+
+// Ended returns, when the step's tasks ended by themselves as Slurm stopped the run before
+// (proto.KeyEnded), the exit status this task ended with then: the task ends with it and
+// does not run its program again.
+func Ended(env []string) (int, bool, error) {
+	v := lookup(env, proto.EnvName(proto.KeyEnded))
+	if v == "" {
+		return 0, false, nil
+	}
+	codes := strings.Fields(v)
+	id, err := strconv.Atoi(lookup(env, "SLURM_LOCALID"))
+	if err != nil || id < 0 || id >= len(codes) {
+		return 0, false, fmt.Errorf("%s=%q holds no exit status for the task of SLURM_LOCALID %q", proto.EnvName(proto.KeyEnded), v, lookup(env, "SLURM_LOCALID"))
+	}
+	code, err := strconv.Atoi(codes[id])
+	if err != nil || code < 0 || code > 128 {
+		return 0, false, fmt.Errorf("%s=%q: %q is not an exit status (0 to 128)", proto.EnvName(proto.KeyEnded), v, codes[id])
+	}
+	return code, true, nil
 }

@@ -77,3 +77,34 @@ func TestRestoreMayHaveFailed(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) { assert.Equal(t, tc.want, RestoreMayHaveFailed(tc.code)) })
 	}
 }
+
+// The statuses of a step that ended as Slurm stopped the run before: each task takes its
+// own by local id; anything else is an error that names the variable.
+func TestEnded(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		ended     string
+		localID   string
+		wantCode  int
+		wantEnded bool
+		wantErr   string
+	}{
+		{"not set: the program runs", "", "0", 0, false, ""},
+		{"task 0", "0 3", "0", 0, true, ""},
+		{"task 1", "0 3", "1", 3, true, ""},
+		{"no status for the task", "0", "1", 0, false, `SLURM_DMTCP_ENDED="0" holds no exit status for the task of SLURM_LOCALID "1"`},
+		{"not a status", "x", "0", 0, false, `"x" is not an exit status (0 to 128)`},
+		{"a signal's status", "137", "0", 0, false, "is not an exit status"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, ended, err := Ended([]string{"SLURM_DMTCP_ENDED=" + tc.ended, "SLURM_LOCALID=" + tc.localID})
+			if tc.wantErr != "" {
+				assert.ErrorContains(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.wantEnded, ended)
+			assert.Equal(t, tc.wantCode, code)
+		})
+	}
+}

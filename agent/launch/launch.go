@@ -113,7 +113,7 @@ func Command(args []string, env []string, plugin string) (string, []string, []st
 		switch k {
 		case proto.EnvArgv0, proto.EnvError, proto.EnvName(proto.KeyRestore), proto.EnvName(proto.KeyRestoreNote),
 			proto.EnvName(proto.KeyPerRank), proto.EnvName(proto.KeyReportExit), proto.EnvName(proto.KeyRestoreRetry),
-			proto.EnvName(proto.KeyRestoreVerify), EnvSigterm:
+			proto.EnvName(proto.KeyRestoreVerify), proto.EnvName(proto.KeyEnded), EnvSigterm:
 			continue // meant for this task only: a nested srun must not see them
 		}
 		out = append(out, kv)

@@ -38,8 +38,9 @@ const ExitStopped = 128 + int(syscall.SIGTERM)
 //
 // When the agent stops the computation after a checkpoint (proto.StoppingFile in runDir),
 // Supervise waits, at most stopWait, for the generation to be committed (proto.StoppedFile)
-// before it returns ExitStopped and true. A program that its user's own SIGTERM ended also
-// ends with 143, and false.
+// before it returns ExitStopped and true; when that checkpoint found no process left
+// (proto.StopFoundNothingFile), the program had ended by itself: its own status, and false.
+// A program that its user's own SIGTERM ended also ends with 143, and false.
 func Supervise(path string, argv, env []string, runDir string, joins bool, stopWait time.Duration) (int, bool) {
 	signal.Ignore(syscall.SIGTERM)
 	sigs := make(chan os.Signal, 8)
@@ -95,6 +96,10 @@ func Supervise(path string, argv, env []string, runDir string, joins bool, stopW
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	// That checkpoint found no process: nothing was stopped, the program ended by itself.
+	if _, err := os.Stat(filepath.Join(runDir, proto.StopFoundNothingFile)); err == nil {
+		return code, false
 	}
 	return ExitStopped, true
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/slurm-dmtcp/slurm-dmtcp/proto"
 	"github.com/slurm-dmtcp/slurm-dmtcp/proto/procstat"
 )
 
@@ -61,4 +62,30 @@ func TestSuperviseChildDiesWithLauncher(t *testing.T) {
 func running(pid int) bool {
 	st, err := procstat.Read("/proc", pid)
 	return err == nil && !st.Gone()
+}
+
+// A program that ends while the agent stops the computation is taken for stopped (the
+// agent's own -kc exit is 0 too), unless that checkpoint found no process: then the program
+// had ended by itself, with its own status.
+func TestSuperviseOutcomeOfAStop(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		markers     []string
+		wantCode    int
+		wantStopped bool
+	}{
+		{"no stop", nil, 3, false},
+		{"stopped by the agent", []string{proto.StoppingFile, proto.StoppedFile}, ExitStopped, true},
+		{"the stop found nothing", []string{proto.StoppingFile, proto.StopFoundNothingFile, proto.StoppedFile}, 3, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			run := t.TempDir()
+			for _, m := range tc.markers {
+				require.NoError(t, os.WriteFile(filepath.Join(run, m), nil, 0o600))
+			}
+			code, stopped := Supervise("/bin/sh", []string{"sh", "-c", "exit 3"}, []string{"PATH=/usr/bin:/bin"}, run, false, time.Second)
+			assert.Equal(t, tc.wantCode, code)
+			assert.Equal(t, tc.wantStopped, stopped)
+		})
+	}
 }

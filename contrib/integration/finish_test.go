@@ -151,3 +151,33 @@ func TestRequeueDuringRestoreResumes(t *testing.T) {
 		logAgents(t, filepath.Join(homeOf(t, testUser), ".slurm-dmtcp", id))
 	}
 }
+
+// endsAtTheStop does its work, then leaves DMTCP (dmtcp_nocheckpoint) and waits for Slurm's
+// SIGTERM, on which it ends by itself with exit 0: a program that ends just as Slurm stops
+// the job, made to happen every time. The stop's checkpoint finds no process.
+const endsAtTheStop = `#!/bin/sh
+echo "work done"
+exec %s/dmtcp_nocheckpoint /bin/sh -c 'trap "echo ended; exit 0" TERM; echo up > "$0"; while :; do sleep 0.1; done' %s
+`
+
+// A step whose program ends by itself as Slurm requeues the job is done: the next run does
+// not run it again (from the top, or from a generation), says so in the error file, and the
+// job completes with the program's status and its output once.
+func TestEndAtTheStopIsNotRunAgain(t *testing.T) {
+	c := newCluster(t)
+	inst := needDMTCP(t)
+	dir := workdir(t)
+	waiting := filepath.Join(dir, "waiting")
+	script := writeScript(t, dir, "job.sh", fmt.Sprintf(endsAtTheStop, inst.Bin, waiting))
+	out, errf := dir+"/out", dir+"/err"
+	id := c.sbatch(t, dir, "--dmtcp", "--open-mode=append", "-o", out, "-e", errf, script)
+	waitFile(t, waiting, "up", 60*time.Second)
+	c.requeue(t, id)
+	j := c.waitDone(t, id, 90*time.Second)
+	e, _ := os.ReadFile(errf)
+	b, _ := os.ReadFile(out)
+	assert.Equal(t, "COMPLETED", j.State, "error file:\n%s", e)
+	assert.Equal(t, "work done\nended\n", string(b), "the work ran once; error file:\n%s", e)
+	assert.Contains(t, string(e), "slurm-dmtcp: restart 1: this step ended by itself as Slurm stopped the run before (exit 0); it is not run again")
+	assert.NotContains(t, string(e), "from the top")
+}

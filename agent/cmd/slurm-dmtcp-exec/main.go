@@ -54,6 +54,15 @@ func main() {
 	}
 	launch.RecordPid(env)
 	task := os.Environ()
+	// The step ended by itself as Slurm stopped the run before: its work is done.
+	if code, ended, err := launch.Ended(task); err != nil {
+		os.Exit(launch.Fail(err))
+	} else if ended {
+		if err := launch.RecordExit(task, code, false); err != nil {
+			fmt.Fprintf(os.Stderr, "slurm-dmtcp: %v\n", err)
+		}
+		os.Exit(code)
+	}
 	if launch.VerifiedLater(task) {
 		// The agent verifies the generation while the task starts: it says which to restore.
 		reply, err := launch.AwaitVerified(task, verifiedPoll)
