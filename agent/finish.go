@@ -50,11 +50,7 @@ func (a *Agent) writeFinish(stopExits []int) {
 	}
 	body := fmt.Sprintf("generation=%d\ntime=%s\n", newest, time.Now().UTC().Format(time.RFC3339))
 	if stopExits != nil {
-		codes := make([]string, len(stopExits))
-		for i, c := range stopExits {
-			codes[i] = strconv.Itoa(c)
-		}
-		body += fmt.Sprintf("stopped_run=%d\nexits=%s\n", a.Config.RestartCount, strings.Join(codes, " "))
+		body += fmt.Sprintf("stopped_run=%d\nexits=%s\n", a.Config.RestartCount, proto.FormatExits(stopExits))
 	}
 	if err := atomicfile.Write(a.Layout.StepDir, finishedFile, []byte(body), true); err != nil {
 		a.Log.WithError(err).Warn("could not record that the step finished")
@@ -103,14 +99,7 @@ func readFinish(stepDir string) (finish, error) {
 	if !okr || !oke || rerr != nil || r < 0 {
 		return none, bad
 	}
-	for _, c := range strings.Fields(codes) {
-		code, err := strconv.Atoi(c)
-		if err != nil || code < 0 || code > 128 {
-			return none, bad
-		}
-		f.Exits = append(f.Exits, code)
-	}
-	if len(f.Exits) == 0 {
+	if f.Exits, err = proto.ParseExits(codes); err != nil {
 		return none, bad
 	}
 	f.StopRun = r

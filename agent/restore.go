@@ -3,7 +3,6 @@ package agent
 import (
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -38,14 +37,11 @@ func restorePlan(cfg Config, store *generations.Store, stepDir string, log *logr
 	if fin.StopRun >= 0 && fin.StopRun == cfg.RestartCount-1 && len(fin.Exits) == cfg.Tasks {
 		// Slurm stopped the run before as the step's tasks ended by themselves: its work
 		// is done, and Slurm's requeue is no reason to do it again.
-		codes := make([]string, len(fin.Exits))
-		for i, c := range fin.Exits {
-			codes[i] = strconv.Itoa(c)
-		}
-		log.WithField("exits", strings.Join(codes, " ")).Info("the step ended by itself as Slurm stopped the run before: not running it again")
+		codes := proto.FormatExits(fin.Exits)
+		log.WithField("exits", codes).Info("the step ended by itself as Slurm stopped the run before: not running it again")
 		msg := fmt.Sprintf("restart %d: this step ended by itself as Slurm stopped the run before (exit %s); it is not run again",
-			cfg.RestartCount, strings.Join(codes, " "))
-		return append(note([]string{msg}), proto.KV{Key: proto.KeyEnded, Value: strings.Join(codes, " ")}), nil
+			cfg.RestartCount, codes)
+		return append(note([]string{msg}), proto.KV{Key: proto.KeyEnded, Value: codes}), nil
 	}
 	done := fin.Generation
 	find := store.NewestVerified

@@ -2,6 +2,7 @@ package proto
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -107,3 +108,29 @@ const CoordFailedFile = "coordinator.failed"
 // node 0 of a step across nodes tells the agents of the other nodes where this run's
 // coordinator is (written as a temporary file, then renamed).
 const CoordAddrFile = "coordinator.addr"
+
+// FormatExits writes exit statuses, by local id, as KeyEnded and the finished marker hold
+// them: space-separated.
+func FormatExits(exits []int) string {
+	codes := make([]string, len(exits))
+	for i, c := range exits {
+		codes[i] = strconv.Itoa(c)
+	}
+	return strings.Join(codes, " ")
+}
+
+// ParseExits reads what FormatExits writes: one or more exit statuses of 0 to 128.
+func ParseExits(s string) ([]int, error) {
+	var exits []int
+	for _, c := range strings.Fields(s) {
+		code, err := strconv.Atoi(c)
+		if err != nil || code < 0 || code > 128 {
+			return nil, fmt.Errorf("%q is not an exit status (0 to 128)", c)
+		}
+		exits = append(exits, code)
+	}
+	if len(exits) == 0 {
+		return nil, fmt.Errorf("%q holds no exit status", s)
+	}
+	return exits, nil
+}

@@ -3,7 +3,6 @@ package launch
 import (
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/slurm-dmtcp/slurm-dmtcp/agent/atomicfile"
 	"github.com/slurm-dmtcp/slurm-dmtcp/proto"
@@ -62,14 +61,13 @@ func Ended(env []string) (int, bool, error) {
 	if v == "" {
 		return 0, false, nil
 	}
-	codes := strings.Fields(v)
+	codes, err := proto.ParseExits(v)
+	if err != nil {
+		return 0, false, fmt.Errorf("%s=%q: %w", proto.EnvName(proto.KeyEnded), v, err)
+	}
 	id, err := strconv.Atoi(lookup(env, "SLURM_LOCALID"))
 	if err != nil || id < 0 || id >= len(codes) {
 		return 0, false, fmt.Errorf("%s=%q holds no exit status for the task of SLURM_LOCALID %q", proto.EnvName(proto.KeyEnded), v, lookup(env, "SLURM_LOCALID"))
 	}
-	code, err := strconv.Atoi(codes[id])
-	if err != nil || code < 0 || code > 128 {
-		return 0, false, fmt.Errorf("%s=%q: %q is not an exit status (0 to 128)", proto.EnvName(proto.KeyEnded), v, codes[id])
-	}
-	return code, true, nil
+	return codes[id], true, nil
 }
