@@ -74,9 +74,9 @@ else
 dmtcp-plugin: $(BUILD)/slurm-dmtcp-sigterm.so
 endif
 
-$(BUILD)/slurm-dmtcp-sigterm.so: dmtcpplugin/sigterm.c dmtcpplugin/opath.c dmtcpplugin/forklock.c $(DMTCP_H) | $(BUILD)
+$(BUILD)/slurm-dmtcp-sigterm.so: dmtcpplugin/sigterm.c dmtcpplugin/opath.c dmtcpplugin/forklock.c dmtcpplugin/brk.c $(DMTCP_H) | $(BUILD)
 	$(CC) $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -fPIC -fvisibility=hidden -I$(DMTCP_PREFIX)/include \
-		-shared -o $@ dmtcpplugin/sigterm.c dmtcpplugin/opath.c dmtcpplugin/forklock.c
+		-shared -o $@ dmtcpplugin/sigterm.c dmtcpplugin/opath.c dmtcpplugin/forklock.c dmtcpplugin/brk.c
 
 $(BUILD)/opath-test: dmtcpplugin/test_opath.c dmtcpplugin/opath.c $(DMTCP_H) | $(BUILD)
 	$(CC) $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -I$(DMTCP_PREFIX)/include -o $@ dmtcpplugin/test_opath.c
@@ -84,7 +84,10 @@ $(BUILD)/opath-test: dmtcpplugin/test_opath.c dmtcpplugin/opath.c $(DMTCP_H) | $
 $(BUILD)/forklock-test: dmtcpplugin/test_forklock.c dmtcpplugin/forklock.c $(DMTCP_H) | $(BUILD)
 	$(CC) $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -I$(DMTCP_PREFIX)/include -o $@ dmtcpplugin/test_forklock.c -lpthread
 
-$(BUILD)/sigterm-test: dmtcpplugin/test_sigterm.c dmtcpplugin/sigterm.c $(DMTCP_H) | $(BUILD)
+$(BUILD)/brk-test: dmtcpplugin/test_brk.c dmtcpplugin/brk.c | $(BUILD)
+	$(CC) $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -o $@ dmtcpplugin/test_brk.c
+
+$(BUILD)/sigterm-test: dmtcpplugin/test_sigterm.c dmtcpplugin/sigterm.c dmtcpplugin/brk.c $(DMTCP_H) | $(BUILD)
 	$(CC) $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -I$(DMTCP_PREFIX)/include -o $@ dmtcpplugin/test_sigterm.c -ldl
 
 $(BUILD)/spank-test: spank/test_spank.c $(SPANK_SRC) $(SPANK_HDR) spank/coordguard.c | $(BUILD)
@@ -172,7 +175,7 @@ lint:
 unit-test: lint
 	$(GO) test -count=1 ./...
 
-C_TESTS     := $(BUILD)/spank-test $(if $(DMTCP_H),$(BUILD)/sigterm-test $(BUILD)/opath-test $(BUILD)/forklock-test)
+C_TESTS     := $(BUILD)/spank-test $(BUILD)/brk-test $(if $(DMTCP_H),$(BUILD)/sigterm-test $(BUILD)/opath-test $(BUILD)/forklock-test)
 c-test: $(C_TESTS)
 	@$(if $(DMTCP_H),,echo "SKIP sigterm-test, opath-test, forklock-test: no include/dmtcp.h in DMTCP_PREFIX='$(DMTCP_PREFIX)'";) \
 	for t in $(C_TESTS); do \

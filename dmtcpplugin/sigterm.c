@@ -31,6 +31,9 @@
 
 #define ENV_NAME "SLURM_DMTCP_SIGTERM"
 
+/* brk.c: libc's program break made the kernel's again after a restore. */
+int brk_after_restore(void);
+
 /* The kernel's flag for libc's own signal return code (not in glibc's headers). */
 #if !defined(SA_RESTORER) && (defined(__x86_64__) || defined(__i386__) || defined(__aarch64__) || defined(__arm__))
 #define SA_RESTORER 0x04000000
@@ -261,6 +264,9 @@ event_hook(DmtcpEvent_t event, DmtcpEventData_t *data)
     break;
   case DMTCP_EVENT_ATFORK_CHILD:
     wlock = 0; /* the child has one thread: no writer holds it */
+    break;
+  case DMTCP_EVENT_RESTART:
+    (void)brk_after_restore(); /* brk.c */
     break;
   default:
     break;

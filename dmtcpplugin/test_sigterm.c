@@ -4,6 +4,7 @@
  * end proof, with real DMTCP and Slurm, is contrib/integration/signals_test.go.
  */
 #include "sigterm.c"
+#include "brk.c"
 
 #include <stdio.h>
 #include <sys/wait.h>
