@@ -11,8 +11,8 @@
  * start, so that the heap cannot grow into it. libc's next sbrk(n) asks the kernel for a
  * break of saved + n; the kernel answers with its own, higher one, which glibc takes for
  * success, and malloc writes its new top chunk into DMTCP's PROT_NONE region: SIGSEGV in
- * sysmalloc. Any program that grows its heap after a restore died of it, in about one
- * restore in two.
+ * sysmalloc. Any program that grows its heap after a restore died of it in many restores
+ * (most, for a program built without PIE such as Debian 12's python3).
  *
  * After DMTCP's own restore of the heap (its processinfo plugin, which runs before this one
  * on a restart: this plugin is registered first), brk_after_restore sets libc's break to the
