@@ -78,16 +78,16 @@ $(BUILD)/slurm-dmtcp-sigterm.so: dmtcpplugin/sigterm.c dmtcpplugin/opath.c dmtcp
 	$(CC) $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -fPIC -fvisibility=hidden -I$(DMTCP_PREFIX)/include \
 		-shared -o $@ dmtcpplugin/sigterm.c dmtcpplugin/opath.c dmtcpplugin/forklock.c dmtcpplugin/brk.c
 
-$(BUILD)/opath-test: dmtcpplugin/test_opath.c dmtcpplugin/opath.c $(DMTCP_H) | $(BUILD)
+$(BUILD)/opath-test: dmtcpplugin/test_opath.c dmtcpplugin/check.h dmtcpplugin/opath.c $(DMTCP_H) | $(BUILD)
 	$(CC) $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -I$(DMTCP_PREFIX)/include -o $@ dmtcpplugin/test_opath.c
 
-$(BUILD)/forklock-test: dmtcpplugin/test_forklock.c dmtcpplugin/forklock.c $(DMTCP_H) | $(BUILD)
+$(BUILD)/forklock-test: dmtcpplugin/test_forklock.c dmtcpplugin/check.h dmtcpplugin/forklock.c $(DMTCP_H) | $(BUILD)
 	$(CC) $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -I$(DMTCP_PREFIX)/include -o $@ dmtcpplugin/test_forklock.c -lpthread
 
-$(BUILD)/brk-test: dmtcpplugin/test_brk.c dmtcpplugin/brk.c | $(BUILD)
+$(BUILD)/brk-test: dmtcpplugin/test_brk.c dmtcpplugin/check.h dmtcpplugin/brk.c | $(BUILD)
 	$(CC) $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -o $@ dmtcpplugin/test_brk.c
 
-$(BUILD)/sigterm-test: dmtcpplugin/test_sigterm.c dmtcpplugin/sigterm.c dmtcpplugin/brk.c $(DMTCP_H) | $(BUILD)
+$(BUILD)/sigterm-test: dmtcpplugin/test_sigterm.c dmtcpplugin/check.h dmtcpplugin/sigterm.c dmtcpplugin/brk.c $(DMTCP_H) | $(BUILD)
 	$(CC) $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -I$(DMTCP_PREFIX)/include -o $@ dmtcpplugin/test_sigterm.c -ldl
 
 $(BUILD)/spank-test: spank/test_spank.c $(SPANK_SRC) $(SPANK_HDR) spank/coordguard.c | $(BUILD)

@@ -6,19 +6,12 @@
  */
 #include "brk.c"
 
+#include "check.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int failures;
-
-#define CHECK(cond)                                                   \
-  do {                                                                \
-    if (!(cond)) {                                                    \
-      fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-      failures++;                                                     \
-    }                                                                 \
-  } while (0)
 
 int
 main(void)
@@ -66,10 +59,5 @@ main(void)
     free(q);
   }
 
-  if (failures) {
-    fprintf(stderr, "brk-test: %d failures\n", failures);
-    return 1;
-  }
-  printf("brk-test: ok\n");
-  return 0;
+  return checks_done("brk-test");
 }

@@ -6,22 +6,15 @@
  */
 #include "forklock.c"
 
+#include "check.h"
+
 #include <pthread.h>
 #include <string.h>
 #include <time.h>
 
-static int failures;
 static char lockpath[PATH_MAX];
 static pid_t fake_pid;
 static int seen_shared = -1; /* in the stand-in: 1 when the lock was held shared */
-
-#define CHECK(cond)                                                   \
-  do {                                                                \
-    if (!(cond)) {                                                    \
-      fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-      failures++;                                                     \
-    }                                                                 \
-  } while (0)
 
 /* lock_state: 2 free, 1 held shared (another shared lock is granted), 0 held exclusive. */
 static int
@@ -126,10 +119,5 @@ main(void)
   close(agent);
   unlink(lockpath);
   rmdir(dir);
-  if (failures) {
-    fprintf(stderr, "forklock-test: %d failed\n", failures);
-    return 1;
-  }
-  printf("forklock-test: passed\n");
-  return 0;
+  return checks_done("forklock-test");
 }

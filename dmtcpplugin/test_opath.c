@@ -6,20 +6,15 @@
  */
 #include "opath.c"
 
+#include "check.h"
+
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-static int failures, wrapped; /* wrapped: calls that reached "DMTCP's" wrapper */
+static int wrapped; /* wrapped: calls that reached "DMTCP's" wrapper */
 
-#define CHECK(cond)                                                   \
-  do {                                                                \
-    if (!(cond)) {                                                    \
-      fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-      failures++;                                                     \
-    }                                                                 \
-  } while (0)
 
 static int
 fake_openat(int dir, const char *path, int flags, ...)
@@ -160,10 +155,5 @@ main(void)
   unlink(link);
   unlink(file);
   rmdir(dir);
-  if (failures) {
-    fprintf(stderr, "%d failures\n", failures);
-    return 1;
-  }
-  printf("opath plugin: all tests passed\n");
-  return 0;
+  return checks_done("opath-test");
 }

@@ -6,6 +6,8 @@
 #include "sigterm.c"
 #include "brk.c"
 
+#include "check.h"
+
 #include <stdio.h>
 #include <sys/wait.h>
 
@@ -32,15 +34,6 @@ dmtcp_get_ckpt_signal(void)
   return SIGUSR2;
 }
 
-static int failures;
-
-#define CHECK(cond)                                                   \
-  do {                                                                \
-    if (!(cond)) {                                                    \
-      fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-      failures++;                                                     \
-    }                                                                 \
-  } while (0)
 
 static siginfo_t
 from(uid_t uid, int code)
@@ -281,10 +274,5 @@ main(void)
   test_delivery();
   test_exec();
   test_take_over_after_exec();
-  if (failures) {
-    fprintf(stderr, "%d failures\n", failures);
-    return 1;
-  }
-  printf("sigterm plugin: all tests passed\n");
-  return 0;
+  return checks_done("sigterm-test");
 }
