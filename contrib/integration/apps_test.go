@@ -189,7 +189,7 @@ for k in range(1, steps + 1):
             key = k * 1000 + i
             rows.append((key, "v%d" % (key * 7919 % 100003), hashlib.sha256(str(key).encode()).hexdigest()))
         db.executemany("insert into t values (?, ?, ?)", rows)
-        db.execute("delete from t where k %% 7 = 0 and k < ?", (k * 1000,))
+        db.execute("delete from t where k % 7 = 0 and k < ?", (k * 1000,))
         n, s = db.execute("select count(*), sum(k) from t").fetchone()
         db.execute("insert into agg values (?, ?, ?)", (k, n, s))
     print("step", k, n, s, flush=True)
@@ -305,7 +305,13 @@ func appCases() []appCase {
 		{name: "java", needs: []string{"java", "javac"}, install: "default-jdk-headless",
 			files: map[string]string{"Work.java": appJava}, prepare: "javac Work.java",
 			command: "java -Xmx256m Work 40", progress: appStepRE, lo: 8, hi: 32, first: "start"},
+		// R links OpenBLAS (Debian's libblas.so.3), whose constructor starts its threads
+		// before DMTCP 5.0's pid plugin is ready: R crashes at once under dmtcp_launch
+		// (SIGSEGV in removeExitedChildTids, plugin/pid/pid.cpp:184). With one OpenBLAS
+		// thread there is no such thread; "r-openblas-threads" is R as it comes.
 		{name: "r", needs: []string{"Rscript"}, install: "r-base-core", files: map[string]string{"app.R": appR},
+			setup: "export OPENBLAS_NUM_THREADS=1\n", command: "Rscript app.R 40", progress: appStepRE, lo: 8, hi: 32, first: "start"},
+		{name: "r-openblas-threads", needs: []string{"Rscript"}, install: "r-base-core", files: map[string]string{"app.R": appR},
 			command: "Rscript app.R 40", progress: appStepRE, lo: 8, hi: 32, first: "start"},
 		{name: "sqlite", needs: []string{py, "sqlite3"}, install: "python3 sqlite3",
 			files: map[string]string{"sqlite_app.py": appSqlite}, command: py + " sqlite_app.py 40",
@@ -386,7 +392,7 @@ func TestApps(t *testing.T) {
 			if v.reason == "" {
 				v.reason = "(see the test's log)"
 			}
-			line := fmt.Sprintf("%s: FAIL %s (requeued after %d progress lines; job %s, job folder %s)", a.name, v.reason, at, v.id, v.dir)
+			line := fmt.Sprintf("%s: FAIL %s (requeue after %d progress lines; job %s, job folder %s)", a.name, v.reason, at, v.id, v.dir)
 			fmt.Println(line)
 			failures = append(failures, line)
 		}
