@@ -51,6 +51,10 @@ type appCase struct {
 
 var appStepRE = regexp.MustCompile(`(?m)^step \d+ `)
 
+// appEnv starts both runs: the suite itself runs under make (make apps), whose variables
+// would make the make -j2 program print "make[1]: Entering directory" lines.
+const appEnv = "unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES\n"
+
 // sha256Files is the checksum of each named file of dir, one line per file.
 func sha256Files(dir string, names []string) (string, error) {
 	var b strings.Builder
@@ -385,8 +389,8 @@ func TestApps(t *testing.T) {
 			fmt.Printf("%s: SKIP %s\n", a.name, v.skip)
 		case ok:
 			passed++
-			fmt.Printf("%s: resumed, exact (%s; requeued after %d progress lines, job %s, %s)\n",
-				a.name, v.what, at, v.id, time.Since(start).Round(time.Second))
+			fmt.Printf("%s: resumed, exact (%s; requeued after %d progress lines, %s; job %s, %s)\n",
+				a.name, v.what, at, v.ckpt, v.id, time.Since(start).Round(time.Second))
 		default:
 			failed++
 			if v.reason == "" {
@@ -409,7 +413,11 @@ func TestApps(t *testing.T) {
 
 type appVerdict struct {
 	id, dir, reason, skip, what string
+	ckpt                        string // the checkpoint, as the error file announced it
 }
+
+// appCkptRE is the error file's line of the SIGTERM checkpoint: size, time, processes.
+var appCkptRE = regexp.MustCompile(`checkpoint \(signal\) generation 1: (\S+ \S+) in (\S+ s) .*?, (\d+ process(?:es)?)`)
 
 // runApp runs one program: the uninterrupted run in dir/ref beside the job in dir/job,
 // the job requeued after at progress lines; v says what happened.
@@ -471,11 +479,11 @@ func runApp(t *testing.T, c *cluster, a appCase, at int, v *appVerdict) {
 	refc := make(chan error, 1)
 	go func() {
 		cmd := exec.Command("runuser", "-u", testUser, "--", "bash", "-c",
-			"cd "+refDir+"\n"+a.setup+"("+a.command+") >out 2>err")
+			"cd "+refDir+"\n"+appEnv+a.setup+"("+a.command+") >out 2>err")
 		refc <- cmd.Run()
 	}()
 
-	script := writeScript(t, jobDir, "job.sh", "#!/bin/bash\n#SBATCH --open-mode=append\n"+a.setup+a.command+"\n")
+	script := writeScript(t, jobDir, "job.sh", "#!/bin/bash\n#SBATCH --open-mode=append\n"+appEnv+a.setup+a.command+"\n")
 	out, errf := jobDir+"/out", jobDir+"/err"
 	v.id = c.sbatch(t, jobDir, "--dmtcp", "-o", out, "-e", errf, script)
 	// Registered after sbatch's cleanup, so run before it removes the job's folder: a
@@ -518,6 +526,9 @@ func runApp(t *testing.T, c *cluster, a appCase, at int, v *appVerdict) {
 	}
 	if !strings.Contains(string(e), "slurm-dmtcp: restart 1: restoring generation") {
 		fail("did not resume from a generation; error file: %s", oneLine(string(e), 6))
+	}
+	if m := appCkptRE.FindStringSubmatch(string(e)); m != nil {
+		v.ckpt = fmt.Sprintf("checkpoint %s in %s, %s", m[1], m[2], m[3])
 	}
 	if strings.Contains(string(e), "ASSERT at") {
 		fail("DMTCP failed an assertion: %s", oneLine(string(e), 6))
