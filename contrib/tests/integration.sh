@@ -32,6 +32,8 @@ export SDMTCP_STORM_REQUEUES=${SDMTCP_STORM_REQUEUES:-10}
 timeout=30m
 case "${SDMTCP_SUITE:-all}" in
 all) one_run=. multi_run='TestStepAcrossNodes|TestStepOfTwoTasks|TestSecurityStepAcrossNodes'
+	# Two programs of the compatibility suite (make apps runs them all): about 50 s.
+	export SDMTCP_APPS=${SDMTCP_APPS:-openmp,multiprocessing}
 	timeout=$((30 + SDMTCP_FAULT_TRIALS * 2 + SDMTCP_STORM_REQUEUES / 4))m
 	log=${TMPDIR:-/tmp}/slurm-dmtcp-integration.log ;;
 security) one_run='^TestSecurity' multi_run='^TestSecurityStepAcrossNodes'
@@ -69,7 +71,7 @@ if [ "${SDMTCP_SUITE:-all}" = apps ]; then
 	# One line per program and the tally (the details of failures stay in $log).
 	grep -E '^(apps: |[a-z0-9-]+: (resumed|FAIL|SKIP) )|^(--- |ok |FAIL|panic)' "$log" || true
 else
-	grep -E '^(--- |    --- |PASS|FAIL|ok |panic|== |faults: |storm: )|SKIP|Error Trace|Error:|Messages:|expected|actual' "$log" || true
+	grep -E '^(--- |    --- |PASS|FAIL|ok |panic|== |faults: |storm: |apps: |[a-z0-9-]+: (resumed|FAIL) )|SKIP|Error Trace|Error:|Messages:|expected|actual' "$log" || true
 fi
 # One tally line for the security suite: a test counts as passed when it passed on a cluster
 # (a multi-node test skips on the one-node cluster) and failed when it failed on any.
