@@ -373,7 +373,6 @@ func TestApps(t *testing.T) {
 		want[strings.TrimSpace(n)] = true
 	}
 	passed, failed, skipped := 0, 0, 0
-	var failures []string
 	for _, a := range appCases() {
 		// Every program draws its moment, selected or not: a seed replays the same moments.
 		at := a.lo + rng.Intn(a.hi-a.lo+1)
@@ -396,9 +395,7 @@ func TestApps(t *testing.T) {
 			if v.reason == "" {
 				v.reason = "(see the test's log)"
 			}
-			line := fmt.Sprintf("%s: FAIL %s (requeue after %d progress lines; job %s, job folder %s)", a.name, v.reason, at, v.id, v.dir)
-			fmt.Println(line)
-			failures = append(failures, line)
+			fmt.Printf("%s: FAIL %s (requeue after %d progress lines; job %s, job folder %s)\n", a.name, v.reason, at, v.id, v.dir)
 		}
 	}
 	tally := fmt.Sprintf("apps: %d passed, %d failed", passed, failed)
@@ -406,9 +403,6 @@ func TestApps(t *testing.T) {
 		tally += fmt.Sprintf(", %d skipped", skipped)
 	}
 	fmt.Println(tally)
-	for _, f := range failures {
-		fmt.Println(f)
-	}
 }
 
 type appVerdict struct {

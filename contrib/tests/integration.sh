@@ -69,9 +69,9 @@ fi
 # The verdict of each test, and the details of failures; the whole log stays in $log.
 if [ "${SDMTCP_SUITE:-all}" = apps ]; then
 	# One line per program and the tally (the details of failures stay in $log).
-	grep -E '^(apps: |[a-z0-9-]+: (resumed|FAIL|SKIP) )|^(--- |ok |FAIL|panic)' "$log" || true
+	grep -E '^(apps: |[a-z0-9-]+: (resumed|FAIL|SKIP)[ ,])|^(--- |ok |FAIL|panic)' "$log" || true
 else
-	grep -E '^(--- |    --- |PASS|FAIL|ok |panic|== |faults: |storm: |apps: |[a-z0-9-]+: (resumed|FAIL) )|SKIP|Error Trace|Error:|Messages:|expected|actual' "$log" || true
+	grep -E '^(--- |    --- |PASS|FAIL|ok |panic|== |faults: |storm: |apps: |[a-z0-9-]+: (resumed|FAIL)[ ,])|SKIP|Error Trace|Error:|Messages:|expected|actual' "$log" || true
 fi
 # One tally line for the security suite: a test counts as passed when it passed on a cluster
 # (a multi-node test skips on the one-node cluster) and failed when it failed on any.
