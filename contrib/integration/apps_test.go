@@ -372,6 +372,15 @@ func TestApps(t *testing.T) {
 	for _, n := range strings.Split(sel, ",") {
 		want[strings.TrimSpace(n)] = true
 	}
+	known := map[string]bool{"all": true}
+	for _, a := range appCases() {
+		known[a.name] = true
+	}
+	for n := range want {
+		if !known[n] {
+			t.Fatalf("SDMTCP_APPS: no program %q (all, or some of: %s)", n, appNames())
+		}
+	}
 	passed, failed, skipped := 0, 0, 0
 	for _, a := range appCases() {
 		// Every program draws its moment, selected or not: a seed replays the same moments.
@@ -403,6 +412,14 @@ func TestApps(t *testing.T) {
 		tally += fmt.Sprintf(", %d skipped", skipped)
 	}
 	fmt.Println(tally)
+}
+
+func appNames() string {
+	var n []string
+	for _, a := range appCases() {
+		n = append(n, a.name)
+	}
+	return strings.Join(n, ",")
 }
 
 type appVerdict struct {
