@@ -36,7 +36,7 @@ NODES       ?= 1
 # The DMTCP plugin of the tasks needs DMTCP's header; without it that one library is skipped.
 DMTCP_H     := $(if $(DMTCP_PREFIX),$(wildcard $(DMTCP_PREFIX)/include/dmtcp.h))
 
-.PHONY: all deps dmtcp-plugin install deb rpm check-version test test-slurm unit-test c-test python-test integration-test security faults lint demo cluster-up cluster-down bench clean
+.PHONY: all deps dmtcp-plugin install deb rpm check-version test test-slurm unit-test c-test python-test integration-test security faults apps lint demo cluster-up cluster-down bench clean
 all: $(BUILD)/spank_dmtcp.so $(BUILD)/slurm-dmtcp-coordguard.so $(GO_BINS) dmtcp-plugin
 
 $(BUILD):
@@ -208,6 +208,15 @@ faults: deps
 	$(MAKE) all
 	SDMTCP_SUITE=faults SDMTCP_FAULT_TRIALS=$(TRIALS) SDMTCP_FAULT_SEED=$(SEED) \
 		SDMTCP_STORM_REQUEUES=$(REQUEUES) contrib/tests/integration.sh
+
+# The compatibility suite: real programs from Debian (contrib/deps.sh --apps installs them),
+# each an sbatch --dmtcp job requeued at a random moment and compared with an uninterrupted
+# run; one line per program and one tally line. APPS=lammps,java runs some; SEED=N replays.
+APPS ?= all
+apps:
+	contrib/deps.sh --apps
+	$(MAKE) all
+	SDMTCP_SUITE=apps SDMTCP_APPS=$(APPS) SDMTCP_APPS_SEED=$(SEED) contrib/tests/integration.sh
 
 # The Debian packages the build and the tests need are installed first (as root; DMTCP is
 # built by hand, see README); then everything is built and run.

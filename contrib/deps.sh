@@ -4,6 +4,7 @@
 #
 #   contrib/deps.sh          install what is missing; say what was already there
 #   contrib/deps.sh --check  only list what is missing (exit 1 when something is)
+#   contrib/deps.sh --apps   the programs of make apps too (add --check to only list them)
 #
 # Not root and something missing: it names the packages and exits 1.
 set -euo pipefail
@@ -26,11 +27,30 @@ need=(
 	# nodeprobe map --svg is opened in a headless browser (contrib/integration/visible_test.go).
 	chromium:chromium
 )
+check=0 apps=0
+for arg in "$@"; do
+	case "$arg" in
+	--check) check=1 ;;
+	--apps) apps=1 ;;
+	*) say "error: unknown argument $arg (expected --check, --apps)" >&2; exit 2 ;;
+	esac
+done
+# make apps (contrib/integration/apps_test.go): the real programs it runs under --dmtcp.
+if [ "$apps" = 1 ]; then
+	need+=(
+		lmp:lammps gcc:gcc make:make java:default-jdk-headless javac:default-jdk-headless
+		Rscript:r-base-core sqlite3:sqlite3 xz:xz-utils sha256sum:coreutils
+	)
+fi
 missing=()
 # pip install of the Python client is tested with Debian's python3 in a venv that sees
 # Debian's setuptools and wheel (offline, no build isolation).
 if ! /usr/bin/python3 -c 'import ensurepip, setuptools, wheel' >/dev/null 2>&1; then
 	missing+=(python3 python3-venv python3-setuptools python3-wheel)
+fi
+# The numpy/scipy program of make apps runs with Debian's python3.
+if [ "$apps" = 1 ] && ! /usr/bin/python3 -c 'import numpy, scipy' >/dev/null 2>&1; then
+	missing+=(python3-numpy python3-scipy)
 fi
 for pair in "${need[@]}"; do
 	what=${pair%%:*} pkg=${pair#*:}
@@ -44,7 +64,7 @@ gomsg=""
 if ! command -v "${GO:-go}" >/dev/null 2>&1; then
 	gomsg="no Go toolchain on PATH (go.mod needs $(sed -n 's/^go //p' "$(dirname "$0")/../go.mod"); install it from https://go.dev/dl, e.g. into /usr/local/go, and add /usr/local/go/bin to PATH)"
 fi
-if [ "${1:-}" = --check ]; then
+if [ "$check" = 1 ]; then
 	[ -z "$gomsg" ] || say "missing: $gomsg"
 	[ ${#missing[@]} -eq 0 ] && [ -z "$gomsg" ] && { say "nothing missing"; exit 0; }
 	[ ${#missing[@]} -eq 0 ] && exit 1

@@ -23,6 +23,8 @@ cd "$repo"
 # SDMTCP_SUITE=security (make security): only the security tests, on both clusters.
 # SDMTCP_SUITE=faults (make faults): only the fault campaign, SDMTCP_FAULT_TRIALS trials, and
 # the requeue storm, SDMTCP_STORM_REQUEUES requeues.
+# SDMTCP_SUITE=apps (make apps): only the compatibility suite of real programs (SDMTCP_APPS:
+# all, or a comma-separated list; SDMTCP_APPS_SEED replays the requeue moments).
 # The whole suite runs a bounded campaign of 10 trials unless told otherwise.
 export SDMTCP_FAULT_TRIALS=${SDMTCP_FAULT_TRIALS:-10}
 # and a requeue storm of 10 requeues of one Python driver (SDMTCP_STORM_REQUEUES).
@@ -30,6 +32,8 @@ export SDMTCP_STORM_REQUEUES=${SDMTCP_STORM_REQUEUES:-10}
 timeout=30m
 case "${SDMTCP_SUITE:-all}" in
 all) one_run=. multi_run='TestStepAcrossNodes|TestStepOfTwoTasks|TestSecurityStepAcrossNodes'
+	# Two programs of the compatibility suite (make apps runs them all): about 50 s.
+	export SDMTCP_APPS=${SDMTCP_APPS:-openmp,multiprocessing}
 	timeout=$((30 + SDMTCP_FAULT_TRIALS * 2 + SDMTCP_STORM_REQUEUES / 4))m
 	log=${TMPDIR:-/tmp}/slurm-dmtcp-integration.log ;;
 security) one_run='^TestSecurity' multi_run='^TestSecurityStepAcrossNodes'
@@ -37,7 +41,10 @@ security) one_run='^TestSecurity' multi_run='^TestSecurityStepAcrossNodes'
 faults) one_run='^(TestFaultCampaign|TestRequeueStorm)$' multi_run=''
 	timeout=$((10 + SDMTCP_FAULT_TRIALS * 2 + SDMTCP_STORM_REQUEUES / 4))m
 	log=${TMPDIR:-/tmp}/slurm-dmtcp-faults.log ;;
-*) echo "SDMTCP_SUITE=$SDMTCP_SUITE: expected all, security or faults" >&2; exit 2 ;;
+apps) one_run='^TestApps$' multi_run='' timeout=60m
+	export SDMTCP_APPS=${SDMTCP_APPS:-all}
+	log=${TMPDIR:-/tmp}/slurm-dmtcp-apps.log ;;
+*) echo "SDMTCP_SUITE=$SDMTCP_SUITE: expected all, security, faults or apps" >&2; exit 2 ;;
 esac
 rc=0
 go test -tags integration -count=1 -timeout "$timeout" -v -run "$one_run" ./contrib/integration/ >"$log" 2>&1 || rc=$?
@@ -60,13 +67,18 @@ if [ "${SDMTCP_MULTINODE:-1}" = 1 ] && [ -n "$multi_run" ]; then
 	) || rc=$?
 fi
 # The verdict of each test, and the details of failures; the whole log stays in $log.
-grep -E '^(--- |    --- |PASS|FAIL|ok |panic|== |faults: |storm: )|SKIP|Error Trace|Error:|Messages:|expected|actual' "$log" || true
+if [ "${SDMTCP_SUITE:-all}" = apps ]; then
+	# One line per program and the tally (the details of failures stay in $log).
+	grep -E '^(apps: |[a-z0-9-]+: (resumed|FAIL|SKIP)[ ,])|^(--- |ok |FAIL|panic)' "$log" || true
+else
+	grep -E '^(--- |    --- |PASS|FAIL|ok |panic|== |faults: |storm: |apps: |[a-z0-9-]+: (resumed|FAIL)[ ,])|SKIP|Error Trace|Error:|Messages:|expected|actual' "$log" || true
+fi
 # One tally line for the security suite: a test counts as passed when it passed on a cluster
 # (a multi-node test skips on the one-node cluster) and failed when it failed on any.
-[ "${SDMTCP_SUITE:-all}" = faults ] || awk '/^--- (PASS|FAIL|SKIP): TestSecurity/ { v[$3] = v[$3] " " $2 }
+case "${SDMTCP_SUITE:-all}" in faults | apps) ;; *) awk '/^--- (PASS|FAIL|SKIP): TestSecurity/ { v[$3] = v[$3] " " $2 }
 END {
 	for (t in v) { if (v[t] ~ /FAIL/) f++; else if (v[t] ~ /PASS/) p++; else s++ }
 	printf "security: %d passed, %d failed, %d skipped\n", p, f, s
-}' "$log"
+}' "$log" ;; esac
 echo "integration log: $log"
 exit "$rc"
