@@ -17,15 +17,18 @@ import (
 // child between fork and its registration with the coordinator, or a program between exec
 // and the start of its checkpoint thread) leaves that process out or saves it half made: its
 // image is missing from the checkpoint, or the restored process crashes, and its parent
-// reads an empty pipe after the restore. Settle waits, a bounded time, for a moment when no
-// process of this node is starting.
+// reads an empty pipe after the restore. One that begins while a process has ended and its
+// parent has not reaped it yet (a zombie) has no image of it either: the restored parent
+// then waits for a child it no longer has (ECHILD; gcc under make -j2: "failed to get exit
+// status: No child processes"). Settle waits, a bounded time, for a moment when no process
+// of this node is starting or ending.
 
 // settlePoll is how often Settle looks again while a process is starting.
 const settlePoll = 10 * time.Millisecond
 
 // Starting says why a process of the computation on this host is not ready to be
-// checkpointed, or "" when none is: a worker without its checkpoint thread yet (one thread:
-// it has just exec'd), a worker that started less than youngAge ago, a worker whose program
+// checkpointed, or "" when none is: a worker or a worker's child that has ended and is not
+// reaped yet, a worker without its checkpoint thread yet (one thread: it has just exec'd), a worker that started less than youngAge ago, a worker whose program
 // is not the one it registered (it exec'd and
 // its new image has not told the coordinator yet), or a child of a worker that runs under
 // DMTCP but is not registered yet (it has just been forked). procRoot is "/proc" but for
@@ -46,6 +49,9 @@ func Starting(procRoot, host string, ws []Worker) string {
 		if err != nil {
 			continue // gone: DMTCP's checkpoint does without it
 		}
+		if st.Gone() {
+			return fmt.Sprintf("%s (pid %d) has ended and is not reaped yet", w.Prog, w.RealPID)
+		}
 		if st.Threads < 2 {
 			return fmt.Sprintf("%s (pid %d) has no checkpoint thread yet", w.Prog, w.RealPID)
 		}
@@ -60,7 +66,11 @@ func Starting(procRoot, host string, ws []Worker) string {
 			}
 		}
 		for _, c := range procChildren(dir) {
-			if !known[c] && underDMTCP(filepath.Join(procRoot, strconv.Itoa(c))) {
+			cdir := filepath.Join(procRoot, strconv.Itoa(c))
+			if cst, err := procstat.ReadFile(filepath.Join(cdir, "stat")); err == nil && cst.Gone() {
+				return fmt.Sprintf("pid %d, a child of %s (pid %d), has ended and is not reaped yet", c, w.Prog, w.RealPID)
+			}
+			if !known[c] && underDMTCP(cdir) {
 				return fmt.Sprintf("pid %d, a child of %s (pid %d), is not registered yet: it has just been forked", c, w.Prog, w.RealPID)
 			}
 		}

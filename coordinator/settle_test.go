@@ -22,6 +22,7 @@ type fakeProc struct {
 	ppid     int
 	cmdline  string
 	age      time.Duration // 0: started an hour ago
+	state    byte          // 0: S (sleeping)
 }
 
 func writeProc(t *testing.T, root string, p fakeProc) {
@@ -37,7 +38,11 @@ func writeProc(t *testing.T, root string, p fakeProc) {
 	// space and a parenthesis in it.
 	require.NoError(t, os.WriteFile(filepath.Join(root, "uptime"), []byte("7200.00 14000.00\n"), 0o644))
 	start := (2*time.Hour - age) / (time.Second / clockTicks)
-	stat := fmt.Sprintf("%d (py (x) 3) S %d 1 1 0 -1 4194304 0 0 0 0 0 0 0 0 20 0 %d 0 %d 1000 10\n", p.pid, p.ppid, p.threads, start)
+	state := p.state
+	if state == 0 {
+		state = 'S'
+	}
+	stat := fmt.Sprintf("%d (py (x) 3) %c %d 1 1 0 -1 4194304 0 0 0 0 0 0 0 0 20 0 %d 0 %d 1000 10\n", p.pid, state, p.ppid, p.threads, start)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "stat"), []byte(stat), 0o644))
 	if p.exe != "" {
 		require.NoError(t, os.Symlink(p.exe, filepath.Join(dir, "exe")))
@@ -97,6 +102,17 @@ func TestStarting(t *testing.T) {
 			{pid: 100, threads: 2, exe: "/usr/bin/python3.11", children: []int{102}, dmtcp: true},
 			{pid: 102, threads: 2, exe: "/usr/bin/python3.11", dmtcp: true},
 		}, []Worker{driver}, "pid 102, a child of python3.11 (pid 100), is not registered yet: it has just been forked"},
+		{"a child ended, its parent has not reaped it", []fakeProc{
+			{pid: 100, threads: 2, exe: "/usr/bin/gcc", children: []int{104}, dmtcp: true},
+			{pid: 104, threads: 1, state: 'Z', ppid: 100},
+		}, []Worker{{Prog: "gcc", RealPID: 100, Host: "n1"}, {Prog: "cc1", RealPID: 104, Host: "n1"}}, "pid 104, a child of gcc (pid 100), has ended and is not reaped yet"},
+		{"a worker ended, its parent has not reaped it", []fakeProc{
+			{pid: 100, threads: 1, state: 'Z', exe: "/usr/bin/python3.11"},
+		}, []Worker{driver}, "python3.11 (pid 100) has ended and is not reaped yet"},
+		{"a child outside DMTCP ended, not reaped", []fakeProc{
+			{pid: 100, threads: 2, exe: "/usr/bin/bash", children: []int{103}, dmtcp: true},
+			{pid: 103, threads: 1, state: 'Z', ppid: 100},
+		}, []Worker{{Prog: "bash", RealPID: 100, Host: "n1"}}, "pid 103, a child of bash (pid 100), has ended and is not reaped yet"},
 		{"child outside DMTCP (a static program) does not count", []fakeProc{
 			{pid: 100, threads: 2, exe: "/usr/bin/bash", children: []int{103}, dmtcp: true},
 			{pid: 103, threads: 1, exe: "/usr/bin/dmtcpctl"},
