@@ -658,12 +658,19 @@ const settleMax = time.Second
 // requestCheckpoint asks for a blocking checkpoint, waiting out one already in progress,
 // and returns how many processes took part.
 func (a *Agent) requestCheckpoint(ctx context.Context, thenExit bool) (int, error) {
+	asked := false
 	for {
 		st, err := a.Coord.Status(ctx)
 		if err != nil {
 			return 0, err
 		}
 		if st.NumPeers == 0 {
+			if asked {
+				// A request that failed may still have ended the computation (DMTCP kills
+				// it after a checkpoint that went wrong, exit 0): that is no proof that
+				// the programs ended by themselves.
+				return 0, fmt.Errorf("the computation ended while DMTCP checkpointed it")
+			}
 			return 0, nil
 		}
 		if st.Running {
@@ -688,6 +695,7 @@ func (a *Agent) requestCheckpoint(ctx context.Context, thenExit bool) (int, erro
 			if why := a.Coord.Settle(ctx, settleMax); why != "" {
 				a.Log.WithField("starting", why).Warn("checkpoint taken while a process is still starting")
 			}
+			asked = true
 			err := request(ctx)
 			if err == nil && !thenExit {
 				a.waitRunning(ctx, forkLockWait)

@@ -90,9 +90,11 @@ type fakeCoord struct {
 	dir     string
 	mu      sync.Mutex
 	noPeers bool
-	ckpts   int
-	kills   int
-	done    chan struct{}
+	// killFails: CheckpointAndKill fails, and the computation is gone after it.
+	killFails bool
+	ckpts     int
+	kills     int
+	done      chan struct{}
 	// settled, when set, is called by Settle.
 	settled func()
 }
@@ -112,6 +114,13 @@ func (f *fakeCoord) Checkpoint(context.Context) error {
 	return os.WriteFile(filepath.Join(f.dir, "ckpt_bash_1.dmtcp"), bytes.Repeat([]byte{byte(f.ckpts)}, 4096), 0o600)
 }
 func (f *fakeCoord) CheckpointAndKill(ctx context.Context) error {
+	f.mu.Lock()
+	if f.killFails {
+		f.noPeers = true
+		f.mu.Unlock()
+		return errors.New("checkpoint failed")
+	}
+	f.mu.Unlock()
 	if err := f.Checkpoint(ctx); err != nil {
 		return err
 	}
@@ -260,17 +269,19 @@ func TestServeStopThatFindsNothing(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		noPeers    bool
+		killFails  bool // the stop's checkpoint fails and ends the computation
 		records    map[int]string
 		wantExits  []int // nil: not finished
 		wantMarker bool  // proto.StopFoundNothingFile for the task launchers
 	}{
-		{"the programs had ended by themselves", true, map[int]string{0: "0\n", 1: "3\n"}, []int{0, 3}, true},
-		{"one task did not end by itself", true, map[int]string{0: "0\n"}, nil, true},
-		{"the stop checkpointed the computation", false, map[int]string{0: "0\n", 1: "0\n"}, nil, false},
+		{"the programs had ended by themselves", true, false, map[int]string{0: "0\n", 1: "3\n"}, []int{0, 3}, true},
+		{"one task did not end by itself", true, false, map[int]string{0: "0\n"}, nil, true},
+		{"the stop checkpointed the computation", false, false, map[int]string{0: "0\n", 1: "0\n"}, nil, false},
+		{"the stop's checkpoint failed and ended the computation", false, true, map[int]string{0: "0\n", 1: "0\n"}, nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a, coord, _ := newTestAgent(t, Config{JobID: "7", Step: "batch", Tasks: 2, RestartCount: 4}, &fakeJob{})
-			coord.noPeers = tc.noPeers
+			coord.noPeers, coord.killFails = tc.noPeers, tc.killFails
 			sigs := make(chan os.Signal, 4)
 			a.Signals = sigs
 			lifeline, closeLifeline := io.Pipe()
