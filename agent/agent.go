@@ -556,6 +556,17 @@ func (a *Agent) checkpoint(ctx context.Context, reason manifest.Reason, stop boo
 	return c, err
 }
 
+// stopFoundNothing records that a stop found no process of the computation left: the
+// programs ended by themselves (EndedAtStop), which the task launchers learn from
+// proto.StopFoundNothingFile, written before proto.StoppedFile.
+func (a *Agent) stopFoundNothing(log *logrus.Entry) error {
+	log.Debug("checkpoint skipped: no process under DMTCP")
+	if a.Life.To(EndedAtStop) == nil {
+		a.mark(proto.StopFoundNothingFile)
+	}
+	return fmt.Errorf("no process under DMTCP")
+}
+
 // takeCheckpoint is checkpoint without the control socket's bookkeeping.
 func (a *Agent) takeCheckpoint(ctx context.Context, reason manifest.Reason, stop bool, stage *atomic.Value) (generations.Committed, error) {
 	log := a.Log.WithField("reason", string(reason))
@@ -565,6 +576,11 @@ func (a *Agent) takeCheckpoint(ctx context.Context, reason manifest.Reason, stop
 	if stop {
 		a.mark(proto.StoppingFile)
 		defer a.mark(proto.StoppedFile)
+		// Before anything that would skip the checkpoint: a stop that finds no process
+		// left is the programs' own end, whatever the checkpoint folder's state.
+		if st, err := a.Coord.Status(cctx); err == nil && st.NumPeers == 0 {
+			return generations.Committed{}, a.stopFoundNothing(log)
+		}
 	}
 	if err := a.preflight(); err != nil {
 		log.WithError(err).Error("checkpoint skipped: checkpoint folder unusable")
@@ -595,10 +611,10 @@ func (a *Agent) takeCheckpoint(ctx context.Context, reason manifest.Reason, stop
 		return generations.Committed{}, err
 	}
 	if peers == 0 {
-		log.Debug("checkpoint skipped: no process under DMTCP")
-		if stop && a.Life.To(EndedAtStop) == nil {
-			a.mark(proto.StopFoundNothingFile) // before StoppedFile (deferred above)
+		if stop {
+			return generations.Committed{}, a.stopFoundNothing(log)
 		}
+		log.Debug("checkpoint skipped: no process under DMTCP")
 		return generations.Committed{}, fmt.Errorf("no process under DMTCP")
 	}
 	pending, err := a.Store.Begin()

@@ -270,18 +270,24 @@ func TestServeStopThatFindsNothing(t *testing.T) {
 		name       string
 		noPeers    bool
 		killFails  bool // the stop's checkpoint fails and ends the computation
+		full       bool // the checkpoint folder has no room for the checkpoint
 		records    map[int]string
 		wantExits  []int // nil: not finished
 		wantMarker bool  // proto.StopFoundNothingFile for the task launchers
 	}{
-		{"the programs had ended by themselves", true, false, map[int]string{0: "0\n", 1: "3\n"}, []int{0, 3}, true},
-		{"one task did not end by itself", true, false, map[int]string{0: "0\n"}, nil, true},
-		{"the stop checkpointed the computation", false, false, map[int]string{0: "0\n", 1: "0\n"}, nil, false},
-		{"the stop's checkpoint failed and ended the computation", false, true, map[int]string{0: "0\n", 1: "0\n"}, nil, false},
+		{"the programs had ended by themselves", true, false, false, map[int]string{0: "0\n", 1: "3\n"}, []int{0, 3}, true},
+		{"one task did not end by itself", true, false, false, map[int]string{0: "0\n"}, nil, true},
+		{"the stop checkpointed the computation", false, false, false, map[int]string{0: "0\n", 1: "0\n"}, nil, false},
+		{"the stop's checkpoint failed and ended the computation", false, true, false, map[int]string{0: "0\n", 1: "0\n"}, nil, false},
+		{"the programs had ended, the disk is full", true, false, true, map[int]string{0: "0\n", 1: "0\n"}, []int{0, 0}, true},
+		{"the disk is full, the computation runs", false, false, true, map[int]string{0: "0\n", 1: "0\n"}, nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a, coord, _ := newTestAgent(t, Config{JobID: "7", Step: "batch", Tasks: 2, RestartCount: 4}, &fakeJob{})
 			coord.noPeers, coord.killFails = tc.noPeers, tc.killFails
+			if tc.full {
+				a.Space = func() (Space, error) { return Space{Need: 512 << 20, Free: 100 << 20}, nil }
+			}
 			sigs := make(chan os.Signal, 4)
 			a.Signals = sigs
 			lifeline, closeLifeline := io.Pipe()
