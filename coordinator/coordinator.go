@@ -124,9 +124,13 @@ func Launch(o Options) (*Coordinator, error) {
 		"--tmpdir", o.TmpDir, "--stale-timeout", "-1",
 		"--coord-logfile", filepath.Join(o.RunDir, "coordinator.log")}
 	// SIG_IGN survives the exec; Go keeps a signal that it ignores ignored in its children.
+	// SIGPIPE too: DMTCP 5.0's coordinator does not ignore it, and a write to a peer that
+	// has just gone (a short program that joined during a checkpoint and ended) killed it
+	// ("signal: broken pipe"), and the checkpoint with it; ignored, the write fails and the
+	// coordinator drops that peer.
 	cmd := exec.Command(o.Install.Coordinator, args...)
-	if !signal.Ignored(syscall.SIGTERM) {
-		cmd = exec.Command("/bin/sh", append([]string{"-c", `trap '' TERM; exec "$0" "$@"`, o.Install.Coordinator}, args...)...)
+	if !signal.Ignored(syscall.SIGTERM) || !signal.Ignored(syscall.SIGPIPE) {
+		cmd = exec.Command("/bin/sh", append([]string{"-c", `trap '' TERM PIPE; exec "$0" "$@"`, o.Install.Coordinator}, args...)...)
 	}
 	logf, err := os.OpenFile(filepath.Join(o.RunDir, "coordinator.out"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {

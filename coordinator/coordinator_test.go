@@ -100,25 +100,26 @@ func TestRealCoordinatorLifecycle(t *testing.T) {
 	assert.ErrorIs(t, c.Quit(ctx), ErrGone)
 }
 
-// The coordinator outlives Slurm's SIGTERM, started directly when its caller ignores SIGTERM
-// (the agent) and through a shell otherwise; Quit (a "q" on its stdin) ends the processes of
-// the computation and the coordinator.
+// The coordinator outlives Slurm's SIGTERM and a peer gone before it is written to (SIGPIPE),
+// started directly when its caller ignores both and through a shell otherwise (the agent
+// ignores SIGTERM only); Quit (a "q" on its stdin) ends the processes of the computation and
+// the coordinator.
 func TestRealCoordinatorIgnoresSIGTERMAndQuits(t *testing.T) {
 	inst := realInstall(t)
 	for _, tc := range []struct {
 		name          string
 		callerIgnores bool
 	}{
-		{"caller ignores SIGTERM: started directly", true},
+		{"caller ignores SIGTERM and SIGPIPE: started directly", true},
 		{"caller handles SIGTERM: started through a shell", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.callerIgnores {
-				signal.Ignore(syscall.SIGTERM)
-				defer func() { // handled again, as at the test's start (Reset alone keeps it ignored)
+				signal.Ignore(syscall.SIGTERM, syscall.SIGPIPE)
+				defer func() { // handled again, as at the test's start (Reset alone keeps them ignored)
 					c := make(chan os.Signal, 1)
-					signal.Notify(c, syscall.SIGTERM)
-					signal.Reset(syscall.SIGTERM)
+					signal.Notify(c, syscall.SIGTERM, syscall.SIGPIPE)
+					signal.Reset(syscall.SIGTERM, syscall.SIGPIPE)
 				}()
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -133,6 +134,7 @@ func TestRealCoordinatorIgnoresSIGTERMAndQuits(t *testing.T) {
 			ign, err := strconv.ParseUint(string(m[1]), 16, 64)
 			require.NoError(t, err)
 			assert.NotZero(t, ign&(1<<(uint(syscall.SIGTERM)-1)), "SIGTERM ignored: SigIgn %s", m[1])
+			assert.NotZero(t, ign&(1<<(uint(syscall.SIGPIPE)-1)), "SIGPIPE ignored: SigIgn %s", m[1])
 
 			require.NoError(t, syscall.Kill(c.Pid(), syscall.SIGTERM))
 			sleeper := exec.Command(inst.Launch, "-j", "-h", "127.0.0.1", "-p", strconv.Itoa(c.Port),

@@ -179,6 +179,7 @@ func TestMPIDefaults(t *testing.T) {
 	assert.Contains(t, env, "OMPI_MCA_ess_singleton_isolated=1")
 	assert.Contains(t, env, "UCX_MEM_MMAP_HOOK_MODE=none")
 	assert.Contains(t, env, "UCX_TLS=self,tcp")
+	assert.Contains(t, env, "UCX_VFS_ENABLE=n")
 
 	// The task's own settings win, even empty ones.
 	_, _, env, err = Command(nil, append(base, "UCX_TLS=rc", "OMPI_MCA_ess_singleton_isolated="), "")

@@ -20,6 +20,13 @@ var mpiDefaults = []struct{ key, value string }{
 	// "shmctl virtual id has no real mapping"), and shared memory between processes is
 	// not what DMTCP restores: loopback and TCP, which DMTCP's socket plugin restores.
 	{"UCX_TLS", "self,tcp"},
+	// UCX 1.18 (Debian 13's, which its Open MPI 5 links too) loads its FUSE module from
+	// libucs's constructor, and that module starts a thread there: before DMTCP 5.0 has set
+	// itself up, so the thread crashed in DMTCP's pthread_create wrapper (a NULL list in
+	// removeExitedChildTids), and UCX's SIGSEGV handler then failed DMTCP's ASSERT "initial
+	// thread real tid/pid mismatch": every Open MPI and MPICH program, at once. Without
+	// UCX's virtual file system (its /run/ucx FUSE mount, for debugging), no such thread.
+	{"UCX_VFS_ENABLE", "n"},
 }
 
 // withMPIDefaults returns env with every mpiDefaults entry that env does not set appended.
