@@ -28,10 +28,10 @@ const settlePoll = 10 * time.Millisecond
 
 // Starting says why a process of the computation on this host is not ready to be
 // checkpointed, or "" when none is: a worker or a worker's child that has ended and is not
-// reaped yet, a worker without its checkpoint thread yet (one thread: it has just exec'd), a worker that started less than youngAge ago, a worker whose program
-// is not the one it registered (it exec'd and
-// its new image has not told the coordinator yet), or a child of a worker that runs under
-// DMTCP but is not registered yet (it has just been forked). procRoot is "/proc" but for
+// reaped yet, a worker without its checkpoint thread yet (one thread: it has just exec'd), a
+// worker that started less than youngAge ago, a worker whose program is not the one it
+// registered (it exec'd and its new image has not told the coordinator yet), or a child of
+// a worker that runs under DMTCP but is not registered yet (it has just been forked). procRoot is "/proc" but for
 // tests; host is this host's name as the coordinator lists it.
 func Starting(procRoot, host string, ws []Worker) string {
 	known := map[int]bool{}

@@ -340,19 +340,6 @@ func appCases() []appCase {
 	}
 }
 
-// appsSeed is the seed of the requeue moments: SDMTCP_APPS_SEED=N replays a run.
-func appsSeed() (int64, error) {
-	seed := time.Now().UnixNano() % 1000000
-	if v := os.Getenv("SDMTCP_APPS_SEED"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("SDMTCP_APPS_SEED: %v", err)
-		}
-		seed = n
-	}
-	return seed, nil
-}
-
 // TestApps runs the compatibility suite: SDMTCP_APPS=all (make apps), or a comma-separated
 // list of the programs to run (make apps APPS=lammps,java).
 func TestApps(t *testing.T) {
@@ -362,7 +349,7 @@ func TestApps(t *testing.T) {
 	}
 	c := newCluster(t)
 	needDMTCP(t)
-	seed, err := appsSeed()
+	seed, err := seedFrom("SDMTCP_APPS_SEED") // SDMTCP_APPS_SEED=N replays a run
 	if err != nil {
 		t.Fatal(err)
 	}

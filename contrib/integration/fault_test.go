@@ -18,14 +18,23 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// seedFrom is the seed that the environment variable name gives (a replay), else a new one.
+func seedFrom(name string) (int64, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return time.Now().UnixNano() % 1000000, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %v", name, err)
+	}
+	return n, nil
+}
+
 // faultSeed is the seed of the fault trials: SDMTCP_FAULT_SEED=N replays a run.
 func faultSeed(t *testing.T) int64 {
-	seed := time.Now().UnixNano() % 1000000
-	if v := os.Getenv("SDMTCP_FAULT_SEED"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		require.NoError(t, err, "SDMTCP_FAULT_SEED")
-		seed = n
-	}
+	seed, err := seedFrom("SDMTCP_FAULT_SEED")
+	require.NoError(t, err)
 	t.Logf("fault seed %d (replay: SDMTCP_FAULT_SEED=%d)", seed, seed)
 	return seed
 }
