@@ -288,7 +288,7 @@ func (a *Agent) Serve(ctx context.Context, host string, port int, ready io.Write
 	for {
 		select {
 		case <-stop:
-			err := a.endStep(ctx)
+			err := a.endStep(ctx, sigs)
 			// The plugin waits for the ready pipe's EOF before Slurm hears that the step's
 			// tasks ended: once the coordinator is gone, the marker written and the runtime
 			// folder removed, it is closed, not left to this process's exit.
@@ -393,7 +393,7 @@ const preemptQueryWait = 3 * time.Second
 // reported that its program ended by itself.
 // Anything short of that (a task killed, a launcher killed with it, a node that said
 // nothing) leaves the newest generation to restore.
-func (a *Agent) endStep(ctx context.Context) error {
+func (a *Agent) endStep(ctx context.Context, sigs <-chan os.Signal) error {
 	if a.Life.Stopped() {
 		if exits := a.endedAtStop(); exits != nil {
 			a.Log.WithField("exits", fmt.Sprint(exits)).Info("step finished by itself as Slurm stopped it: " +
@@ -411,10 +411,8 @@ func (a *Agent) endStep(ctx context.Context) error {
 			why = othersEnded(ctx, a.Layout.StepDir, leaderAddr(a.Config, a.Started).Run, a.Config.Nodes, nodeEndedWait)
 		}
 	}
-	if why == "" {
-		if err := a.Life.To(Finished); err != nil {
-			why = fmt.Sprintf("its tasks ended while it was %s", a.Life.Phase())
-		}
+	if why == "" && !a.Life.May(Finished) {
+		why = fmt.Sprintf("its tasks ended while it was %s", a.Life.Phase())
 	}
 	if why != "" {
 		_ = a.Life.To(Killed)
@@ -426,15 +424,70 @@ func (a *Agent) endStep(ctx context.Context) error {
 		return a.shutdown(nil)
 	}
 	a.Log.Info("step finished: stopping the coordinator")
-	return a.shutdown(a.markFinished)
+	return a.shutdown(func() { a.finish(ctx, sigs) })
+}
+
+// stopRaceWait bounds the wait, once a step's tasks ended by themselves, for the SIGTERM of
+// a stop of Slurm's that came as they ended: slurmstepd signals the step's processes one by
+// one, and a program outside DMTCP's reach (dmtcp_nocheckpoint) may end on its SIGTERM
+// before this process has seen its own. The wait ends when the coordinator has exited.
+const stopRaceWait = 500 * time.Millisecond
+
+// finish records that the step ended by itself (Finished: a later run of the job starts it
+// from the top), or, when Slurm's SIGTERM came meanwhile (as its tasks ended, or while the
+// coordinator exits), that it ended as Slurm stopped it (EndedAtStop: the next run does not
+// run it again). Not for a step across nodes, nor for a step of a preempted job: Slurm runs
+// such a job's batch script again, and a step that finished starts from the top.
+func (a *Agent) finish(ctx context.Context, sigs <-chan os.Signal) {
+	if !a.Config.AcrossNodes() && stopCame(sigs, a.Coord.Done(), stopRaceWait) && !a.preempted(ctx) &&
+		a.Life.To(Stopping) == nil && a.Life.To(EndedAtStop) == nil {
+		if exits := a.endedAtStop(); exits != nil {
+			a.Log.WithField("exits", fmt.Sprint(exits)).Info("SIGTERM as the step finished by itself: Slurm stopped it; " +
+				"the next run of the job does not run it again")
+			a.markFinishedAtStop(exits)
+		}
+		return
+	}
+	if a.Life.To(Finished) == nil {
+		a.markFinished()
+	}
+}
+
+// stopCame reports whether a SIGTERM is, or comes, in sigs before gone is closed or max has
+// passed. Other signals are dropped.
+func stopCame(sigs <-chan os.Signal, gone <-chan struct{}, max time.Duration) bool {
+	t := time.NewTimer(max)
+	defer t.Stop()
+	for {
+		select {
+		case s := <-sigs:
+			if s == syscall.SIGTERM {
+				return true
+			}
+		case <-gone:
+			for {
+				select {
+				case s := <-sigs:
+					if s == syscall.SIGTERM {
+						return true
+					}
+				default:
+					return false
+				}
+			}
+		case <-t.C:
+			return false
+		}
+	}
 }
 
 // endedAtStop returns the exit statuses of this node's tasks, by local id, when the step
-// ended by itself as Slurm stopped it: the stop checkpoint found no process left, and every
-// task launcher recorded that its program ended by itself. nil otherwise, and always for a
+// ended by itself as Slurm stopped it: the stop checkpoint found no process left, or was
+// skipped and left the programs running, and every task launcher recorded that its program
+// ended by itself. nil otherwise, and always for a
 // step across nodes (the other nodes' launchers do not see that checkpoint's outcome).
 func (a *Agent) endedAtStop() []int {
-	if a.Life.Phase() != EndedAtStop || a.Config.AcrossNodes() {
+	if !a.Life.OwnEndsCount() || a.Config.AcrossNodes() {
 		return nil
 	}
 	exits := taskExits(a.Layout.RunDir, a.Config.Tasks)
@@ -567,6 +620,19 @@ func (a *Agent) stopFoundNothing(log *logrus.Entry) error {
 	return fmt.Errorf("no process under DMTCP")
 }
 
+// stopSkipped records that a stop took no checkpoint and left the programs running
+// (StopSkipped), which the task launchers learn from proto.StopSkippedFile, written before
+// proto.StoppedFile: a program that ends before Slurm kills it ends by itself, and a step
+// whose every program did so is finished, not restored from an older generation to run
+// that stretch again. Not for a step across nodes, whose other nodes' launchers end as
+// stopped whatever this node does.
+func (a *Agent) stopSkipped(err error) error {
+	if !a.Config.AcrossNodes() && a.Life.To(StopSkipped) == nil {
+		a.mark(proto.StopSkippedFile)
+	}
+	return err
+}
+
 // takeCheckpoint is checkpoint without the control socket's bookkeeping.
 func (a *Agent) takeCheckpoint(ctx context.Context, reason manifest.Reason, stop bool, stage *atomic.Value) (generations.Committed, error) {
 	log := a.Log.WithField("reason", string(reason))
@@ -585,6 +651,9 @@ func (a *Agent) takeCheckpoint(ctx context.Context, reason manifest.Reason, stop
 	if err := a.preflight(); err != nil {
 		log.WithError(err).Error("checkpoint skipped: checkpoint folder unusable")
 		a.progress("checkpoint (%s) skipped: %v (DMTCP would end the application); earlier generations are untouched", reason, err)
+		if stop {
+			return generations.Committed{}, a.stopSkipped(err)
+		}
 		return generations.Committed{}, err
 	}
 	if a.Space != nil {
@@ -595,6 +664,9 @@ func (a *Agent) takeCheckpoint(ctx context.Context, reason manifest.Reason, stop
 			err := fmt.Errorf("the checkpoint folder %s has %d MiB free and the checkpoint needs about %d MiB", a.Layout.CkptDir, sp.Free>>20, sp.need(a.Config.Compress)>>20)
 			log.WithError(err).Error("checkpoint skipped: not enough space")
 			a.progress("checkpoint (%s) skipped: %v (DMTCP would end the application on a full disk); earlier generations are untouched; free space or lower plugstack.conf keep=", reason, err)
+			if stop {
+				return generations.Committed{}, a.stopSkipped(err)
+			}
 			return generations.Committed{}, err
 		}
 	}

@@ -2,8 +2,10 @@ package agent
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -91,6 +93,59 @@ func TestOthersEnded(t *testing.T) {
 				assert.Empty(t, got)
 			} else {
 				assert.Contains(t, got, tc.want)
+			}
+		})
+	}
+}
+
+// A step whose tasks all ended by themselves is finished (a later run starts it from the
+// top), unless Slurm's SIGTERM came as they ended, before the agent saw their end or while
+// the coordinator exits: then it ended as Slurm stopped it, and the next run does not run
+// it again. A SIGTERM after the coordinator's exit is too late to count; a step of a
+// preempted job (Slurm runs its batch script again) is finished either way.
+func TestServeStepThatEndsAsSlurmStopsIt(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		step      string
+		preempted bool
+		sigterm   time.Duration // after the lifeline closes; -1: none
+		quitDelay time.Duration
+		atStop    bool
+	}{
+		{"no SIGTERM", "batch", false, -1, 0, false},
+		{"SIGTERM with the tasks' end", "batch", false, 0, 0, true},
+		{"SIGTERM while the coordinator exits", "batch", false, 100 * time.Millisecond, 300 * time.Millisecond, true},
+		{"SIGTERM after the coordinator exited", "batch", false, 300 * time.Millisecond, 50 * time.Millisecond, false},
+		{"SIGTERM of a preemption", "0", true, 0, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			job := &fakeJob{}
+			if tc.preempted {
+				job.info.PreemptTime = time.Now()
+			}
+			a, coord, _ := newTestAgent(t, Config{JobID: "7", Step: tc.step, Tasks: 2, RestartCount: 3}, job)
+			coord.quitDelay, coord.noPeers = tc.quitDelay, true // the tasks are gone
+			sigs := make(chan os.Signal, 4)
+			a.Signals = sigs
+			lifeline, closeLifeline := io.Pipe()
+			errc := make(chan error, 1)
+			go func() { errc <- a.Serve(context.Background(), "h", 1, io.Discard, lifeline) }()
+			for id, code := range []string{"0\n", "4\n"} {
+				require.NoError(t, os.WriteFile(filepath.Join(a.Layout.RunDir, proto.TaskExitedFile(id)), []byte(code), 0o600))
+			}
+			closeLifeline.Close()
+			if tc.sigterm >= 0 {
+				time.Sleep(tc.sigterm)
+				sigs <- syscall.SIGTERM
+			}
+			require.NoError(t, <-errc)
+			f, err := readFinish(a.Layout.StepDir)
+			require.NoError(t, err)
+			assert.Equal(t, Finished, a.Life.Phase())
+			if tc.atStop {
+				assert.Equal(t, finish{Generation: 0, StopRun: 3, Exits: []int{0, 4}}, f)
+			} else {
+				assert.Equal(t, finish{Generation: 0, StopRun: -1}, f, "finished, not at a stop")
 			}
 		})
 	}

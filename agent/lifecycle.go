@@ -13,7 +13,8 @@ type Phase int
 // ways: it ended by itself (Finished), Slurm stopped it (Stopping: its last checkpoint is
 // the one to restore), or it ended any other way (Killed: a task killed, a restore that gave
 // up; its newest generation is the one to restore). A stop whose checkpoint finds no process
-// left (EndedAtStop) finishes only when every task ended by itself.
+// left (EndedAtStop), or that took no checkpoint and left the programs running (StopSkipped:
+// the checkpoint folder unusable or full), finishes only when every task ended by itself.
 const (
 	Starting Phase = iota
 	Restoring
@@ -21,11 +22,12 @@ const (
 	Checkpointing
 	Stopping
 	EndedAtStop
+	StopSkipped
 	Finished
 	Killed
 )
 
-var phaseNames = [...]string{"starting", "restoring", "running", "checkpointing", "stopping", "ended-at-stop", "finished", "killed"}
+var phaseNames = [...]string{"starting", "restoring", "running", "checkpointing", "stopping", "ended-at-stop", "stop-skipped", "finished", "killed"}
 
 func (p Phase) String() string {
 	if p < 0 || int(p) >= len(phaseNames) {
@@ -37,7 +39,9 @@ func (p Phase) String() string {
 // moves lists, for each phase, the phases it may go to. Finished and Killed are final;
 // Stopping goes nowhere but Killed (the computation ended after Slurm's stop, or before it
 // could be checkpointed) and EndedAtStop (its checkpoint found no process: the programs had
-// ended as Slurm stopped the step), which finishes when every task ended by itself. Else
+// ended as Slurm stopped the step) and StopSkipped (no checkpoint was taken and the programs
+// were left running: one that ends before Slurm kills it ends by itself), which finish when
+// every task ended by itself. Else
 // only a step that runs or restores can finish. A restored program that dies soon after its
 // restore takes the step back from Running to Restoring.
 var moves = map[Phase][]Phase{
@@ -45,8 +49,9 @@ var moves = map[Phase][]Phase{
 	Restoring:     {Restoring, Running, Stopping, Finished, Killed},
 	Running:       {Checkpointing, Restoring, Stopping, Finished, Killed}, // Restoring: a restored program died soon after
 	Checkpointing: {Running, Stopping, Killed},
-	Stopping:      {EndedAtStop, Killed},
+	Stopping:      {EndedAtStop, StopSkipped, Killed},
 	EndedAtStop:   {Finished, Killed},
+	StopSkipped:   {Finished, Killed},
 }
 
 // Lifecycle is a step's phase; its moves are the only place where a step becomes finished
@@ -76,6 +81,18 @@ func (l *Lifecycle) To(next Phase) error {
 	return fmt.Errorf("step lifecycle: %s cannot go to %s", l.phase, next)
 }
 
+// May reports whether To(next) would move now.
+func (l *Lifecycle) May(next Phase) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, p := range moves[l.phase] {
+		if p == next {
+			return true
+		}
+	}
+	return false
+}
+
 // From moves to next only from one of the phases from; it reports whether it moved.
 func (l *Lifecycle) From(next Phase, from ...Phase) bool {
 	l.mu.Lock()
@@ -93,8 +110,16 @@ func (l *Lifecycle) From(next Phase, from ...Phase) bool {
 	return false
 }
 
-// Stopped reports whether Slurm is stopping the step (Stopping, EndedAtStop).
+// Stopped reports whether Slurm is stopping the step (Stopping, EndedAtStop, StopSkipped).
 func (l *Lifecycle) Stopped() bool {
 	p := l.Phase()
-	return p == Stopping || p == EndedAtStop
+	return p == Stopping || p == EndedAtStop || p == StopSkipped
+}
+
+// OwnEndsCount reports whether Slurm's stop left the programs to end by themselves: its
+// checkpoint found none left (EndedAtStop) or was skipped without touching them
+// (StopSkipped).
+func (l *Lifecycle) OwnEndsCount() bool {
+	p := l.Phase()
+	return p == EndedAtStop || p == StopSkipped
 }

@@ -8,7 +8,7 @@ import (
 
 // Every move of the table is allowed and nothing else; a refused move leaves the phase.
 func TestLifecycleMoves(t *testing.T) {
-	all := []Phase{Starting, Restoring, Running, Checkpointing, Stopping, EndedAtStop, Finished, Killed}
+	all := []Phase{Starting, Restoring, Running, Checkpointing, Stopping, EndedAtStop, StopSkipped, Finished, Killed}
 	allowed := map[[2]Phase]bool{}
 	for from, tos := range moves {
 		for _, to := range tos {
@@ -43,6 +43,9 @@ func TestLifecycleDecidesFinished(t *testing.T) {
 		{"stopped by Slurm never finishes", []Phase{Running, Stopping, Finished}, false},
 		{"a stop that found nothing may finish", []Phase{Running, Stopping, EndedAtStop, Finished}, true},
 		{"only a stop finds nothing", []Phase{Running, EndedAtStop}, false},
+		{"a stop that left the programs running may finish", []Phase{Running, Stopping, StopSkipped, Finished}, true},
+		{"only a stop is skipped", []Phase{Running, StopSkipped}, false},
+		{"a skipped stop found nothing too", []Phase{Running, Stopping, StopSkipped, EndedAtStop}, false},
 		{"a checkpoint does not end as finished", []Phase{Running, Checkpointing, Finished}, false},
 		{"killed is final", []Phase{Running, Killed, Running}, false},
 		{"finished is final", []Phase{Running, Finished, Killed}, false},

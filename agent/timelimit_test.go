@@ -95,6 +95,9 @@ type fakeCoord struct {
 	ckpts     int
 	kills     int
 	done      chan struct{}
+	quitOnce  sync.Once
+	// quitDelay: how long after Quit the coordinator's exit is seen (Done closes).
+	quitDelay time.Duration
 	// settled, when set, is called by Settle.
 	settled func()
 }
@@ -132,8 +135,11 @@ func (f *fakeCoord) Settle(context.Context, time.Duration) string {
 	}
 	return ""
 }
-func (f *fakeCoord) Kill(context.Context) error   { f.mu.Lock(); f.kills++; f.mu.Unlock(); return nil }
-func (f *fakeCoord) Quit(context.Context) error   { return nil }
+func (f *fakeCoord) Kill(context.Context) error { f.mu.Lock(); f.kills++; f.mu.Unlock(); return nil }
+func (f *fakeCoord) Quit(context.Context) error {
+	f.quitOnce.Do(func() { time.AfterFunc(f.quitDelay, func() { close(f.done) }) })
+	return nil
+}
 func (f *fakeCoord) WaitUp(context.Context) error { return nil }
 func (f *fakeCoord) Done() <-chan struct{}        { return f.done }
 
@@ -262,9 +268,10 @@ func TestServeMarksFinishedOnlyOnProof(t *testing.T) {
 	}
 }
 
-// A stop whose checkpoint finds no process left, with every task's program recorded as
-// ended by itself, is a finish at the stop: the marker names this run and the tasks' exit
-// statuses, so that the next run does not run the step again. Anything less is a stop.
+// A stop whose checkpoint finds no process left, or that is skipped and leaves the programs
+// running, with every task's program recorded as ended by itself, is a finish at the stop:
+// the marker names this run and the tasks' exit statuses, so that the next run does not run
+// the step again. Anything less is a stop.
 func TestServeStopThatFindsNothing(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
@@ -272,15 +279,16 @@ func TestServeStopThatFindsNothing(t *testing.T) {
 		killFails  bool // the stop's checkpoint fails and ends the computation
 		full       bool // the checkpoint folder has no room for the checkpoint
 		records    map[int]string
-		wantExits  []int // nil: not finished
-		wantMarker bool  // proto.StopFoundNothingFile for the task launchers
+		wantExits  []int  // nil: not finished
+		wantMarker string // for the task launchers: their programs' own ends count
 	}{
-		{"the programs had ended by themselves", true, false, false, map[int]string{0: "0\n", 1: "3\n"}, []int{0, 3}, true},
-		{"one task did not end by itself", true, false, false, map[int]string{0: "0\n"}, nil, true},
-		{"the stop checkpointed the computation", false, false, false, map[int]string{0: "0\n", 1: "0\n"}, nil, false},
-		{"the stop's checkpoint failed and ended the computation", false, true, false, map[int]string{0: "0\n", 1: "0\n"}, nil, false},
-		{"the programs had ended, the disk is full", true, false, true, map[int]string{0: "0\n", 1: "0\n"}, []int{0, 0}, true},
-		{"the disk is full, the computation runs", false, false, true, map[int]string{0: "0\n", 1: "0\n"}, nil, false},
+		{"the programs had ended by themselves", true, false, false, map[int]string{0: "0\n", 1: "3\n"}, []int{0, 3}, proto.StopFoundNothingFile},
+		{"one task did not end by itself", true, false, false, map[int]string{0: "0\n"}, nil, proto.StopFoundNothingFile},
+		{"the stop checkpointed the computation", false, false, false, map[int]string{0: "0\n", 1: "0\n"}, nil, ""},
+		{"the stop's checkpoint failed and ended the computation", false, true, false, map[int]string{0: "0\n", 1: "0\n"}, nil, ""},
+		{"the programs had ended, the disk is full", true, false, true, map[int]string{0: "0\n", 1: "0\n"}, []int{0, 0}, proto.StopFoundNothingFile},
+		{"the disk is full, the programs end in Slurm's kill wait", false, false, true, map[int]string{0: "0\n", 1: "2\n"}, []int{0, 2}, proto.StopSkippedFile},
+		{"the disk is full, Slurm kills a program", false, false, true, map[int]string{1: "0\n"}, nil, proto.StopSkippedFile},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a, coord, _ := newTestAgent(t, Config{JobID: "7", Step: "batch", Tasks: 2, RestartCount: 4}, &fakeJob{})
@@ -298,13 +306,18 @@ func TestServeStopThatFindsNothing(t *testing.T) {
 				_, err := os.Stat(filepath.Join(a.Layout.RunDir, proto.StoppedFile))
 				return err == nil
 			}, 5*time.Second, 10*time.Millisecond, "the stop checkpoint ends")
-			_, err := os.Stat(filepath.Join(a.Layout.RunDir, proto.StopFoundNothingFile))
-			assert.Equal(t, tc.wantMarker, err == nil, "%s", proto.StopFoundNothingFile)
+			for _, m := range []string{proto.StopFoundNothingFile, proto.StopSkippedFile} {
+				_, err := os.Stat(filepath.Join(a.Layout.RunDir, m))
+				assert.Equal(t, tc.wantMarker == m, err == nil, "%s", m)
+			}
 			for id, body := range tc.records { // the launchers report once they see the outcome
 				require.NoError(t, os.WriteFile(filepath.Join(a.Layout.RunDir, proto.TaskExitedFile(id)), []byte(body), 0o600))
 			}
 			closeLifeline.Close()
 			require.NoError(t, <-errc)
+			if tc.wantMarker != "" {
+				assert.Zero(t, coord.kills, "the agent left the programs to end by themselves")
+			}
 			f, err := readFinish(a.Layout.StepDir)
 			require.NoError(t, err)
 			if tc.wantExits == nil {

@@ -87,10 +87,14 @@ func NodeEndedFile(nodeID int) string { return fmt.Sprintf("node-%d.ended", node
 // StopFoundNothingFile appears before StoppedFile when that checkpoint found no process of
 // the computation left: the programs had ended by themselves as Slurm stopped the step, and
 // each task launcher reports its program's own end (TaskExitedFile) as on any other.
+// StopSkippedFile appears instead when the agent took no checkpoint and left the programs
+// running (the checkpoint folder unusable or full): a program that ends before Slurm kills
+// it ended by itself, and is reported so too.
 const (
 	StoppingFile         = "stopping"
 	StoppedFile          = "stopped"
 	StopFoundNothingFile = "stopped-nothing"
+	StopSkippedFile      = "stopped-skipped"
 )
 
 // ForkLockFile, in the step's runtime folder, keeps the start of a checkpoint apart from

@@ -39,7 +39,8 @@ const ExitStopped = 128 + int(syscall.SIGTERM)
 // When the agent stops the computation after a checkpoint (proto.StoppingFile in runDir),
 // Supervise waits, at most stopWait, for the generation to be committed (proto.StoppedFile)
 // before it returns ExitStopped and true; when that checkpoint found no process left
-// (proto.StopFoundNothingFile), the program had ended by itself: its own status, and false.
+// (proto.StopFoundNothingFile), or the agent skipped it and left the program running
+// (proto.StopSkippedFile), the program ended by itself: its own status, and false.
 // A program that its user's own SIGTERM ended also ends with 143, and false.
 func Supervise(path string, argv, env []string, runDir string, joins bool, stopWait time.Duration) (int, bool) {
 	signal.Ignore(syscall.SIGTERM)
@@ -97,9 +98,12 @@ func Supervise(path string, argv, env []string, runDir string, joins bool, stopW
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	// That checkpoint found no process: nothing was stopped, the program ended by itself.
-	if _, err := os.Stat(filepath.Join(runDir, proto.StopFoundNothingFile)); err == nil {
-		return code, false
+	// That checkpoint found no process, or none was taken: nothing was stopped, the
+	// program ended by itself.
+	for _, own := range []string{proto.StopFoundNothingFile, proto.StopSkippedFile} {
+		if _, err := os.Stat(filepath.Join(runDir, own)); err == nil {
+			return code, false
+		}
 	}
 	return ExitStopped, true
 }

@@ -66,7 +66,8 @@ func running(pid int) bool {
 
 // A program that ends while the agent stops the computation is taken for stopped (the
 // agent's own -kc exit is 0 too), unless that checkpoint found no process: then the program
-// had ended by itself, with its own status.
+// had ended by itself, or none was taken and the program left running: then the program
+// ended by itself, with its own status.
 func TestSuperviseOutcomeOfAStop(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
@@ -77,6 +78,7 @@ func TestSuperviseOutcomeOfAStop(t *testing.T) {
 		{"no stop", nil, 3, false},
 		{"stopped by the agent", []string{proto.StoppingFile, proto.StoppedFile}, ExitStopped, true},
 		{"the stop found nothing", []string{proto.StoppingFile, proto.StopFoundNothingFile, proto.StoppedFile}, 3, false},
+		{"the stop was skipped", []string{proto.StoppingFile, proto.StopSkippedFile, proto.StoppedFile}, 3, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			run := t.TempDir()

@@ -448,30 +448,52 @@ print("final", i, flush=True)
 
 // The checkpoint folder fills up: the checkpoints that cannot fit are not attempted (DMTCP
 // would end the application), the application runs on, the earlier generation stays
-// verified, and a requeue restores it. The counter ends exactly.
+// verified. Slurm's stop (a requeue) cannot be checkpointed either: the application runs on
+// in Slurm's KillWait (10 s here). Killed there, it is restored from that generation by the
+// next run; ended by itself there, it is done and not run again. The counter ends exactly,
+// once.
 func TestDiskFullKeepsTheJobAndItsGeneration(t *testing.T) {
-	c := newCluster(t)
-	needDMTCP(t)
-	disk := smallDisk(t, 48)
-	c.withPolicy(t, "min_interval=1 compress=off checkpoint_dir="+disk+"/%u/%j")
-	dir := workdir(t)
-	script := writeScript(t, dir, "grow.py", fmt.Sprintf(growing, 60))
-	out, errf := dir+"/out", dir+"/err"
-	id := c.sbatch(t, dir, "--dmtcp-interval=2s", "-o", out, "-e", errf, script)
-	waitFile(t, errf, "checkpoint (periodic) skipped: the checkpoint folder", 60*time.Second)
-	waitFile(t, out, "count 30\n", 60*time.Second)
-	c.requeue(t, id)
-	j := c.waitDone(t, id, 120*time.Second)
-	assert.Equal(t, "COMPLETED", j.State)
-	b, _ := os.ReadFile(out)
-	assertCountedTo(t, string(b), 60)
-	e, _ := os.ReadFile(errf)
-	assert.Contains(t, string(e), "slurm-dmtcp: checkpoint (periodic) generation 1: ")
-	assert.Contains(t, string(e), "checkpoint (signal) skipped: the checkpoint folder", "the SIGTERM checkpoint could not fit either")
-	assert.Regexp(t, `restart 1: restoring generation \d+ \(checkpoint of [^,]+, periodic\)`, string(e))
-	assert.NotContains(t, string(e), "ASSERT", "DMTCP never hit the full disk")
-	gens, _ := filepath.Glob(filepath.Join(disk, testUser, id, "batch", "gen-*", "MANIFEST.json"))
-	assert.NotEmpty(t, gens)
+	for _, tc := range []struct {
+		name           string
+		counts         int // 0.3 s each; the requeue comes at 30
+		endsInKillWait bool
+	}{
+		{"killed by Slurm, restored", 100, false},
+		{"ends by itself before Slurm kills it", 40, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCluster(t)
+			needDMTCP(t)
+			disk := smallDisk(t, 48)
+			c.withPolicy(t, "min_interval=1 compress=off checkpoint_dir="+disk+"/%u/%j")
+			dir := workdir(t)
+			script := writeScript(t, dir, "grow.py", fmt.Sprintf(growing, tc.counts))
+			out, errf := dir+"/out", dir+"/err"
+			id := c.sbatch(t, dir, "--dmtcp-interval=2s", "-o", out, "-e", errf, script)
+			waitFile(t, errf, "checkpoint (periodic) skipped: the checkpoint folder", 60*time.Second)
+			waitFile(t, out, "count 30\n", 60*time.Second)
+			c.requeue(t, id)
+			j := c.waitDone(t, id, 120*time.Second)
+			e, _ := os.ReadFile(errf)
+			assert.Equal(t, "COMPLETED", j.State, "error file:\n%s", e)
+			b, _ := os.ReadFile(out)
+			assertCountedTo(t, string(b), tc.counts)
+			assert.Equal(t, 1, strings.Count(string(b), fmt.Sprintf("final %d\n", tc.counts)), "the result, once:\n%s", b)
+			assert.Contains(t, string(e), "slurm-dmtcp: checkpoint (periodic) generation 1: ")
+			assert.Contains(t, string(e), "checkpoint (signal) skipped: the checkpoint folder", "the SIGTERM checkpoint could not fit either")
+			if tc.endsInKillWait {
+				assert.Contains(t, string(e), "slurm-dmtcp: restart 1: this step ended by itself as Slurm stopped the run before (exit 0); it is not run again")
+			} else {
+				assert.Regexp(t, `restart 1: restoring generation \d+ \(checkpoint of [^,]+, periodic\)`, string(e))
+			}
+			assert.NotContains(t, string(e), "ASSERT", "DMTCP never hit the full disk")
+			gens, _ := filepath.Glob(filepath.Join(disk, testUser, id, "batch", "gen-*", "MANIFEST.json"))
+			assert.NotEmpty(t, gens)
+			if t.Failed() {
+				logAgents(t, filepath.Join(disk, testUser, id))
+			}
+		})
+	}
 }
 
 // ballastCounter counts with 48 MiB of compressible memory, so that each (compressed)
